@@ -1,0 +1,70 @@
+"""The model registry: ``register_model`` / ``create_model`` / ``list_models``.
+
+Every method is one builder function registered under its name::
+
+    @register_model("baseline")
+    def baseline(*, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101", ...) -> ...
+
+Builders are keyword-only and their defaults are the paper's values. ``create_model`` records the method name
+and the JSON-serialisable arguments on the returned model (``model.config``) so it can be exported and rebuilt.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn as nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model builder under ``name`` (decorator)."""
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
+        _MODELS[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of all registered methods, sorted."""
+    _import_builtin_models()
+    return sorted(_MODELS)
+
+
+def get_model_builder(name: str) -> Callable[..., nn.Module]:
+    _import_builtin_models()
+    if name not in _MODELS:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the registered method ``name``.
+
+    Args:
+        name: a registered method (see ``list_models()``).
+        **kwargs: the builder's keyword arguments (``num_classes``, ``label_graph``, ``backbone``, ...).
+
+    Returns:
+        a :class:`~labelgraph.models.MultiLabelClassifier` whose ``config`` records how to rebuild it.
+    """
+    builder = get_model_builder(name)
+    params = inspect.signature(builder).parameters
+    unknown = [k for k in kwargs if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
+    if unknown:
+        raise TypeError(f"method {name!r} got unknown arguments {unknown}; it accepts: {', '.join(params)}")
+    model = builder(**kwargs)
+    model.config = {"method": name, "kwargs": {k: v for k, v in kwargs.items() if k != "label_graph"}}
+    return model
+
+
+def _import_builtin_models() -> None:
+    # Importing the package runs every method module's @register_model line.
+    import labelgraph.models  # noqa: F401
