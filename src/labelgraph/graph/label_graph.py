@@ -1,0 +1,94 @@
+"""``LabelGraph``: the label statistics a graph method is built from, computed from the train split only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+
+@dataclass
+class LabelGraph:
+    """Class names, per-class image counts, pairwise co-occurrence and (optionally) label embeddings.
+
+    Attributes:
+        class_names: the C class names, in the dataset's order.
+        counts: (C,) number of train images in which each class is present.
+        cooccurrence: (C, C) number of train images in which both classes are present; symmetric, zero diagonal
+            (the convention of ML-GCN's ``adj`` files; the diagonal is ``counts``).
+        num_images: number of train images the statistics were computed on.
+        embeddings: optional (C, D) label embeddings (word vectors, image-based, one-hot).
+        embedding_source: what produced ``embeddings`` (e.g. ``"glove.840B.300d"``).
+    """
+
+    class_names: list[str]
+    counts: torch.Tensor
+    cooccurrence: torch.Tensor
+    num_images: int
+    embeddings: torch.Tensor | None = None
+    embedding_source: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = len(self.class_names)
+        if self.counts.shape != (c,) or self.cooccurrence.shape != (c, c):
+            raise ValueError(
+                f"LabelGraph with {c} classes needs counts ({c},) and cooccurrence ({c}, {c}); "
+                f"got {tuple(self.counts.shape)} and {tuple(self.cooccurrence.shape)}"
+            )
+        if self.embeddings is not None and self.embeddings.shape[0] != c:
+            raise ValueError(f"embeddings have {self.embeddings.shape[0]} rows for {c} classes")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @classmethod
+    def from_targets(cls, targets: np.ndarray | torch.Tensor, class_names: list[str]) -> LabelGraph:
+        """Count classes and pairs over a target matrix (N, C) in {1, 0, -1}; only ``1`` counts as present."""
+        present = torch.as_tensor(np.asarray(targets) == 1, dtype=torch.float64)  # (N, C)
+        if present.shape[1] != len(class_names):
+            raise ValueError(f"targets have {present.shape[1]} columns for {len(class_names)} class names")
+        cooc = present.T @ present  # (C, C), diagonal = counts
+        counts = cooc.diagonal().clone()
+        cooc.fill_diagonal_(0)
+        return cls(list(class_names), counts.float(), cooc.float(), num_images=int(present.shape[0]))
+
+    def save(self, path: str | Path) -> None:
+        """Write to a safetensors file (tensors + JSON metadata); no pickle."""
+        tensors = {"counts": self.counts.contiguous(), "cooccurrence": self.cooccurrence.contiguous()}
+        if self.embeddings is not None:
+            tensors["embeddings"] = self.embeddings.float().contiguous()
+        meta = {
+            "class_names": json.dumps(self.class_names),
+            "num_images": str(self.num_images),
+            "embedding_source": self.embedding_source or "",
+            "extra": json.dumps(self.metadata),
+        }
+        save_file(tensors, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LabelGraph:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"label graph file {str(path)!r} does not exist")
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            return cls(
+                class_names=json.loads(meta["class_names"]),
+                counts=tensors["counts"],
+                cooccurrence=tensors["cooccurrence"],
+                num_images=int(meta["num_images"]),
+                embeddings=tensors.get("embeddings"),
+                embedding_source=meta.get("embedding_source") or None,
+                metadata=json.loads(meta.get("extra", "{}")),
+            )
+        except (SafetensorError, KeyError, json.JSONDecodeError, ValueError) as err:
+            raise ValueError(f"{path}: not a labelgraph graph file ({err})") from err

@@ -1,0 +1,128 @@
+"""Backbones: any timm model (``features_only``) or a torchvision ResNet, as a list of feature maps.
+
+Names: a timm model name (``resnet101``, ``tresnet_m``, ``convnext_tiny``, ...) or ``torchvision/<name>`` for a
+torchvision ResNet/ResNeXt (``torchvision/resnet101``: the ImageNet weights the papers' official code uses).
+
+``pretrained``: ``False`` (random init, no network), ``True`` (the library's default weights from its hub; needs
+a network) or the path of a local weights file (``.safetensors``, or a ``.pth``/``.bin`` state dict read with
+``weights_only=True``). Nothing is downloaded unless ``True`` is asked for.
+
+Stage indices follow timm's ``feature_info``: for ResNets 0 is the stride-2 stem and 1..4 are ``layer1..layer4``
+(strides 4, 8, 16, 32); negative indices count from the deepest stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_TORCHVISION_STAGES = ("relu", "layer1", "layer2", "layer3", "layer4")
+_TORCHVISION_REDUCTIONS = (2, 4, 8, 16, 32)
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a weights file without unpickling code (safetensors, or ``torch.load(weights_only=True)``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "module"):  # common wrappers of released checkpoints
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
+    return state
+
+
+class Backbone(nn.Module):
+    """A feature extractor returning one or several stages.
+
+    Args:
+        name: timm model name, or ``torchvision/<resnet name>``.
+        pretrained: ``False``, ``True`` (hub download) or a local weights file.
+        out_indices: which stages to return (timm ``feature_info`` indices; negative from the end).
+
+    Attributes:
+        channels: channel count of each returned stage.
+        reductions: stride of each returned stage relative to the input.
+        mean, std: the input normalisation the weights expect (TResNet: 0 and 1, i.e. un-normalised input).
+
+    Shapes:
+        images (B, 3, H, W) -> list of (B, channels[i], H / reductions[i], W / reductions[i]), any H and W.
+    """
+
+    def __init__(self, name: str, *, pretrained: bool | str = False, out_indices: Sequence[int] = (-1,)) -> None:
+        super().__init__()
+        self.name = name
+        out_indices = tuple(int(i) for i in out_indices)
+        if name.startswith("torchvision/"):
+            self.body, self.channels, self.reductions = _torchvision_body(
+                name.split("/", 1)[1], pretrained, out_indices
+            )
+            self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        else:
+            self.body = _timm_body(name, pretrained, out_indices)
+            self.channels = list(self.body.feature_info.channels())
+            self.reductions = list(self.body.feature_info.reduction())
+            cfg = getattr(self.body, "pretrained_cfg", None) or {}
+            self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
+            self.std = tuple(cfg.get("std", IMAGENET_STD))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.body(images)
+        return list(feats.values()) if isinstance(feats, dict) else list(feats)
+
+
+def _timm_body(name: str, pretrained: bool | str, out_indices: tuple[int, ...]) -> nn.Module:
+    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+        raise ValueError(
+            f"unknown backbone {name!r}: not a timm model (see timm.list_models()) nor 'torchvision/<name>'"
+        )
+    kwargs: dict = {"features_only": True, "out_indices": out_indices}
+    if isinstance(pretrained, str):
+        if not Path(pretrained).is_file():
+            raise FileNotFoundError(f"pretrained weights file {pretrained!r} for backbone {name!r} does not exist")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(pretrained)})
+    else:
+        kwargs["pretrained"] = bool(pretrained)
+    return timm.create_model(name, **kwargs)
+
+
+def _torchvision_body(
+    name: str, pretrained: bool | str, out_indices: tuple[int, ...]
+) -> tuple[nn.Module, list[int], list[int]]:
+    import torchvision
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    if not (name.startswith("resnet") or name.startswith("resnext") or name.startswith("wide_resnet")):
+        raise ValueError(f"torchvision backbone {name!r} is not supported: use a ResNet/ResNeXt, or a timm name")
+    net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained is True else None)
+    if isinstance(pretrained, str):
+        state = {k: v for k, v in load_state_dict_file(pretrained).items() if not k.startswith("fc.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"{pretrained}: does not match torchvision {name}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+    idx = [i % len(_TORCHVISION_STAGES) for i in out_indices]
+    nodes = {_TORCHVISION_STAGES[i]: str(n) for n, i in enumerate(idx)}
+    body = create_feature_extractor(net, return_nodes=nodes)
+    stage_channels = [net.conv1.out_channels] + [
+        _block_out(stage[-1]) for stage in (net.layer1, net.layer2, net.layer3, net.layer4)
+    ]
+    return body, [stage_channels[i] for i in idx], [_TORCHVISION_REDUCTIONS[i] for i in idx]
+
+
+def _block_out(block: nn.Module) -> int:
+    last_bn = block.bn3 if hasattr(block, "bn3") else block.bn2  # Bottleneck vs BasicBlock
+    return last_bn.num_features

@@ -1,0 +1,88 @@
+"""``MultiLabelClassifier``: the one contract every method follows (backbone + head)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from labelgraph.models.backbone import Backbone
+
+
+class MultiLabelClassifier(nn.Module):
+    """A backbone that produces feature maps and a head that turns them into per-class logits.
+
+    ``forward`` is what evaluation and inference use; ``forward_train`` returns the dict the losses consume
+    (at least ``"logits"``; methods add auxiliary outputs such as a second score branch or contrastive features).
+    A head may define ``forward_train(features) -> dict``; otherwise its logits are wrapped in a dict.
+
+    A head may also declare ``lr_mults = {"submodule_prefix": factor}`` for its own parameter groups
+    (e.g. A-GCN's 4x learning rate on the graph projections); everything else in the head uses factor 1.
+
+    Inputs are float images in [0, 1]: the model applies its backbone's mean/std itself (buffers ``input_mean``,
+    ``input_std``), so the data pipeline and ``predict`` can never use the wrong normalisation (TResNet expects
+    none, ImageNet ResNets expect ImageNet statistics -- a classic source of silently wrong scores).
+
+    Shapes:
+        images (B, 3, H, W) in [0, 1], at any H, W -> logits (B, num_classes).
+    """
+
+    config: dict[str, Any]  # set by registry.create_model: {"method": ..., "kwargs": {...}}
+
+    def __init__(self, backbone: Backbone, head: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.num_classes = num_classes
+        self.config = {}
+        self.register_buffer("input_mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("input_std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Normalise and run the backbone: (B, 3, H, W) in [0, 1] -> list of feature maps."""
+        return self.backbone((images - self.input_mean) / self.input_std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+    def forward_train(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.features(images)
+        if hasattr(self.head, "forward_train"):
+            out = self.head.forward_train(features)
+            if "logits" not in out:
+                raise KeyError(f"{type(self.head).__name__}.forward_train must return a 'logits' entry")
+            return out
+        return {"logits": self.head(features)}
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """Input normalisation expected by the backbone's weights (stored in exported models)."""
+        return {
+            "mean": [round(v, 6) for v in self.input_mean.flatten().tolist()],
+            "std": [round(v, 6) for v in self.input_std.flatten().tolist()],
+        }
+
+    def parameter_groups(self, backbone_lr_mult: float = 1.0) -> list[dict[str, Any]]:
+        """Optimizer parameter groups, each with an ``lr_mult`` relative to the base learning rate.
+
+        Only trainable parameters are returned (frozen ones and buffers, such as fixed graph priors, are not).
+        """
+        groups: list[dict[str, Any]] = [
+            {
+                "name": "backbone",
+                "params": [p for p in self.backbone.parameters() if p.requires_grad],
+                "lr_mult": backbone_lr_mult,
+            }
+        ]
+        head_mults: dict[str, float] = dict(getattr(self.head, "lr_mults", {}))
+        buckets: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in head_mults}
+        rest: list[nn.Parameter] = []
+        for name, param in self.head.named_parameters():
+            if not param.requires_grad:
+                continue
+            prefix = next((p for p in head_mults if name == p or name.startswith(p + ".")), None)
+            (buckets[prefix] if prefix is not None else rest).append(param)
+        groups.append({"name": "head", "params": rest, "lr_mult": 1.0})
+        groups += [{"name": f"head.{p}", "params": ps, "lr_mult": head_mults[p]} for p, ps in buckets.items()]
+        return [g for g in groups if g["params"]]

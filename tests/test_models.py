@@ -1,0 +1,159 @@
+"""Invariants of every registered model (timm-style), plus backbone and registry behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from labelgraph import LabelGraph, create_model, list_models
+from labelgraph.export import load_model, save_model
+from labelgraph.models import Backbone
+from labelgraph.registry import register_model
+
+from .conftest import TINY_BACKBONE
+
+NUM_CLASSES = 6
+
+
+@pytest.fixture(scope="module")
+def label_graph() -> LabelGraph:
+    rng = np.random.default_rng(0)
+    targets = (rng.random((40, NUM_CLASSES)) < 0.4).astype(np.int8)
+    graph = LabelGraph.from_targets(targets, [f"c{i}" for i in range(NUM_CLASSES)])
+    graph.embeddings = torch.randn(NUM_CLASSES, 16)
+    return graph
+
+
+def build(name: str, graph: LabelGraph):
+    return create_model(name, num_classes=NUM_CLASSES, label_graph=graph, backbone=TINY_BACKBONE)
+
+
+@pytest.mark.parametrize("name", list_models())
+class TestEveryModel:
+    def test_logits_shape_at_any_input_size(self, name, label_graph):
+        model = build(name, label_graph).eval()
+        for size in (32, 48, 64):
+            out = model(torch.rand(2, 3, size, size + 16))
+            assert out.shape == (2, NUM_CLASSES)
+            assert torch.isfinite(out).all()
+
+    def test_forward_train_returns_logits_and_every_parameter_gets_a_gradient(self, name, label_graph):
+        model = build(name, label_graph).train()
+        out = model.forward_train(torch.rand(3, 3, 48, 48))
+        assert out["logits"].shape == (3, NUM_CLASSES)
+        loss = sum(
+            v.float().pow(2).mean() for v in out.values() if isinstance(v, torch.Tensor) and v.is_floating_point()
+        )
+        loss.backward()
+        no_grad = [
+            n
+            for n, p in model.named_parameters()
+            if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
+        ]
+        assert not no_grad, f"parameters without a finite gradient: {no_grad[:10]}"
+
+    def test_deterministic_construction_and_forward(self, name, label_graph):
+        x = torch.rand(2, 3, 48, 48)
+        torch.manual_seed(123)
+        a = build(name, label_graph).eval()(x)
+        torch.manual_seed(123)
+        b = build(name, label_graph).eval()(x)
+        assert torch.equal(a, b)
+
+    def test_graph_priors_are_buffers_not_parameters(self, name, label_graph):
+        model = build(name, label_graph)
+        learnable_graph = set(getattr(model.head, "learnable_graph", ()))  # methods that learn a graph say so
+        suspicious = [
+            n
+            for n, _ in model.head.named_parameters()
+            if any(k in n.split(".")[-1] for k in ("adj", "cooc", "prior", "word", "embed"))
+            and n.split(".")[0] not in learnable_graph
+        ]
+        assert not suspicious, f"graph/embedding tensors registered as trainable parameters: {suspicious}"
+        for name_, buf in model.named_buffers():
+            assert not buf.requires_grad, name_
+
+    def test_export_round_trip(self, name, label_graph, tmp_path):
+        model = build(name, label_graph).eval()
+        classes = label_graph.class_names
+        save_model(model, tmp_path / "m", class_names=classes, image_size=48, label_graph=label_graph)
+        loaded, config = load_model(tmp_path / "m")
+        x = torch.rand(2, 3, 48, 48)
+        assert torch.equal(model(x), loaded(x))
+        assert config["class_names"] == classes and config["method"] == name
+        assert config["preprocessing"]["image_size"] == 48
+
+
+def test_registry_errors_name_the_alternatives():
+    with pytest.raises(ValueError, match="available: .*baseline"):
+        create_model("nonexistent", num_classes=3)
+    with pytest.raises(TypeError, match="unknown arguments"):
+        create_model("baseline", num_classes=3, backbone=TINY_BACKBONE, bogus=1)
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("baseline")(lambda **k: None)
+
+
+def test_baseline_pooling_modes():
+    m_max = create_model("baseline", num_classes=3, backbone=TINY_BACKBONE, pool="max").eval()
+    feats = [torch.randn(2, m_max.backbone.channels[-1], 3, 3)]
+    assert torch.allclose(m_max.head(feats), m_max.head.fc(feats[0].amax(dim=(2, 3))))
+    with pytest.raises(ValueError, match="pooling"):
+        create_model("baseline", num_classes=3, backbone=TINY_BACKBONE, pool="median")
+
+
+class TestBackbone:
+    def test_multi_stage_channels_and_strides(self):
+        bb = Backbone("resnet10t", out_indices=(-2, -1))
+        assert bb.channels == [256, 512] and bb.reductions == [16, 32]
+        feats = bb(torch.rand(1, 3, 64, 96))
+        assert [tuple(f.shape) for f in feats] == [(1, 256, 4, 6), (1, 512, 2, 3)]
+
+    def test_torchvision_resnet(self):
+        bb = Backbone("torchvision/resnet18", out_indices=(3, 4))
+        assert bb.channels == [256, 512] and bb.reductions == [16, 32]
+        feats = bb(torch.rand(1, 3, 64, 64))
+        assert [f.shape[1] for f in feats] == [256, 512]
+
+    def test_local_pretrained_file_is_loaded(self, tmp_path):
+        source = Backbone("resnet10t")
+        path = tmp_path / "weights.safetensors"
+        save_file({k: v.contiguous() for k, v in source.body.state_dict().items()}, str(path))
+        loaded = Backbone("resnet10t", pretrained=str(path))
+        for (k, a), b in zip(source.body.state_dict().items(), loaded.body.state_dict().values(), strict=True):
+            assert torch.equal(a, b), k
+
+    def test_torchvision_local_weights(self, tmp_path):
+        import torchvision
+
+        net = torchvision.models.resnet18()
+        path = tmp_path / "r18.pth"
+        torch.save(net.state_dict(), path)
+        bb = Backbone("torchvision/resnet18", pretrained=str(path))
+        assert torch.equal(bb.body.conv1.weight, net.conv1.weight)
+
+    def test_errors(self):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            Backbone("resnet10t", pretrained="/nonexistent/weights.pth")
+        with pytest.raises(ValueError, match="unknown backbone"):
+            Backbone("resnet_does_not_exist")
+        with pytest.raises(ValueError, match="not supported"):
+            Backbone("torchvision/vit_b_16")
+
+    def test_tresnet_expects_unnormalised_input(self):
+        bb = Backbone("tresnet_m")
+        assert bb.mean == (0.0, 0.0, 0.0) and bb.std == (1.0, 1.0, 1.0)
+
+
+def test_parameter_groups_and_lr_multiplier():
+    from labelgraph.task import MultiLabelTask
+
+    task = MultiLabelTask(
+        backbone=TINY_BACKBONE, num_classes=3, backbone_lr_mult=0.1, optimizer=lambda p: torch.optim.SGD(p, lr=0.5)
+    )
+    opt = task.configure_optimizers()
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs == {"backbone": pytest.approx(0.05), "head": pytest.approx(0.5)}
+    n_opt = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    assert n_opt == sum(p.numel() for p in task.model.parameters())
