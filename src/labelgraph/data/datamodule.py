@@ -1,0 +1,165 @@
+"""``MultiLabelDataModule``: splits, transforms, loaders, and what only the data knows (classes, label graph)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import lightning as L
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+from labelgraph.data.formats import load_table, read_class_list
+from labelgraph.data.label_table import LabelTable
+from labelgraph.data.samplers import UnpaddedDistributedSampler
+from labelgraph.data.transforms import TRAIN_PRESETS, eval_transform, train_transform
+from labelgraph.graph import LabelGraph
+
+
+class MultiLabelDataModule(L.LightningDataModule):
+    """Train/val/test splits of a multi-label dataset.
+
+    ``num_classes``, ``class_names`` and ``label_graph`` are available right after construction (they parse the
+    annotation files, not the images), so the CLI can link them into the model. The label graph is computed
+    from the **train split only**.
+
+    Args:
+        train: the train split's annotation source (for ``format="csv"``: a CSV file).
+        val: the validation split (default: none).
+        test: the test split (default: the validation split).
+        format: the dataset format (see ``labelgraph.data.formats.FORMATS``).
+        classes: the class order: a list, a text file with one name per line, or None (from the train split).
+        image_root: folder relative image paths start from (default: each annotation file's folder).
+        image_size: side S of the square network input.
+        train_transform: a train preset of ``labelgraph.data.transforms``.
+        batch_size: training batch size (per device).
+        eval_batch_size: batch size of evaluation (default: ``batch_size``).
+        num_workers: data-loading worker processes.
+        skip_bad_images: skip unreadable images (warned and counted) instead of stopping.
+        check_files: check that every image file exists at setup (a clear error listing the missing ones).
+        drop_last: drop the last incomplete training batch (ADD-GCN does).
+    """
+
+    def __init__(
+        self,
+        train: str,
+        val: str | None = None,
+        test: str | None = None,
+        format: str = "csv",
+        classes: list[str] | str | None = None,
+        image_root: str | None = None,
+        image_size: int = 448,
+        train_transform: str = "ml_gcn",
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 4,
+        skip_bad_images: bool = False,
+        check_files: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_source, self.val_source, self.test_source = train, val, test or val
+        self.format = format
+        self.classes = classes
+        self.image_root = image_root
+        self.image_size = image_size
+        self.train_transform_name = train_transform
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.skip_bad_images = skip_bad_images
+        self.check_files = check_files
+        self.drop_last = drop_last
+        if train_transform not in TRAIN_PRESETS:  # fail at construction, not after the data has loaded
+            raise ValueError(f"unknown train_transform {train_transform!r}; available: {', '.join(TRAIN_PRESETS)}")
+
+    # -- what only the data knows -------------------------------------------------------------------------------
+    @cached_property
+    def train_table(self) -> LabelTable:
+        names = read_class_list(self.classes) if isinstance(self.classes, str) else self.classes
+        return self._load(self.train_source, names)
+
+    @cached_property
+    def val_table(self) -> LabelTable | None:
+        return self._load(self.val_source, self.class_names) if self.val_source else None
+
+    @cached_property
+    def test_table(self) -> LabelTable | None:
+        return self._load(self.test_source, self.class_names) if self.test_source else None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train_table.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.train_table.num_classes
+
+    @cached_property
+    def label_graph(self) -> LabelGraph:
+        return LabelGraph.from_targets(self.train_table.targets, self.class_names)
+
+    def _load(self, source: str, class_names: list[str] | None) -> LabelTable:
+        table = load_table(self.format, source, class_names=class_names, image_root=self.image_root)
+        if self.check_files:
+            missing = table.missing_files()
+            if missing:
+                shown = ", ".join(str(p) for p in missing[:5])
+                raise FileNotFoundError(f"{table.source}: {len(missing)} image file(s) not found, e.g. {shown}")
+        return table
+
+    # -- Lightning hooks --------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.train_set = MultiLabelDataset(
+                self.train_table, train_transform(self.train_transform_name, self.image_size), self.skip_bad_images
+            )
+        for split, stages in (("val", (None, "fit", "validate")), ("test", (None, "test"))):
+            table = getattr(self, f"{split}_table")
+            if stage in stages and table is not None:
+                setattr(
+                    self,
+                    f"{split}_set",
+                    MultiLabelDataset(table, eval_transform(self.image_size), self.skip_bad_images),
+                )
+            elif stage in stages and stage is not None and stage != "fit":
+                raise ValueError(f"no {split} split was given to the data module, so it cannot run '{stage}'")
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_set) if self.val_table is not None else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
+
+    def _eval_loader(self, dataset: MultiLabelDataset) -> DataLoader:
+        sampler = None
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            sampler = UnpaddedDistributedSampler(dataset)
+        return self._loader(dataset, self.eval_batch_size, shuffle=False, sampler=sampler)
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool, drop_last: bool = False, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle if sampler is None else False,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_skipping_bad,
+            drop_last=drop_last,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def describe(self) -> dict:
+        """Sizes and label statistics of every split (for reports)."""
+        out = {"format": self.format, "train": self.train_table.summary(), "classes": self.class_names}
+        for name in ("val", "test"):
+            table = getattr(self, f"{name}_table")
+            if table is not None:
+                out[name] = table.summary()
+        out["train_source"] = str(Path(self.train_source))
+        return out

@@ -1,0 +1,123 @@
+"""The custom CSV format: how users bring their own multi-label data.
+
+One file per split, UTF-8, with a header line that has (at least) the columns ``image`` and ``labels``::
+
+    image,labels
+    photos/0001.jpg,person|dog
+    photos/0002.jpg,cat|?dog
+    photos/0003.jpg,
+
+- ``image``: a path, relative to the image root (by default the CSV's folder) or absolute.
+- ``labels``: class names separated by ``|``. A name prefixed with ``?`` is **unknown** for that image (target -1:
+  ignored by the losses and, by default, by the metrics). A class not listed is **absent** (0). An empty field
+  means no class is present.
+- Other columns are ignored. Class names are case-sensitive and stripped of surrounding spaces.
+
+The class list is given explicitly (``classes`` of the data module: a list or a text file with one name per
+line) or, by default, is the sorted set of names that appear in the train CSV. A name in another split that is
+not in the class list is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from labelgraph.data.label_table import LabelTable
+
+UNKNOWN_PREFIX = "?"
+SEPARATOR = "|"
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file; the message names the file and line."""
+
+
+def _parse_rows(path: Path) -> list[tuple[int, str, list[str]]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None:
+        raise AnnotationError(f"{path}: the file is empty; expected a header line 'image,labels'")
+    header = [h.strip() for h in header]
+    if "image" not in header or "labels" not in header:
+        raise AnnotationError(f"{path}: line 1: header {header} lacks the columns 'image' and 'labels'")
+    i_img, i_lab = header.index("image"), header.index("labels")
+    rows = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) <= i_img or len(row) > len(header):
+            raise AnnotationError(f"{path}: line {line_no}: expected {len(header)} columns, found {len(row)}")
+        image = row[i_img].strip()
+        labels = row[i_lab].strip() if i_lab < len(row) else ""
+        if not image:
+            raise AnnotationError(f"{path}: line {line_no}: empty image path")
+        names = [n.strip() for n in labels.split(SEPARATOR)] if labels else []
+        if any(not n or n == UNKNOWN_PREFIX for n in names):
+            raise AnnotationError(f"{path}: line {line_no}: empty label name in {labels!r}")
+        rows.append((line_no, image, names))
+    return rows
+
+
+def read_csv(
+    path: str | Path, class_names: list[str] | None = None, image_root: str | Path | None = None
+) -> LabelTable:
+    """Parse one split in the custom CSV format.
+
+    Args:
+        path: the CSV file.
+        class_names: the class order; by default the sorted names found in this file.
+        image_root: folder that relative image paths start from (default: the CSV's folder).
+    """
+    path = Path(path)
+    rows = _parse_rows(path)
+    if class_names is None:
+        class_names = sorted({n.removeprefix(UNKNOWN_PREFIX) for _, _, names in rows for n in names})
+        if not class_names:
+            raise AnnotationError(f"{path}: no labels found, so the class list is empty; give `classes` explicitly")
+    index = {name: i for i, name in enumerate(class_names)}
+    targets = np.zeros((len(rows), len(class_names)), dtype=np.int8)
+    for r, (line_no, _, names) in enumerate(rows):
+        for raw in names:
+            name, value = (raw[1:], -1) if raw.startswith(UNKNOWN_PREFIX) else (raw, 1)
+            if name not in index:
+                raise AnnotationError(
+                    f"{path}: line {line_no}: unknown class {name!r} (not among the {len(class_names)} classes)"
+                )
+            if targets[r, index[name]] not in (0, value):
+                raise AnnotationError(f"{path}: line {line_no}: class {name!r} is both present and unknown")
+            targets[r, index[name]] = value
+    root = Path(image_root) if image_root is not None else path.parent
+    return LabelTable([img for _, img, _ in rows], list(class_names), targets, root=root, source=str(path))
+
+
+def write_csv(table: LabelTable, path: str | Path) -> None:
+    """Write a table in the custom CSV format (image paths as stored in the table)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "labels"])
+        for image, row in zip(table.images, table.targets, strict=True):
+            pairs = zip(table.class_names, row, strict=True)
+            names = [("" if v == 1 else UNKNOWN_PREFIX) + n for n, v in pairs if v != 0]
+            writer.writerow([image, SEPARATOR.join(names)])
+
+
+def read_class_list(path: str | Path) -> list[str]:
+    """A text file with one class name per line (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class list {str(path)!r} does not exist")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise AnnotationError(f"{path}: no class names")
+    return names

@@ -1,0 +1,102 @@
+"""Transform presets. Pipelines output float tensors in [0, 1]; the model normalises (see MultiLabelClassifier).
+
+Train presets:
+    ``ml_gcn``: TSN-style ``MultiScaleCrop`` (scales 1, .875, .75, .66, .5; aspect distortion <= 2 steps; 13 fixed
+        offsets) to S x S + horizontal flip, on the raw image (ML-GCN).
+    ``add_gcn``: resize to (S + 64)^2 first, then as ``ml_gcn`` (ADD-GCN, SADCL stage 2).
+    ``asl``: squash-resize to S x S, ``Cutout(0.5)`` (a random-colour square of half the image side), RandAugment
+        (ASL, Query2Label; torchvision's RandAugment stands in for the ``randaugment`` pip package they use).
+    ``flip``: squash-resize + horizontal flip (a light preset for small data).
+    ``none``: the eval pipeline.
+Eval: squash-resize to S x S (every anchor paper tests this way, except SSGRL's 640 -> centre crop 576).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+from PIL import Image, ImageDraw
+from torchvision.transforms import v2
+
+TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "flip", "none")
+ML_GCN_SCALES = (1.0, 0.875, 0.75, 0.66, 0.5)
+
+
+class MultiScaleCrop:
+    """TSN/ML-GCN multi-scale crop: pick a crop side per axis from ``scales`` x min(w, h), with the two sides at most
+    ``max_distort`` scale steps apart, place it at one of 13 fixed offsets, and resize it to ``size`` x ``size``.
+
+    Crop sides within 3 pixels of ``size`` snap to ``size``, as in the original. (ML-GCN's class default scale list
+    has ``875`` where ``.875`` was meant; we use the list its callers pass.)
+    """
+
+    def __init__(self, size: int, scales: Sequence[float] = ML_GCN_SCALES, max_distort: int = 2) -> None:
+        self.size, self.scales, self.max_distort = size, tuple(scales), max_distort
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        w, h = img.size
+        base = min(w, h)
+        sides = [int(base * s) for s in self.scales]
+        sides = [self.size if abs(s - self.size) < 3 else s for s in sides]
+        pairs = [(sw, sh) for i, sh in enumerate(sides) for j, sw in enumerate(sides) if abs(i - j) <= self.max_distort]
+        cw, ch = random.choice(pairs)
+        x, y = random.choice(self._offsets(w, h, cw, ch))
+        return img.crop((x, y, x + cw, y + ch)).resize((self.size, self.size), Image.BILINEAR)
+
+    @staticmethod
+    def _offsets(w: int, h: int, cw: int, ch: int) -> list[tuple[int, int]]:
+        sx, sy = (w - cw) // 4, (h - ch) // 4
+        grid = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1), (1, 3), (3, 3)]
+        return [(i * sx, j * sy) for i, j in grid]
+
+    def __repr__(self) -> str:
+        return f"MultiScaleCrop(size={self.size}, scales={self.scales}, max_distort={self.max_distort})"
+
+
+class Cutout:
+    """ASL's CutoutPIL: a rectangle of ``fraction`` x the image side, random colour, centred at a random point and
+    clipped at the borders. (Query2Label's ``--cutout`` flag yields a degenerate patch; this is the intended one.)"""
+
+    def __init__(self, fraction: float = 0.5) -> None:
+        self.fraction = fraction
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        img = img.copy()
+        w, h = img.size
+        cw, ch = int(self.fraction * w), int(self.fraction * h)
+        cx, cy = random.randint(0, w - 1), random.randint(0, h - 1)
+        box = (max(cx - cw // 2, 0), max(cy - ch // 2, 0), min(cx + cw // 2, w), min(cy + ch // 2, h))
+        if box[2] > box[0] and box[3] > box[1]:
+            colour = tuple(random.randint(0, 255) for _ in range(3))
+            ImageDraw.Draw(img).rectangle(box, fill=colour)
+        return img
+
+    def __repr__(self) -> str:
+        return f"Cutout(fraction={self.fraction})"
+
+
+def _to_tensor() -> list:
+    return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+
+
+def eval_transform(image_size: int) -> v2.Compose:
+    """Squash-resize to ``image_size`` x ``image_size``, float tensor in [0, 1]."""
+    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), *_to_tensor()])
+
+
+def train_transform(preset: str, image_size: int) -> v2.Compose:
+    """The training augmentation ``preset`` (see the module docstring) at ``image_size``."""
+    s = image_size
+    resize = v2.Resize((s, s), antialias=True)
+    steps = {
+        "ml_gcn": [MultiScaleCrop(s), v2.RandomHorizontalFlip()],
+        "add_gcn": [v2.Resize((s + 64, s + 64), antialias=True), MultiScaleCrop(s), v2.RandomHorizontalFlip()],
+        "asl": [resize, Cutout(0.5), v2.RandAugment()],
+        "flip": [resize, v2.RandomHorizontalFlip()],
+        "none": [resize],
+    }
+    if preset not in steps:
+        raise ValueError(f"unknown train transform {preset!r}; available: {', '.join(TRAIN_PRESETS)}")
+    return v2.Compose([*steps[preset], *_to_tensor()])

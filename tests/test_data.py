@@ -1,0 +1,190 @@
+"""Data: the CSV format, robust image loading, transforms, dataset and data module."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from labelgraph.data import (
+    AnnotationError,
+    ImageLoadError,
+    LabelTable,
+    MultiLabelDataModule,
+    MultiLabelDataset,
+    collate_skipping_bad,
+    load_image,
+    read_csv,
+    write_csv,
+)
+from labelgraph.data.transforms import Cutout, MultiScaleCrop, eval_transform, train_transform
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+class TestCSVFormat:
+    def test_present_unknown_absent_and_empty(self, tmp_path):
+        p = write(tmp_path / "a.csv", "image,labels\nx.jpg,cat|?dog\ny.jpg,\nz.jpg,dog\n")
+        t = read_csv(p)
+        assert t.class_names == ["cat", "dog"]
+        assert t.targets.tolist() == [[1, -1], [0, 0], [0, 1]]
+        assert t.path(0) == tmp_path / "x.jpg"
+
+    def test_explicit_class_order_and_extra_columns(self, tmp_path):
+        p = write(tmp_path / "a.csv", "id,image,labels,note\n1,x.jpg,b,hi\n2,y.jpg,a|b,\n")
+        t = read_csv(p, class_names=["b", "a"])
+        assert t.targets.tolist() == [[1, 0], [1, 1]]
+
+    def test_round_trip(self, tmp_path):
+        table = LabelTable(["a.png", "b.png"], ["x", "y", "z"], np.array([[1, -1, 0], [0, 0, 1]]), root=tmp_path)
+        write_csv(table, tmp_path / "t.csv")
+        again = read_csv(tmp_path / "t.csv", class_names=["x", "y", "z"])
+        assert again.images == table.images and (again.targets == table.targets).all()
+
+    @pytest.mark.parametrize(
+        "text, match",
+        [
+            ("", "empty"),
+            ("file,tags\nx.jpg,a\n", "lacks the columns"),
+            ("image,labels\n,a\n", "line 2: empty image path"),
+            ("image,labels\nx.jpg,a||b\n", "line 2: empty label name"),
+            ("image,labels\nx.jpg,a\ny.jpg,zebra\n", "line 3: unknown class 'zebra'"),
+            ("image,labels\nx.jpg,a|?a\n", "both present and unknown"),
+            ("image,labels\nx.jpg,a,extra\n", "expected 2 columns"),
+        ],
+    )
+    def test_malformed_files_name_file_and_line(self, tmp_path, text, match):
+        p = write(tmp_path / "bad.csv", text)
+        with pytest.raises(AnnotationError, match=match) as info:
+            read_csv(p, class_names=["a", "b"])
+        assert "bad.csv" in str(info.value)
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="nope.csv"):
+            read_csv(tmp_path / "nope.csv")
+
+
+class TestImageLoading:
+    @pytest.mark.parametrize("mode", ["L", "1", "CMYK", "P", "RGBA", "LA", "I;16", "I", "F"])
+    def test_every_mode_becomes_rgb(self, tmp_path, mode):
+        img = Image.new(mode, (10, 8))
+        suffix = ".tiff" if mode in ("CMYK", "F", "I", "I;16") else ".png"
+        img.save(tmp_path / f"x{suffix}")
+        out = load_image(tmp_path / f"x{suffix}")
+        assert out.mode == "RGB" and out.size == (10, 8)
+
+    def test_transparent_pixels_become_white(self, tmp_path):
+        Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(tmp_path / "t.png")
+        assert load_image(tmp_path / "t.png").getpixel((0, 0)) == (255, 255, 255)
+
+    def test_exif_orientation_is_applied(self, tmp_path):
+        img = Image.new("RGB", (20, 10))
+        exif = img.getexif()
+        exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+        img.save(tmp_path / "r.jpg", exif=exif)
+        assert load_image(tmp_path / "r.jpg").size == (10, 20)
+
+    def test_truncated_empty_missing_and_non_image_files_name_the_path(self, tmp_path):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, format="JPEG")
+        (tmp_path / "trunc.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+        (tmp_path / "empty.jpg").write_bytes(b"")
+        (tmp_path / "text.jpg").write_text("hello")
+        for name in ("trunc.jpg", "empty.jpg", "text.jpg", "missing.jpg"):
+            with pytest.raises(ImageLoadError, match=name):
+                load_image(tmp_path / name)
+
+
+class TestDataset:
+    def make(self, tmp_path, skip):
+        Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+        (tmp_path / "bad.png").write_bytes(b"broken")
+        table = LabelTable(["ok.png", "bad.png"], ["a"], np.array([[1], [0]]), root=tmp_path)
+        return MultiLabelDataset(table, eval_transform(16), skip_bad_images=skip)
+
+    def test_item_is_unit_range_tensor_and_int8_target(self, tmp_path):
+        image, target = self.make(tmp_path, skip=False)[0]
+        assert image.shape == (3, 16, 16) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
+        assert target.dtype == torch.int8 and target.tolist() == [1]
+
+    def test_bad_image_raises_or_is_skipped_and_counted(self, tmp_path):
+        with pytest.raises(ImageLoadError, match="bad.png"):
+            self.make(tmp_path, skip=False)[1]
+        ds = self.make(tmp_path, skip=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            batch = collate_skipping_bad([ds[0], ds[1]])
+        assert batch[0].shape == (1, 3, 16, 16)
+        assert ds.skipped == [str(tmp_path / "bad.png")] and "bad.png" in str(caught[0].message)
+        assert collate_skipping_bad([ds[1]]) is None
+
+
+class TestTransforms:
+    def test_multiscale_crop_size_and_offsets(self):
+        import random
+
+        random.seed(0)
+        crop = MultiScaleCrop(32)
+        for _ in range(20):
+            assert crop(Image.new("RGB", (100, 60))).size == (32, 32)
+        offsets = MultiScaleCrop._offsets(100, 60, 60, 40)  # steps (10, 5)
+        assert len(offsets) == 13 and (40, 20) in offsets and (20, 10) in offsets
+
+    def test_cutout_paints_a_half_size_square(self):
+        import random
+
+        random.seed(1)
+        img = Cutout(0.5)(Image.new("RGB", (40, 40), (0, 0, 0)))
+        changed = (np.asarray(img).sum(-1) > 0).sum()
+        assert 0 < changed <= 20 * 20
+
+    @pytest.mark.parametrize("preset", ["ml_gcn", "add_gcn", "asl", "flip", "none"])
+    def test_presets_give_unit_range_square_tensors(self, preset):
+        x = train_transform(preset, 24)(Image.new("RGB", (50, 40), (120, 30, 200)))
+        assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and x.max() <= 1
+
+    def test_unknown_preset(self):
+        with pytest.raises(ValueError, match="available"):
+            train_transform("fancy", 24)
+
+
+class TestDataModule:
+    def test_classes_graph_from_train_only_and_loaders(self, tiny_dataset):
+        dm = MultiLabelDataModule(
+            train=str(tiny_dataset / "train.csv"),
+            val=str(tiny_dataset / "val.csv"),
+            classes=str(tiny_dataset / "classes.txt"),
+            image_size=32,
+            batch_size=8,
+            num_workers=0,
+        )
+        assert dm.num_classes == 10 and dm.class_names[0] == "circle"
+        train_targets = dm.train_table.targets
+        assert dm.label_graph.counts.tolist() == (train_targets == 1).sum(0).tolist()
+        assert dm.label_graph.num_images == 48
+        dm.setup("fit")
+        images, targets = next(iter(dm.train_dataloader()))
+        assert images.shape == (8, 3, 32, 32) and targets.shape == (8, 10)
+        assert dm.test_table is dm.val_table or dm.test_table.images == dm.val_table.images
+
+    def test_missing_images_are_reported_with_the_annotation_file(self, tmp_path):
+        write(tmp_path / "train.csv", "image,labels\nnope1.png,a\nnope2.png,b\n")
+        dm = MultiLabelDataModule(train=str(tmp_path / "train.csv"), num_workers=0)
+        with pytest.raises(FileNotFoundError, match=r"train.csv: 2 image file\(s\) not found"):
+            _ = dm.num_classes
+
+    def test_unknown_transform_fails_at_construction(self, tmp_path):
+        with pytest.raises(ValueError, match="train_transform"):
+            MultiLabelDataModule(train="x.csv", train_transform="bogus")
+
+    def test_missing_split_for_stage(self, tiny_dataset):
+        dm = MultiLabelDataModule(train=str(tiny_dataset / "train.csv"), num_workers=0)
+        with pytest.raises(ValueError, match="no test split"):
+            dm.setup("test")
