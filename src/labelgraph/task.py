@@ -1,0 +1,215 @@
+"""``MultiLabelTask``: the one training loop (a LightningModule) shared by every method."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn as nn
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from timm.utils import ModelEmaV3
+
+from labelgraph.graph import LabelGraph
+from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss
+from labelgraph.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
+from labelgraph.registry import create_model
+
+
+def default_optimizer(params: Any) -> torch.optim.Optimizer:
+    """ML-GCN's recipe: SGD, lr 0.1, momentum 0.9, weight decay 1e-4."""
+    return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+
+class MultiLabelTask(L.LightningModule):
+    """Train, validate and test any registered method.
+
+    The network is built from its registry name and arguments; what only the data knows (``num_classes``,
+    ``class_names``, ``label_graph``) is linked in from the data module by the CLI, or passed by the caller.
+
+    Args:
+        method: a registered method (``labelgraph models`` lists them).
+        backbone: timm name or ``torchvision/<name>``.
+        pretrained: backbone weights: False, True (hub) or a local file.
+        model_args: further keyword arguments of the method's builder (its paper defaults otherwise).
+        num_classes: number of classes (linked from the data).
+        class_names: class names in output order (linked from the data; stored in checkpoints and checked on load).
+        label_graph: label statistics of the train split (linked from the data).
+        criterion: classification loss on ``(logits, targets)``; default BCE that ignores unknown targets.
+        aux_losses: method-specific terms computed from ``forward_train`` outputs.
+        optimizer: a callable building the optimizer from parameter groups (default: SGD 0.1/0.9/1e-4).
+        lr_scheduler: a callable building the scheduler from the optimizer (stepped per epoch).
+        backbone_lr_mult: learning-rate factor of the backbone (ML-GCN/ADD-GCN: 0.1).
+        ema_decay: keep an exponential moving average of the weights with this decay (Query2Label: 0.9997) and
+            evaluate it alongside the raw weights (logged under ``val_ema/``); None disables it.
+        metrics: a preset of ``labelgraph.metrics.METRIC_PRESETS`` naming how metrics are computed.
+        threshold: override the preset's probability threshold.
+    """
+
+    def __init__(
+        self,
+        method: str = "baseline",
+        backbone: str = "resnet101",
+        pretrained: bool | str = False,
+        model_args: dict[str, Any] | None = None,
+        num_classes: int = 0,
+        class_names: list[str] | None = None,
+        label_graph: LabelGraph | None = None,
+        criterion: nn.Module | None = None,
+        aux_losses: list[AuxiliaryLoss] | None = None,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        backbone_lr_mult: float = 1.0,
+        ema_decay: float | None = None,
+        metrics: str = "ml_gcn",
+        threshold: float | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes <= 0:
+            raise ValueError("num_classes must be positive (the CLI links it from the data module)")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        if metrics not in METRIC_PRESETS:
+            raise ValueError(f"unknown metrics preset {metrics!r}; available: {', '.join(METRIC_PRESETS)}")
+        self.save_hyperparameters(ignore=["label_graph", "criterion", "aux_losses", "optimizer", "lr_scheduler"])
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.model = create_model(
+            method,
+            num_classes=num_classes,
+            label_graph=label_graph,
+            backbone=backbone,
+            pretrained=pretrained,
+            **(model_args or {}),
+        )
+        self.criterion = criterion if criterion is not None else MaskedBCEWithLogitsLoss()
+        self.aux_losses = nn.ModuleList(aux_losses or [])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.backbone_lr_mult = backbone_lr_mult
+        self.ema: ModelEmaV3 | None = None
+        if ema_decay is not None:
+            self.ema = ModelEmaV3(self.model, decay=ema_decay)
+            self.ema.requires_grad_(False)
+        metric_kwargs = dict(METRIC_PRESETS[metrics])
+        if threshold is not None:
+            metric_kwargs["threshold"] = threshold
+        self.metric_kwargs = metric_kwargs
+        self.eval_metrics = nn.ModuleDict({name: MultiLabelMetrics(**metric_kwargs) for name in ("val", "test")})
+        self.ema_metrics = nn.ModuleDict({name: MultiLabelMetrics(**metric_kwargs) for name in ("val", "test")})
+        self.results: dict[str, dict[str, Any]] = {}  # last computed metrics per stage (incl. per-class AP)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor] | None, batch_idx: int) -> torch.Tensor | None:
+        if batch is None:  # every image of the batch was unreadable and skipped
+            return None
+        images, targets = batch
+        outputs = self.model.forward_train(images)
+        loss = self.criterion(outputs["logits"], targets)
+        self.log("train/cls_loss", loss, batch_size=len(images))
+        for aux in self.aux_losses:
+            term = aux(outputs, targets)
+            self.log(f"train/{aux.name}", term, batch_size=len(images))
+            loss = loss + term
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss ({loss.item()}) at global step {self.global_step} (epoch {self.current_epoch}, "
+                "batch {batch_idx}); lower the learning rate or enable gradient clipping. Checkpoints written so far "
+                "are intact."
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(images))
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+    def _eval_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        if batch is None:
+            return
+        images, targets = batch
+        logits = self.model(images)
+        self.log(f"{stage}/loss", self.criterion(logits, targets), batch_size=len(images), sync_dist=True)
+        self.eval_metrics[stage].update(torch.sigmoid(logits.float()), targets)
+        if self.ema is not None:
+            self.ema_metrics[stage].update(torch.sigmoid(self.ema.module(images).float()), targets)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        for prefix, metric in ((stage, self.eval_metrics[stage]), (f"{stage}_ema", self.ema_metrics[stage])):
+            if prefix.endswith("_ema") and self.ema is None:
+                continue
+            if not metric.update_called:
+                continue
+            result = metric.compute()
+            metric.reset()
+            self.results[prefix] = result
+            scalars = {f"{prefix}/{k}": v for k, v in result.items() if k in SCALAR_KEYS or "_top" in k}
+            scalars = {k: (0.0 if math.isnan(v) else v) for k, v in scalars.items()}
+            main = f"{prefix}/mAP"
+            self.log(main, scalars.pop(main), prog_bar=True)
+            self.log_dict(scalars)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.sigmoid(self.model(images).float())
+
+    # -- optimisation -------------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        groups = self.model.parameter_groups(self.backbone_lr_mult)
+        aux_params = [p for p in self.aux_losses.parameters() if p.requires_grad]
+        if aux_params:
+            groups.append({"name": "aux_losses", "params": aux_params, "lr_mult": 1.0})
+        optimizer = self.optimizer_factory(groups)
+        for group in optimizer.param_groups:  # per-group learning rates relative to the configured one
+            group["lr"] = group["lr"] * group.get("lr_mult", 1.0)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
+        }
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["labelgraph"] = {
+            "class_names": self.class_names,
+            "model_config": self.model.config,
+            "preprocessing": self.model.preprocessing,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("labelgraph", {}).get("class_names")
+        if saved is not None and list(saved) != self.class_names:
+            raise ValueError(class_mismatch_message(saved, self.class_names, "checkpoint", "dataset"))
+
+
+def class_mismatch_message(a: list[str], b: list[str], a_name: str, b_name: str) -> str:
+    """Say how two class lists differ (count, names, order)."""
+    if len(a) != len(b):
+        diff = f"{len(a)} classes in the {a_name}, {len(b)} in the {b_name}"
+    elif set(a) != set(b):
+        diff = f"only in the {a_name}: {sorted(set(a) - set(b))}; only in the {b_name}: {sorted(set(b) - set(a))}"
+    else:
+        first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+        diff = f"same names, different order (position {first}: {a[first]!r} vs {b[first]!r})"
+    only_a, only_b = sorted(set(a) - set(b))[:10], sorted(set(b) - set(a))[:10]
+    extra = (
+        f" [only in {a_name}: {only_a}; only in {b_name}: {only_b}]" if (only_a or only_b) and len(a) != len(b) else ""
+    )
+    return f"the {a_name}'s classes do not match the {b_name}'s: {diff}{extra}"

@@ -1,0 +1,119 @@
+"""The command line: LightningCLI with the shipped demo config (fit, resume, test), models, data, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from labelgraph.cli import main
+from labelgraph.demo import run_demo
+
+from .conftest import TINY_BACKBONE, TINY_SIZE
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+def cli_args(data: Path, epochs: int) -> list[str]:
+    return [
+        "--config",
+        str(DEMO_CONFIG),
+        "--data.train",
+        str(data / "train.csv"),
+        "--data.val",
+        str(data / "val.csv"),
+        "--data.test",
+        str(data / "test.csv"),
+        "--data.classes",
+        str(data / "classes.txt"),
+        "--data.image_size",
+        str(TINY_SIZE),
+        "--data.num_workers",
+        "0",
+        "--model.backbone",
+        TINY_BACKBONE,
+        "--trainer.max_epochs",
+        str(epochs),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    ]
+
+
+@pytest.mark.slow
+def test_fit_resume_and_test_with_the_demo_config(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config writes runs/demo relative to the working directory
+    monkeypatch.setattr("sys.argv", ["labelgraph"])
+    main(["fit", *cli_args(tiny_dataset, 1)])
+    last = tmp_path / "runs" / "demo" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 2  # 48 train images / batch 32: 2 steps per epoch
+    main(["fit", *cli_args(tiny_dataset, 2), "--ckpt_path", "last"])  # resumes: one more epoch, not two
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == 4
+    assert state["loops"]["fit_loop"]["epoch_progress"]["total"]["completed"] == 2
+    main(["test", *cli_args(tiny_dataset, 2), "--ckpt_path", str(last)])
+
+
+def test_models_lists_registered_methods(capsys):
+    assert main(["models"]) == 0
+    assert "baseline" in capsys.readouterr().out.split()
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "fit" in out
+
+
+def test_data_demo_writes_the_csv_dataset(tmp_path, capsys):
+    main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "8"])
+    assert (tmp_path / "d" / "train.csv").read_text().startswith("image,labels")
+    assert len(list((tmp_path / "d" / "images" / "train").glob("*.png"))) == 8
+
+
+@pytest.mark.slow
+def test_demo_writes_results_report_and_models(tmp_path):
+    results = run_demo(
+        out=tmp_path,
+        methods=["baseline"],
+        epochs=1,
+        data="shapes",
+        train_images=32,
+        image_size=TINY_SIZE,
+        batch_size=16,
+        backbone=TINY_BACKBONE,
+        progress=False,
+    )
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["methods"].keys() == results["methods"].keys() == {"baseline"}
+    row = on_disk["methods"]["baseline"]
+    for key in ("mAP", "CF1", "OF1", "CF1_top3", "params", "seconds"):
+        assert isinstance(row[key], (int, float)), key
+    assert on_disk["dataset"]["kind"] == "shapes" and on_disk["dataset"]["sizes"]["train"] == 32
+    assert (tmp_path / "baseline" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "per_class_ap.png").is_file()
+    assert (tmp_path / "curves.png").is_file()
+
+
+def test_demo_rejects_unknown_methods(tmp_path):
+    with pytest.raises(ValueError, match="available"):
+        run_demo(out=tmp_path, methods=["nope"], epochs=1, data="shapes", train_images=8)
+
+
+def test_demo_is_deterministic(tmp_path):
+    kw = dict(
+        methods=["baseline"],
+        epochs=1,
+        data="shapes",
+        train_images=16,
+        image_size=TINY_SIZE,
+        batch_size=8,
+        backbone=TINY_BACKBONE,
+        progress=False,
+    )
+    a = run_demo(out=tmp_path / "a", **kw)["methods"]["baseline"]
+    b = run_demo(out=tmp_path / "b", **kw)["methods"]["baseline"]
+    assert a["mAP"] == b["mAP"] and a["OF1"] == b["OF1"]
