@@ -6,9 +6,10 @@ import lightning as L
 import pytest
 import torch
 
+from labelgraph.classes import class_mismatch_message
 from labelgraph.data import MultiLabelDataModule, MultiLabelDataset
 from labelgraph.data.transforms import eval_transform
-from labelgraph.task import MultiLabelTask, class_mismatch_message
+from labelgraph.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 
@@ -107,7 +108,9 @@ def test_checkpoint_is_pickle_free_and_refuses_other_classes(tiny_dataset, tmp_p
 
 
 def test_class_mismatch_messages():
-    assert "3 classes in the a, 2 in the b" in class_mismatch_message(["x", "y", "z"], ["x", "y"], "a", "b")
+    assert "3 classes in the a, 2 in the b (only in the a: ['z']" in class_mismatch_message(
+        ["x", "y", "z"], ["x", "y"], "a", "b"
+    )
     assert "only in the a: ['z']" in class_mismatch_message(["x", "z"], ["x", "y"], "a", "b")
     assert "position 0" in class_mismatch_message(["x", "y"], ["y", "x"], "a", "b")
 

@@ -11,6 +11,7 @@ import torch.nn as nn
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.utils import ModelEmaV3
 
+from labelgraph.classes import check_same_classes
 from labelgraph.graph import LabelGraph
 from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss
 from labelgraph.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
@@ -117,7 +118,7 @@ class MultiLabelTask(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss ({loss.item()}) at global step {self.global_step} (epoch {self.current_epoch}, "
-                "batch {batch_idx}); lower the learning rate or enable gradient clipping. Checkpoints written so far "
+                f"batch {batch_idx}); lower the learning rate or enable gradient clipping. Checkpoints written so far "
                 "are intact."
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(images))
@@ -195,21 +196,5 @@ class MultiLabelTask(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("labelgraph", {}).get("class_names")
-        if saved is not None and list(saved) != self.class_names:
-            raise ValueError(class_mismatch_message(saved, self.class_names, "checkpoint", "dataset"))
-
-
-def class_mismatch_message(a: list[str], b: list[str], a_name: str, b_name: str) -> str:
-    """Say how two class lists differ (count, names, order)."""
-    if len(a) != len(b):
-        diff = f"{len(a)} classes in the {a_name}, {len(b)} in the {b_name}"
-    elif set(a) != set(b):
-        diff = f"only in the {a_name}: {sorted(set(a) - set(b))}; only in the {b_name}: {sorted(set(b) - set(a))}"
-    else:
-        first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
-        diff = f"same names, different order (position {first}: {a[first]!r} vs {b[first]!r})"
-    only_a, only_b = sorted(set(a) - set(b))[:10], sorted(set(b) - set(a))[:10]
-    extra = (
-        f" [only in {a_name}: {only_a}; only in {b_name}: {only_b}]" if (only_a or only_b) and len(a) != len(b) else ""
-    )
-    return f"the {a_name}'s classes do not match the {b_name}'s: {diff}{extra}"
+        if saved is not None:
+            check_same_classes(saved, self.class_names, "checkpoint", "dataset")
