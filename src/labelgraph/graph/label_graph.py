@@ -11,6 +11,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from labelgraph.graph.knowledge import KnowledgeGraph
+
 
 @dataclass
 class LabelGraph:
@@ -24,6 +26,8 @@ class LabelGraph:
         num_images: number of train images the statistics were computed on.
         embeddings: optional (C, D) label embeddings (word vectors, image-based, one-hot).
         embedding_source: what produced ``embeddings`` (e.g. ``"glove.840B.300d"``).
+        knowledge: optional concept graph with more nodes than classes (GGNN classifier).
+        metadata: free-form strings recorded with the graph (how it was built).
     """
 
     class_names: list[str]
@@ -32,6 +36,7 @@ class LabelGraph:
     num_images: int
     embeddings: torch.Tensor | None = None
     embedding_source: str | None = None
+    knowledge: KnowledgeGraph | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -43,6 +48,8 @@ class LabelGraph:
             )
         if self.embeddings is not None and self.embeddings.shape[0] != c:
             raise ValueError(f"embeddings have {self.embeddings.shape[0]} rows for {c} classes")
+        if self.knowledge is not None and len(self.knowledge.class_nodes) != c:
+            raise ValueError(f"knowledge graph maps {len(self.knowledge.class_nodes)} classes, expected {c}")
 
     @property
     def num_classes(self) -> int:
@@ -64,12 +71,17 @@ class LabelGraph:
         tensors = {"counts": self.counts.contiguous(), "cooccurrence": self.cooccurrence.contiguous()}
         if self.embeddings is not None:
             tensors["embeddings"] = self.embeddings.float().contiguous()
+        if self.knowledge is not None:
+            tensors["knowledge_adjacency"] = self.knowledge.adjacency.float().contiguous()
         meta = {
             "class_names": json.dumps(self.class_names),
             "num_images": str(self.num_images),
             "embedding_source": self.embedding_source or "",
             "extra": json.dumps(self.metadata),
         }
+        if self.knowledge is not None:
+            meta["knowledge_nodes"] = json.dumps(self.knowledge.node_names)
+            meta["knowledge_class_nodes"] = json.dumps(self.knowledge.class_nodes)
         save_file(tensors, str(path), metadata=meta)
 
     @classmethod
@@ -81,6 +93,13 @@ class LabelGraph:
             tensors = load_file(str(path))
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
+            knowledge = None
+            if "knowledge_adjacency" in tensors:
+                knowledge = KnowledgeGraph(
+                    json.loads(meta["knowledge_nodes"]),
+                    tensors["knowledge_adjacency"],
+                    json.loads(meta["knowledge_class_nodes"]),
+                )
             return cls(
                 class_names=json.loads(meta["class_names"]),
                 counts=tensors["counts"],
@@ -88,6 +107,7 @@ class LabelGraph:
                 num_images=int(meta["num_images"]),
                 embeddings=tensors.get("embeddings"),
                 embedding_source=meta.get("embedding_source") or None,
+                knowledge=knowledge,
                 metadata=json.loads(meta.get("extra", "{}")),
             )
         except (SafetensorError, KeyError, json.JSONDecodeError, ValueError) as err:

