@@ -15,7 +15,7 @@ TORCH_SPEC=${LABELGRAPH_TORCH:-"torch==2.14.1 torchvision==0.29.1"}
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,glove]"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \

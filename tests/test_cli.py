@@ -98,6 +98,29 @@ def test_demo_writes_results_report_and_models(tmp_path):
     assert (tmp_path / "curves.png").is_file()
 
 
+@pytest.mark.slow
+def test_demo_trains_the_graph_methods(tmp_path):
+    methods = ["ml_gcn", "ggnn", "iml_gcn"]  # iml_gcn's image embeddings need the baseline: trained, not reported
+    results = run_demo(
+        out=tmp_path,
+        methods=methods,
+        epochs=1,
+        data="shapes",
+        train_images=24,
+        image_size=TINY_SIZE,
+        batch_size=8,
+        backbone=TINY_BACKBONE,
+        progress=False,
+    )
+    assert list(results["methods"]) == methods
+    for method in methods:
+        assert (tmp_path / method / "model" / "model.safetensors").is_file()
+    from labelgraph.export import load_model
+
+    _, config = load_model(tmp_path / "iml_gcn" / "model")
+    assert config["method"] == "iml_gcn"
+
+
 def test_demo_rejects_unknown_methods(tmp_path):
     with pytest.raises(ValueError, match="available"):
         run_demo(out=tmp_path, methods=["nope"], epochs=1, data="shapes", train_images=8)

@@ -23,6 +23,7 @@ def label_graph() -> LabelGraph:
     targets = (rng.random((40, NUM_CLASSES)) < 0.4).astype(np.int8)
     graph = LabelGraph.from_targets(targets, [f"c{i}" for i in range(NUM_CLASSES)])
     graph.embeddings = torch.randn(NUM_CLASSES, 16)
+    graph.embedding_source = "image:test"  # iml_gcn accepts image-based embeddings only
     return graph
 
 

@@ -6,6 +6,8 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
     labelgraph models                       the registered methods, one per line
     labelgraph demo [--methods a,b] ...     synthetic data -> train -> compare -> report
     labelgraph data demo --out DIR          only write the synthetic dataset (used by configs/demo.yaml)
+    labelgraph data graph --train CSV --out G.safetensors [--embeddings onehot|glove:PATH|glove50|image:MODEL]
+                                            label statistics + embeddings (+ --knowledge vg:PATH) from raw annotations
 """
 
 from __future__ import annotations
@@ -100,7 +102,33 @@ def cmd_data(argv: list[str]) -> int:
     demo.add_argument("--data", choices=("auto", "fashion", "shapes"), default="auto")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--images", type=int, default=2000)
+    graph = sub.add_parser("graph", help="build a label graph file from the train split's annotations")
+    graph.add_argument("--train", required=True, help="the train split (for --format csv: its CSV)")
+    graph.add_argument("--out", required=True, help="output .safetensors file")
+    graph.add_argument("--format", default="csv")
+    graph.add_argument("--classes", default=None, help="class list file (default: from the train split)")
+    graph.add_argument("--image-root", default=None)
+    graph.add_argument("--embeddings", default=None, help="onehot | glove:PATH | glove50 | image:MODEL_DIR")
+    graph.add_argument("--pca", type=int, default=None, help="PCA dimension of image embeddings (<= C - 1)")
+    graph.add_argument("--knowledge", default=None, help="vg:relationships.json, or a graph file (CSV/JSON)")
     args = p.parse_args(argv)
+    if args.action == "graph":
+        from labelgraph.graph.build import build_label_graph
+
+        g = build_label_graph(
+            args.train,
+            args.out,
+            format=args.format,
+            classes=args.classes,
+            image_root=args.image_root,
+            embeddings=args.embeddings,
+            pca=args.pca,
+            knowledge=args.knowledge,
+        )
+        emb = "none" if g.embeddings is None else f"{g.embedding_source} {tuple(g.embeddings.shape)}"
+        kg = "" if g.knowledge is None else f", knowledge graph of {len(g.knowledge.node_names)} nodes"
+        print(f"wrote {args.out}: {g.num_classes} classes over {g.num_images} images, embeddings {emb}{kg}")
+        return 0
     from labelgraph.data.synthetic import generate_dataset
 
     n = args.images

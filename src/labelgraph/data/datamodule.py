@@ -9,12 +9,14 @@ import lightning as L
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from labelgraph.classes import check_same_classes
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.samplers import UnpaddedDistributedSampler
 from labelgraph.data.transforms import TRAIN_PRESETS, eval_transform, train_transform
-from labelgraph.graph import LabelGraph
+from labelgraph.graph import LabelGraph, embeddings_from_source
+from labelgraph.graph.knowledge import knowledge_from_source
 
 
 class MultiLabelDataModule(L.LightningDataModule):
@@ -39,6 +41,11 @@ class MultiLabelDataModule(L.LightningDataModule):
         skip_bad_images: skip unreadable images (warned and counted) instead of stopping.
         check_files: check that every image file exists at setup (a clear error listing the missing ones).
         drop_last: drop the last incomplete training batch (ADD-GCN does).
+        label_graph_file: a graph built by ``labelgraph data graph`` (checked against the class list) to use
+            instead of computing one from the train split.
+        embeddings: label embeddings to add to the computed graph: ``onehot``, ``glove:PATH`` or ``glove50``.
+        knowledge_graph: a concept graph for GGNN: ``vg:PATH`` (Visual Genome ``relationships.json``) or a user's
+            graph file (CSV edge list or JSON).
     """
 
     def __init__(
@@ -57,6 +64,9 @@ class MultiLabelDataModule(L.LightningDataModule):
         skip_bad_images: bool = False,
         check_files: bool = True,
         drop_last: bool = False,
+        label_graph_file: str | None = None,
+        embeddings: str | None = None,
+        knowledge_graph: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -72,6 +82,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         self.skip_bad_images = skip_bad_images
         self.check_files = check_files
         self.drop_last = drop_last
+        self.label_graph_file, self.embeddings, self.knowledge_graph = label_graph_file, embeddings, knowledge_graph
         if train_transform not in TRAIN_PRESETS:  # fail at construction, not after the data has loaded
             raise ValueError(f"unknown train_transform {train_transform!r}; available: {', '.join(TRAIN_PRESETS)}")
 
@@ -99,7 +110,17 @@ class MultiLabelDataModule(L.LightningDataModule):
 
     @cached_property
     def label_graph(self) -> LabelGraph:
-        return LabelGraph.from_targets(self.train_table.targets, self.class_names)
+        """The train split's label statistics (or ``label_graph_file``), with the requested embeddings/knowledge."""
+        if self.label_graph_file:
+            graph = LabelGraph.load(self.label_graph_file)
+            check_same_classes(graph.class_names, self.class_names, f"label graph {self.label_graph_file}", "dataset")
+        else:
+            graph = LabelGraph.from_targets(self.train_table.targets, self.class_names)
+        if self.embeddings:
+            graph.embeddings, graph.embedding_source = embeddings_from_source(self.embeddings, self.class_names)
+        if self.knowledge_graph:
+            graph.knowledge = knowledge_from_source(self.knowledge_graph, self.class_names)
+        return graph
 
     def _load(self, source: str, class_names: list[str] | None) -> LabelTable:
         table = load_table(self.format, source, class_names=class_names, image_root=self.image_root)

@@ -1,0 +1,54 @@
+"""IML-GCN: ML-GCN whose node features are image-based (Singh et al.): the class means of a trained CNN's
+pooled features over the train split, reduced with PCA, with a TResNet-M backbone (un-normalised [0, 1] input,
+which the backbone's preprocessing records).
+
+No public code of IML-GCN could be found (REFERENCES §10), so this follows the paper's description: the
+embeddings are computed by ``labelgraph data graph --embeddings image:MODEL_DIR --pca D`` (or
+:func:`labelgraph.graph.image_embeddings`) and stored in the label graph; the model refuses other embeddings so
+that an "IML-GCN" result cannot silently be an ML-GCN with word vectors. The recipe config pairs it with ASL,
+as the TResNet line of work trains.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from labelgraph.graph import LabelGraph
+from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.ml_gcn import GraphSource, build_ml_gcn, require_embeddings
+from labelgraph.registry import register_model
+
+
+@register_model("iml_gcn")
+def iml_gcn(
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "tresnet_m",
+    pretrained: bool | str = False,
+    tau: float = 0.4,
+    p: float = 0.25,
+    adjacency_style: Literal["official", "paper"] = "official",
+    graph: GraphSource = "cooccurrence",
+    hidden: int = 1024,
+    pool: Literal["max", "avg"] = "max",
+) -> MultiLabelClassifier:
+    """IML-GCN: TResNet-M + ML-GCN head over image-based (PCA) node embeddings."""
+    graph_ = require_embeddings("iml_gcn", label_graph, num_classes)
+    if not (graph_.embedding_source or "").startswith("image"):
+        raise ValueError(
+            f"iml_gcn needs image-based label embeddings, the label graph has {graph_.embedding_source!r}: "
+            "compute them with `labelgraph data graph --embeddings image:MODEL_DIR --pca D`"
+        )
+    return build_ml_gcn(
+        num_classes=num_classes,
+        label_graph=graph_,
+        backbone=backbone,
+        pretrained=pretrained,
+        tau=tau,
+        p=p,
+        adjacency_style=adjacency_style,
+        graph=graph,
+        hidden=hidden,
+        pool=pool,
+    )
