@@ -14,6 +14,14 @@ from labelgraph.demo import run_demo
 from .conftest import TINY_BACKBONE, TINY_SIZE
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+TINY_DEMO = {
+    "epochs": 1,
+    "data": "shapes",
+    "image_size": TINY_SIZE,
+    "backbone": TINY_BACKBONE,
+    "progress": False,
+    "pretrain_images": 32,
+}
 
 
 def cli_args(data: Path, epochs: int) -> list[str]:
@@ -79,13 +87,9 @@ def test_demo_writes_results_report_and_models(tmp_path):
     results = run_demo(
         out=tmp_path,
         methods=["baseline"],
-        epochs=1,
-        data="shapes",
         train_images=32,
-        image_size=TINY_SIZE,
         batch_size=16,
-        backbone=TINY_BACKBONE,
-        progress=False,
+        **TINY_DEMO,
     )
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["methods"].keys() == results["methods"].keys() == {"baseline"}
@@ -101,17 +105,7 @@ def test_demo_writes_results_report_and_models(tmp_path):
 @pytest.mark.slow
 def test_demo_trains_the_graph_methods(tmp_path):
     methods = ["ml_gcn", "ggnn", "iml_gcn"]  # iml_gcn's image embeddings need the baseline: trained, not reported
-    results = run_demo(
-        out=tmp_path,
-        methods=methods,
-        epochs=1,
-        data="shapes",
-        train_images=24,
-        image_size=TINY_SIZE,
-        batch_size=8,
-        backbone=TINY_BACKBONE,
-        progress=False,
-    )
+    results = run_demo(out=tmp_path, methods=methods, train_images=24, batch_size=8, **TINY_DEMO)
     assert list(results["methods"]) == methods
     for method in methods:
         assert (tmp_path / method / "model" / "model.safetensors").is_file()
@@ -127,16 +121,7 @@ def test_demo_rejects_unknown_methods(tmp_path):
 
 
 def test_demo_is_deterministic(tmp_path):
-    kw = dict(
-        methods=["baseline"],
-        epochs=1,
-        data="shapes",
-        train_images=16,
-        image_size=TINY_SIZE,
-        batch_size=8,
-        backbone=TINY_BACKBONE,
-        progress=False,
-    )
+    kw = dict(methods=["baseline"], train_images=16, batch_size=8, **TINY_DEMO)
     a = run_demo(out=tmp_path / "a", **kw)["methods"]["baseline"]
     b = run_demo(out=tmp_path / "b", **kw)["methods"]["baseline"]
     assert a["mAP"] == b["mAP"] and a["OF1"] == b["OF1"]

@@ -75,6 +75,7 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--backbone", default="resnet10t")
+    p.add_argument("--pretrain-images", type=int, default=6000, help="isolated items for backbone pretraining")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     from labelgraph.demo import run_demo
@@ -90,6 +91,7 @@ def cmd_demo(argv: list[str]) -> int:
         batch_size=args.batch_size,
         backbone=args.backbone,
         progress=not args.no_progress,
+        pretrain_images=args.pretrain_images,
     )
     return 0
 

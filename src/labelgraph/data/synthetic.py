@@ -36,13 +36,13 @@ from labelgraph.data.formats import write_csv
 from labelgraph.data.label_table import LabelTable
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
-FASHION_CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
+FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
 # Outfit contexts: class -> probability of appearing in a scene of that context.
 FASHION_CONTEXTS = {
     "winter": {"coat": 0.85, "pullover": 0.55, "trouser": 0.6, "ankle_boot": 0.85, "bag": 0.3},
-    "summer": {"tshirt": 0.8, "dress": 0.55, "sandal": 0.85, "bag": 0.4},
+    "summer": {"t-shirt": 0.8, "dress": 0.55, "sandal": 0.85, "bag": 0.4},
     "office": {"shirt": 0.85, "trouser": 0.8, "bag": 0.6},
-    "sport": {"tshirt": 0.7, "pullover": 0.25, "trouser": 0.5, "sneaker": 0.9},
+    "sport": {"t-shirt": 0.7, "pullover": 0.25, "trouser": 0.5, "sneaker": 0.9},
 }
 SHAPE_CLASSES = ["circle", "ring", "square", "diamond", "triangle", "hexagon", "star", "cross", "bar", "crescent"]
 SHAPE_CONTEXTS = {
@@ -119,6 +119,17 @@ def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
             for k in range(n)
         ]
 
+    def bar(angle: float, half_width: float) -> list[tuple[float, float]]:
+        """A rectangle through the centre: length 2r along ``angle``, width 2 * half_width."""
+        dx, dy = r * math.cos(angle), r * math.sin(angle)
+        px, py = -half_width * math.sin(angle), half_width * math.cos(angle)
+        return [
+            (c - dx - px, c - dy - py),
+            (c + dx - px, c + dy - py),
+            (c + dx + px, c + dy + py),
+            (c - dx + px, c - dy + py),
+        ]
+
     if name == "circle":
         d.ellipse((c - r, c - r, c + r, c + r), fill=255)
     elif name == "ring":
@@ -150,30 +161,10 @@ def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
         outer, inner = poly(5, r), poly(5, 0.45 * r, math.pi / 5)
         d.polygon([p for pair in zip(outer, inner, strict=True) for p in pair], fill=255)
     elif name == "cross":
-        w = 0.32 * r
         for angle in (rot, rot + math.pi / 2):
-            dx, dy, px, py = r * math.cos(angle), r * math.sin(angle), w * -math.sin(angle), w * math.cos(angle)
-            d.polygon(
-                [
-                    (c - dx - px, c - dy - py),
-                    (c + dx - px, c + dy - py),
-                    (c + dx + px, c + dy + py),
-                    (c - dx + px, c - dy + py),
-                ],
-                fill=255,
-            )
+            d.polygon(bar(angle, 0.32 * r), fill=255)
     elif name == "bar":
-        w = 0.28 * r
-        dx, dy, px, py = r * math.cos(rot), r * math.sin(rot), w * -math.sin(rot), w * math.cos(rot)
-        d.polygon(
-            [
-                (c - dx - px, c - dy - py),
-                (c + dx - px, c + dy - py),
-                (c + dx + px, c + dy + py),
-                (c - dx + px, c - dy + py),
-            ],
-            fill=255,
-        )
+        d.polygon(bar(rot, 0.28 * r), fill=255)
     else:
         raise ValueError(f"unknown shape {name!r}")
     return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255
@@ -295,3 +286,42 @@ def generate_dataset(
         description[split] = table.summary()
     (out / "dataset.json").write_text(json.dumps(description, indent=2))
     return description
+
+
+def single_item_images(
+    kind: str, n: int, seed: int = 0, size: int = 48, fashion_root: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Isolated items for single-label pretraining (the demo's stand-in for ImageNet pretraining).
+
+    Each image shows one item at a random scale and position, sometimes faint, with noise -- a different task from
+    the multi-label scenes (no context, one label), drawn from the training items only.
+
+    Returns:
+        images (n, size, size, 3) uint8, labels (n,) int64, class names.
+    """
+    folder = find_fashion_mnist(fashion_root)
+    if kind == "auto":
+        kind = "fashion" if folder is not None else "shapes"
+    if kind == "fashion":
+        if folder is None:
+            raise FileNotFoundError("Fashion-MNIST not found (see labelgraph.data.synthetic)")
+        items, names = FashionItems(folder, train=True), FASHION_CLASSES
+    elif kind == "shapes":
+        items, names = ShapeItems(), SHAPE_CLASSES
+    else:
+        raise ValueError(f"unknown synthetic dataset {kind!r}; use fashion, shapes or auto")
+    rng = np.random.default_rng([seed, 99])
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    labels = rng.integers(len(names), size=n)
+    for i, cls in enumerate(labels):
+        item = int(rng.integers(size // 3, size + 1))
+        rgb, mask = items.draw(int(cls), item, rng)
+        if rng.random() < 0.2:
+            rgb, mask = rgb * 0.35, mask * 0.35
+        canvas = np.full((size, size, 3), rng.uniform(0, 50), dtype=np.float32)
+        y0, x0 = (int(rng.integers(0, size - item + 1)) for _ in range(2))
+        region = canvas[y0 : y0 + item, x0 : x0 + item]
+        region[:] = region * (1 - mask[..., None]) + rgb * mask[..., None]
+        canvas += rng.normal(0, 8.0, canvas.shape)
+        images[i] = np.clip(canvas, 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64), list(names)

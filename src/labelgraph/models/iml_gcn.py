@@ -32,6 +32,7 @@ def iml_gcn(
     graph: GraphSource = "cooccurrence",
     hidden: int = 1024,
     pool: Literal["max", "avg"] = "max",
+    classifier_bias: bool = False,
 ) -> MultiLabelClassifier:
     """IML-GCN: TResNet-M + ML-GCN head over image-based (PCA) node embeddings."""
     graph_ = require_embeddings("iml_gcn", label_graph, num_classes)
@@ -51,4 +52,5 @@ def iml_gcn(
         graph=graph,
         hidden=hidden,
         pool=pool,
+        classifier_bias=classifier_bias,
     )

@@ -45,6 +45,9 @@ class MLGCNHead(nn.Module):
         negative_slope: LeakyReLU slope between the GCN layers (0.2).
         learn_graph: make the adjacency a trainable parameter.
         pool: global pooling of the feature map (``max`` in ML-GCN).
+        classifier_bias: add a learned per-class bias to the logits (not in ML-GCN; graphMLC's re-implementation
+            offers it). Without it the class prior must be carried by the generated classifiers, which is
+            unstable when the backbone is not pretrained (see the demo notes in the README).
 
     Shapes:
         features[-1] (B, d, H, W) -> logits (B, C).
@@ -59,6 +62,7 @@ class MLGCNHead(nn.Module):
         negative_slope: float = 0.2,
         learn_graph: bool = False,
         pool: Literal["max", "avg"] = "max",
+        classifier_bias: bool = False,
     ) -> None:
         super().__init__()
         self.register_buffer("label_embed", label_embed.detach().float().clone())
@@ -71,6 +75,7 @@ class MLGCNHead(nn.Module):
         self.gc2 = GraphConvolution(hidden, in_channels)
         self.act = nn.LeakyReLU(negative_slope)
         self.pool = pool
+        self.bias = nn.Parameter(torch.zeros(label_embed.shape[0])) if classifier_bias else None
 
     def classifiers(self) -> torch.Tensor:
         """(C, d): one classifier per class, from the graph."""
@@ -78,7 +83,8 @@ class MLGCNHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = global_pool(features[-1], self.pool)  # (B, d)
-        return x @ self.classifiers().T  # (B, C)
+        logits = x @ self.classifiers().T  # (B, C)
+        return logits + self.bias if self.bias is not None else logits
 
 
 def require_embeddings(method: str, label_graph: LabelGraph | None, num_classes: int) -> LabelGraph:
@@ -116,11 +122,18 @@ def build_ml_gcn(
     graph: GraphSource,
     hidden: int,
     pool: Literal["max", "avg"],
+    classifier_bias: bool = False,
 ) -> MultiLabelClassifier:
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
     adjacency = gcn_adjacency(label_graph, graph, tau, p, adjacency_style)
     head = MLGCNHead(
-        body.channels[-1], label_graph.embeddings, adjacency, hidden=hidden, learn_graph=graph == "learned", pool=pool
+        body.channels[-1],
+        label_graph.embeddings,
+        adjacency,
+        hidden=hidden,
+        learn_graph=graph == "learned",
+        pool=pool,
+        classifier_bias=classifier_bias,
     )
     return MultiLabelClassifier(body, head, num_classes)
 
@@ -138,6 +151,7 @@ def ml_gcn(
     graph: GraphSource = "cooccurrence",
     hidden: int = 1024,
     pool: Literal["max", "avg"] = "max",
+    classifier_bias: bool = False,
 ) -> MultiLabelClassifier:
     """ML-GCN with the official code's defaults (τ = 0.4, p = 0.25, GCN 300 -> 1024 -> 2048 on ResNet-101)."""
     graph_ = require_embeddings("ml_gcn", label_graph, num_classes)
@@ -152,4 +166,5 @@ def ml_gcn(
         graph=graph,
         hidden=hidden,
         pool=pool,
+        classifier_bias=classifier_bias,
     )
