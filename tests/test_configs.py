@@ -13,9 +13,20 @@ from labelgraph.data import MultiLabelDataModule
 from labelgraph.graph import KnowledgeGraph
 from labelgraph.task import MultiLabelTask
 
+from . import fixtures
 from .conftest import TINY_BACKBONE, TINY_SIZE
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+DATA_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "data").glob("*.yaml"))
+FIXTURES = {
+    "coco2014": fixtures.coco,
+    "voc2007": fixtures.voc,
+    "voc2012": lambda p: fixtures.voc(p, 2012),
+    "nuswide": fixtures.nuswide,
+    "nuswide_asl": fixtures.nuswide,
+    "vg500": fixtures.vg500,
+    "mirflickr": fixtures.mirflickr,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +54,8 @@ def test_recipe_instantiates(config, tiny_dataset, graph_file, monkeypatch, tmp_
         "--model.backbone", TINY_BACKBONE, "--model.pretrained", "false",
     ]  # fmt: skip
     data = recipe.get("data", {})
+    if "format_options" in data:  # the recipe's dataset options do not apply to the CSV stand-in
+        args += ["--data.format_options", "{}"]
     if "embeddings" in data:  # the recipe's word-vector file is not here: one-hot stands in
         args += ["--data.embeddings", "onehot"]
     if "label_graph_file" in data:
@@ -62,3 +75,22 @@ def test_every_registered_method_has_a_recipe():
 
     methods = {yaml.safe_load(c.read_text())["model"]["method"] for c in CONFIGS}
     assert set(list_models()) <= methods | {"baseline"}, set(list_models()) - methods
+
+
+@pytest.mark.parametrize("config", DATA_CONFIGS, ids=[c.stem for c in DATA_CONFIGS])
+def test_data_config_trains_one_step_on_its_fixture(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["labelgraph"])
+    root = FIXTURES[config.stem](tmp_path / "data")
+    args = [
+        "fit", "--config", str(config), "--data.root", str(root), "--data.image_size", str(TINY_SIZE),
+        "--data.batch_size", "2", "--data.num_workers", "0", "--model.backbone", TINY_BACKBONE,
+        "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.logger", "false",
+        "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu",
+    ]  # fmt: skip
+    if config.stem == "mirflickr":
+        args += ["--data.format_options", '{"num_images": 10}']
+    cli = LabelGraphCLI(MultiLabelTask, MultiLabelDataModule, args=args)
+    assert cli.trainer.global_step == 1
+    assert cli.datamodule.format == yaml.safe_load(config.read_text())["data"]["format"]

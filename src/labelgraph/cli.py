@@ -8,11 +8,14 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
     labelgraph data demo --out DIR          only write the synthetic dataset (used by configs/demo.yaml)
     labelgraph data graph --train CSV --out G.safetensors [--embeddings onehot|glove:PATH|glove50|image:MODEL]
                                             label statistics + embeddings (+ --knowledge vg:PATH) from raw annotations
+    labelgraph data stats --format F --root R --split S [--json]    label statistics of a split
+    labelgraph data check --format F --root R --split S             open every image; exit 1 if any is bad
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
@@ -96,6 +99,47 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
+def _dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split") -> None:
+    p.add_argument("--format", default="csv", help="csv, coco2014, voc2007, voc2012, nuswide, vg500, mirflickr")
+    p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
+    p.add_argument(split_flag, required=True, help="split name (for csv: the CSV file)")
+    p.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
+    p.add_argument("--image-root", default=None)
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a format option, e.g. --option difficult=negative (repeatable)",
+    )
+
+
+def _format_options(pairs: list[str]) -> dict:
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def _load_split(args: argparse.Namespace, split: str):
+    from labelgraph.data.formats import load_table, read_class_list
+
+    names = read_class_list(args.classes) if args.classes else None
+    return load_table(
+        args.format,
+        split,
+        root=args.root,
+        class_names=names,
+        image_root=args.image_root,
+        **_format_options(args.option),
+    )
+
+
 def cmd_data(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="labelgraph data", description="Datasets and label graphs.")
     sub = p.add_subparsers(dest="action", required=True)
@@ -105,14 +149,16 @@ def cmd_data(argv: list[str]) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--images", type=int, default=2000)
     graph = sub.add_parser("graph", help="build a label graph file from the train split's annotations")
-    graph.add_argument("--train", required=True, help="the train split (for --format csv: its CSV)")
+    _dataset_arguments(graph, "--train")
     graph.add_argument("--out", required=True, help="output .safetensors file")
-    graph.add_argument("--format", default="csv")
-    graph.add_argument("--classes", default=None, help="class list file (default: from the train split)")
-    graph.add_argument("--image-root", default=None)
     graph.add_argument("--embeddings", default=None, help="onehot | glove:PATH | glove50 | image:MODEL_DIR")
     graph.add_argument("--pca", type=int, default=None, help="PCA dimension of image embeddings (<= C - 1)")
     graph.add_argument("--knowledge", default=None, help="vg:relationships.json, or a graph file (CSV/JSON)")
+    stats = sub.add_parser("stats", help="label statistics of a split")
+    _dataset_arguments(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    check = sub.add_parser("check", help="open every image of a split and report the bad ones")
+    _dataset_arguments(check)
     args = p.parse_args(argv)
     if args.action == "graph":
         from labelgraph.graph.build import build_label_graph
@@ -121,6 +167,8 @@ def cmd_data(argv: list[str]) -> int:
             args.train,
             args.out,
             format=args.format,
+            root=args.root,
+            format_options=_format_options(args.option),
             classes=args.classes,
             image_root=args.image_root,
             embeddings=args.embeddings,
@@ -131,6 +179,25 @@ def cmd_data(argv: list[str]) -> int:
         kg = "" if g.knowledge is None else f", knowledge graph of {len(g.knowledge.node_names)} nodes"
         print(f"wrote {args.out}: {g.num_classes} classes over {g.num_images} images, embeddings {emb}{kg}")
         return 0
+    if args.action == "stats":
+        from labelgraph.data.inspect import split_statistics
+
+        stats_ = split_statistics(_load_split(args, args.split))
+        if args.json:
+            print(json.dumps(stats_))
+        else:
+            for key, value in stats_.items():
+                print(f"{key}: {value}")
+        return 0
+    if args.action == "check":
+        from labelgraph.data.inspect import check_images
+
+        table = _load_split(args, args.split)
+        problems = check_images(table)
+        for path, error in problems:
+            print(f"{path}: {error}")
+        print(f"checked {len(table)} images of {table.source}: {len(problems)} problem(s)")
+        return 1 if problems else 0
     from labelgraph.data.synthetic import generate_dataset
 
     n = args.images

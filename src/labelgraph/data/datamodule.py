@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch.distributed as dist
@@ -27,10 +28,14 @@ class MultiLabelDataModule(L.LightningDataModule):
     from the **train split only**.
 
     Args:
-        train: the train split's annotation source (for ``format="csv"``: a CSV file).
+        train: the train split (a split name such as ``train2014``... see the format; for ``csv``: a CSV file).
         val: the validation split (default: none).
         test: the test split (default: the validation split).
-        format: the dataset format (see ``labelgraph.data.formats.FORMATS``).
+        format: the dataset format (see ``labelgraph.data.formats``).
+        root: the folder the dataset's archive unpacks into (every format but ``csv``; for ``csv``, optional:
+            split files are then relative to it).
+        format_options: the format's options, e.g. ``{"difficult": "negative"}`` for VOC, ``{"class_order":
+            "alphabetical", "include_unlabeled": false}`` for COCO as ML-GCN.
         classes: the class order: a list, a text file with one name per line, or None (from the train split).
         image_root: folder relative image paths start from (default: each annotation file's folder).
         image_size: side S of the square network input.
@@ -54,6 +59,8 @@ class MultiLabelDataModule(L.LightningDataModule):
         val: str | None = None,
         test: str | None = None,
         format: str = "csv",
+        root: str | None = None,
+        format_options: dict[str, Any] | None = None,
         classes: list[str] | str | None = None,
         image_root: str | None = None,
         image_size: int = 448,
@@ -71,7 +78,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.train_source, self.val_source, self.test_source = train, val, test or val
-        self.format = format
+        self.format, self.root, self.format_options = format, root, dict(format_options or {})
         self.classes = classes
         self.image_root = image_root
         self.image_size = image_size
@@ -123,7 +130,14 @@ class MultiLabelDataModule(L.LightningDataModule):
         return graph
 
     def _load(self, source: str, class_names: list[str] | None) -> LabelTable:
-        table = load_table(self.format, source, class_names=class_names, image_root=self.image_root)
+        table = load_table(
+            self.format,
+            source,
+            root=self.root,
+            class_names=class_names,
+            image_root=self.image_root,
+            **self.format_options,
+        )
         if self.check_files:
             missing = table.missing_files()
             if missing:

@@ -20,6 +20,8 @@ def build_label_graph(
     out: str | Path,
     *,
     format: str = "csv",
+    root: str | None = None,
+    format_options: dict | None = None,
     classes: str | None = None,
     image_root: str | None = None,
     embeddings: str | None = None,
@@ -36,9 +38,14 @@ def build_label_graph(
         knowledge: ``vg:relationships.json`` or a user's graph file.
     """
     names = read_class_list(classes) if classes else None
-    table = load_table(format, train, class_names=names, image_root=image_root)
+    table = load_table(format, train, root=root, class_names=names, image_root=image_root, **(format_options or {}))
     graph = LabelGraph.from_targets(table.targets, table.class_names)
-    graph.metadata = {"train": str(train), "format": format}
+    graph.metadata = {
+        "train": str(train),
+        "format": format,
+        "root": str(root or ""),
+        "options": str(format_options or {}),
+    }
     if embeddings and embeddings.startswith("image:"):
         from labelgraph.export import load_model
 
