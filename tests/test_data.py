@@ -58,6 +58,7 @@ class TestCSVFormat:
             ("image,labels\nx.jpg,a\ny.jpg,zebra\n", "line 3: unknown class 'zebra'"),
             ("image,labels\nx.jpg,a|?a\n", "both present and unknown"),
             ("image,labels\nx.jpg,a,extra\n", "expected 2 columns"),
+            ("image,labels\nx.jpg,a\ny.jpg,b\nx.jpg,b\n", "line 4: image 'x.jpg' is already listed on line 2"),
         ],
     )
     def test_malformed_files_name_file_and_line(self, tmp_path, text, match):

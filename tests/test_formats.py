@@ -148,6 +148,8 @@ class TestVG500AndMIRFLICKR:
         t = load_table("vg500", "train", root=root)
         assert t.num_classes == 500 and t.class_names[7] == "class_7"
         assert np.flatnonzero(t.targets[0]).tolist() == [0, 499] and np.flatnonzero(t.targets[1]).tolist() == [7]
+        s = split_statistics(load_table("vg500", "test", root=root))
+        assert (s["num_images"], s["empty_images"], s["label_cardinality"], s["missing_files"]) == (1, 1, 0.0, 0)
         (root / "vg_category_500_labels_index.json").write_text(json.dumps({"1.jpg": [500]}))
         with pytest.raises(AnnotationError, match="label index 500 outside"):
             load_table("vg500", "train", root=root)
@@ -162,6 +164,9 @@ class TestVG500AndMIRFLICKR:
         sky, dog = everything.class_names.index("sky"), everything.class_names.index("dog")
         assert everything.targets[:, sky].tolist() == [1, 1, 1] + [0] * 7
         assert everything.targets[:, dog].tolist() == [0, 1] + [0] * 7 + [1]
+        s = split_statistics(everything)
+        assert s["class_counts"]["sky"] == 3 and s["class_counts"]["dog"] == 2 and s["empty_images"] == 6
+        assert s["label_cardinality"] == pytest.approx(0.5)
         relevant = load_table("mirflickr", "all", root=root, num_images=10, relevant=True)
         assert relevant.targets[:, sky].sum() == 1
         (root / "annotations" / "sky.txt").write_text("1\nim2\n")

@@ -50,7 +50,8 @@ def _parse_rows(path: Path) -> list[tuple[int, str, list[str]]]:
     if "image" not in header or "labels" not in header:
         raise AnnotationError(f"{path}: line 1: header {header} lacks the columns 'image' and 'labels'")
     i_img, i_lab = header.index("image"), header.index("labels")
-    rows = []
+    rows: list[tuple[int, str, list[str]]] = []
+    seen: dict[str, int] = {}
     for line_no, row in enumerate(reader, start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -63,6 +64,9 @@ def _parse_rows(path: Path) -> list[tuple[int, str, list[str]]]:
         names = [n.strip() for n in labels.split(SEPARATOR)] if labels else []
         if any(not n or n == UNKNOWN_PREFIX for n in names):
             raise AnnotationError(f"{path}: line {line_no}: empty label name in {labels!r}")
+        if image in seen:
+            raise AnnotationError(f"{path}: line {line_no}: image {image!r} is already listed on line {seen[image]}")
+        seen[image] = line_no
         rows.append((line_no, image, names))
     return rows
 
