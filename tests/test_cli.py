@@ -104,7 +104,13 @@ def test_demo_writes_results_report_and_models(tmp_path):
 
 @pytest.mark.slow
 def test_demo_trains_the_graph_methods(tmp_path):
-    methods = ["ml_gcn", "ggnn", "iml_gcn"]  # iml_gcn's image embeddings need the baseline: trained, not reported
+    methods = [
+        "ml_gcn",
+        "ggnn",
+        "iml_gcn",
+        "a_gcn",
+        "lglm",
+    ]  # iml_gcn's image embeddings need the baseline: trained, not reported
     results = run_demo(out=tmp_path, methods=methods, train_images=24, batch_size=8, **TINY_DEMO)
     assert list(results["methods"]) == methods
     for method in methods:

@@ -79,6 +79,9 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--backbone", default="resnet10t")
     p.add_argument("--pretrain-images", type=int, default=6000, help="isolated items for backbone pretraining")
+    p.add_argument(
+        "--model-args", default=None, help='JSON builder arguments for the methods, e.g. \'{"fusion": "dot"}\''
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     from labelgraph.demo import run_demo
@@ -95,6 +98,7 @@ def cmd_demo(argv: list[str]) -> int:
         backbone=args.backbone,
         progress=not args.no_progress,
         pretrain_images=args.pretrain_images,
+        model_args=json.loads(args.model_args) if args.model_args else None,
     )
     return 0
 

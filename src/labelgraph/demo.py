@@ -130,12 +130,14 @@ def train_one(
     backbone: str,
     progress: bool,
     pretrained: bool | str = False,
+    model_args: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]], MultiLabelTask]:
     L.seed_everything(seed, workers=True, verbose=False)
     task = MultiLabelTask(
         method=method,
         backbone=backbone,
         pretrained=pretrained,
+        model_args=model_args,
         backbone_lr_mult=0.1 if pretrained else 1.0,  # the papers' recipe: fine-tune the backbone at 0.1x
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
@@ -193,8 +195,12 @@ def run_demo(
     backbone: str = DEMO_BACKBONE,
     progress: bool = True,
     pretrain_images: int = 6000,
+    model_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
+
+    Args:
+        model_args: builder arguments given to every method trained (e.g. ``{"fusion": "dot"}`` for LGLM).
 
     Returns:
         the content of ``results.json``.
@@ -233,7 +239,8 @@ def run_demo(
     for method in order:
         graph = image_label_graph(trained["baseline"].model, dm) if method == "iml_gcn" else dm.label_graph
         print(f"training {method} ...")
-        row, history, task = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights))
+        args = model_args if method in methods else None  # not for the baseline trained only for IML-GCN
+        row, history, task = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights), args)
         trained[method] = task
         if method not in methods:
             continue
@@ -253,6 +260,7 @@ def run_demo(
             "label_embeddings": dm.label_graph.embedding_source,
             "pretraining": f"single-label, isolated {dataset['kind']} items, {pretrain_images} images, 48 px, 2 epochs",
             "backbone_lr_mult": 0.1,
+            "model_args": model_args or {},
         },
         "history": histories,
     }

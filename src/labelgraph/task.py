@@ -13,7 +13,7 @@ from timm.utils import ModelEmaV3
 
 from labelgraph.classes import check_same_classes
 from labelgraph.graph import LabelGraph
-from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss
+from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss, default_aux_losses
 from labelgraph.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.registry import create_model
 
@@ -38,7 +38,8 @@ class MultiLabelTask(L.LightningModule):
         class_names: class names in output order (linked from the data; stored in checkpoints and checked on load).
         label_graph: label statistics of the train split (linked from the data).
         criterion: classification loss on ``(logits, targets)``; default BCE that ignores unknown targets.
-        aux_losses: method-specific terms computed from ``forward_train`` outputs.
+        aux_losses: method-specific terms computed from ``forward_train`` outputs; None (default) applies the
+            method's paper terms (``labelgraph.losses.METHOD_AUX_LOSSES``, e.g. A-GCN's graph sparsity), [] none.
         optimizer: a callable building the optimizer from parameter groups (default: SGD 0.1/0.9/1e-4).
         lr_scheduler: a callable building the scheduler from the optimizer (stepped per epoch).
         backbone_lr_mult: learning-rate factor of the backbone (ML-GCN/ADD-GCN: 0.1).
@@ -84,7 +85,7 @@ class MultiLabelTask(L.LightningModule):
             **(model_args or {}),
         )
         self.criterion = criterion if criterion is not None else MaskedBCEWithLogitsLoss()
-        self.aux_losses = nn.ModuleList(aux_losses or [])
+        self.aux_losses = nn.ModuleList(default_aux_losses(method) if aux_losses is None else aux_losses)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.backbone_lr_mult = backbone_lr_mult

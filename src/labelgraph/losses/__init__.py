@@ -1,7 +1,17 @@
-"""Losses: BCE with unknown-label masking, ASL, and the base of auxiliary (method-specific) terms."""
+"""Losses: BCE with unknown-label masking, ASL, and auxiliary (method-specific) terms."""
 
 from labelgraph.losses.asl import ASL_PRESETS, AsymmetricLoss
 from labelgraph.losses.auxiliary import AuxiliaryLoss
 from labelgraph.losses.bce import MaskedBCEWithLogitsLoss
+from labelgraph.losses.graph_sparsity import GraphSparsityLoss
+from labelgraph.losses.method_losses import METHOD_AUX_LOSSES, default_aux_losses
 
-__all__ = ["ASL_PRESETS", "AsymmetricLoss", "AuxiliaryLoss", "MaskedBCEWithLogitsLoss"]
+__all__ = [
+    "ASL_PRESETS",
+    "METHOD_AUX_LOSSES",
+    "AsymmetricLoss",
+    "AuxiliaryLoss",
+    "GraphSparsityLoss",
+    "MaskedBCEWithLogitsLoss",
+    "default_aux_losses",
+]
