@@ -106,6 +106,10 @@ def test_data_module_embeddings_and_graph_file(tiny_dataset, tmp_path):
     kw = dict(train=str(tiny_dataset / "train.csv"), classes=str(tiny_dataset / "classes.txt"), num_workers=0)
     dm = MultiLabelDataModule(**kw, embeddings="onehot")
     assert dm.label_graph.embedding_source == "onehot"
+    model = create_model("baseline", num_classes=10, backbone=TINY_BACKBONE)
+    save_model(model, tmp_path / "m", class_names=dm.class_names, image_size=32)
+    image = MultiLabelDataModule(**kw, embeddings=f"image:{tmp_path / 'm'}").label_graph
+    assert image.embedding_source == "image:m" and image.embeddings.shape == (10, model.backbone.channels[-1])
     other = LabelGraph.from_targets(np.zeros((2, 10), dtype=np.int8), [f"k{i}" for i in range(10)])
     other.save(tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="label graph .* do not match the dataset"):

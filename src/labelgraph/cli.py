@@ -206,7 +206,10 @@ def cmd_data(argv: list[str]) -> int:
 
     n = args.images
     info = generate_dataset(args.out, kind=args.data, seed=args.seed, sizes={"train": n, "val": n // 4, "test": n // 4})
-    print(f"wrote {info['kind']} scenes to {args.out}: " + ", ".join(f"{k} {info[k]['images']}" for k in info["sizes"]))
+    print(
+        f"wrote {info['kind']} scenes to {args.out}: "
+        + ", ".join(f"{k} {info[k]['num_images']}" for k in info["sizes"])
+    )
     return 0
 
 

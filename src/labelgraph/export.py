@@ -76,7 +76,7 @@ def save_model(
     }
     if label_graph is not None:
         _atomic_write(out / "label_graph.safetensors", label_graph.save)
-    _atomic_write(out / "model.safetensors", lambda p: save_safetensors_from(model.eval(), p))
+    _atomic_write(out / "model.safetensors", lambda p: save_safetensors_from(model, p))
     _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2)))
     return out
 

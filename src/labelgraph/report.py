@@ -65,9 +65,9 @@ def write_report(out: Path, results: dict[str, Any], history: dict, per_class: d
     text = [
         "# labelgraph demo report",
         "",
-        f"Dataset: synthetic **{data['kind']}** scenes (seed {data['seed']}), {data['train']['images']} train / "
-        f"{data['val']['images']} val / {data['test']['images']} test images, {len(class_names)} classes, "
-        f"{data['train']['labels_per_image']:.2f} labels per image. Metrics on the test split, in percent "
+        f"Dataset: synthetic **{data['kind']}** scenes (seed {data['seed']}), {data['train']['num_images']} train / "
+        f"{data['val']['num_images']} val / {data['test']['num_images']} test images, {len(class_names)} classes, "
+        f"{data['train']['label_cardinality']:.2f} labels per image. Metrics on the test split, in percent "
         "(mAP non-interpolated; CF1 harmonic; threshold 0.5).",
         "",
         results_table(results["methods"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -16,8 +15,7 @@ from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.samplers import UnpaddedDistributedSampler
 from labelgraph.data.transforms import TRAIN_PRESETS, eval_transform, train_transform
-from labelgraph.graph import LabelGraph, embeddings_from_source
-from labelgraph.graph.knowledge import knowledge_from_source
+from labelgraph.graph import LabelGraph
 
 
 class MultiLabelDataModule(L.LightningDataModule):
@@ -48,7 +46,8 @@ class MultiLabelDataModule(L.LightningDataModule):
         drop_last: drop the last incomplete training batch (ADD-GCN does).
         label_graph_file: a graph built by ``labelgraph data graph`` (checked against the class list) to use
             instead of computing one from the train split.
-        embeddings: label embeddings to add to the computed graph: ``onehot``, ``glove:PATH`` or ``glove50``.
+        embeddings: label embeddings to add to the graph: ``onehot``, ``glove:PATH``, ``glove50`` or
+            ``image:MODEL_DIR`` (IML-GCN's class means of an exported model's features over the train split).
         knowledge_graph: a concept graph for GGNN: ``vg:PATH`` (Visual Genome ``relationships.json``) or a user's
             graph file (CSV edge list or JSON).
     """
@@ -118,16 +117,14 @@ class MultiLabelDataModule(L.LightningDataModule):
     @cached_property
     def label_graph(self) -> LabelGraph:
         """The train split's label statistics (or ``label_graph_file``), with the requested embeddings/knowledge."""
+        from labelgraph.graph.build import add_extras
+
         if self.label_graph_file:
             graph = LabelGraph.load(self.label_graph_file)
             check_same_classes(graph.class_names, self.class_names, f"label graph {self.label_graph_file}", "dataset")
         else:
             graph = LabelGraph.from_targets(self.train_table.targets, self.class_names)
-        if self.embeddings:
-            graph.embeddings, graph.embedding_source = embeddings_from_source(self.embeddings, self.class_names)
-        if self.knowledge_graph:
-            graph.knowledge = knowledge_from_source(self.knowledge_graph, self.class_names)
-        return graph
+        return add_extras(graph, self.train_table, embeddings=self.embeddings, knowledge=self.knowledge_graph)
 
     def _load(self, source: str, class_names: list[str] | None) -> LabelTable:
         table = load_table(
@@ -188,13 +185,3 @@ class MultiLabelDataModule(L.LightningDataModule):
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,
         )
-
-    def describe(self) -> dict:
-        """Sizes and label statistics of every split (for reports)."""
-        out = {"format": self.format, "train": self.train_table.summary(), "classes": self.class_names}
-        for name in ("val", "test"):
-            table = getattr(self, f"{name}_table")
-            if table is not None:
-                out[name] = table.summary()
-        out["train_source"] = str(Path(self.train_source))
-        return out

@@ -53,13 +53,3 @@ class LabelTable:
     def missing_files(self) -> list[Path]:
         """Paths that do not exist on disk."""
         return [p for p in map(self.path, range(len(self))) if not p.is_file()]
-
-    def summary(self) -> dict[str, float]:
-        pos = self.targets == 1
-        return {
-            "images": len(self),
-            "classes": self.num_classes,
-            "labels_per_image": float(pos.sum(1).mean()) if len(self) else 0.0,
-            "unknown_fraction": float((self.targets == -1).mean()) if len(self) else 0.0,
-            "images_without_labels": int((pos.sum(1) == 0).sum()),
-        }

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from labelgraph.data.formats import write_csv
+from labelgraph.data.inspect import split_statistics
 from labelgraph.data.label_table import LabelTable
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -283,7 +284,7 @@ def generate_dataset(
             rows.append(target)
         table = LabelTable(paths, class_names, np.stack(rows) if rows else np.zeros((0, len(class_names))), root=out)
         write_csv(table, out / f"{split}.csv")
-        description[split] = table.summary()
+        description[split] = split_statistics(table)
     (out / "dataset.json").write_text(json.dumps(description, indent=2))
     return description
 
