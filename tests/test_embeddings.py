@@ -63,40 +63,13 @@ def test_image_embeddings_are_class_means_of_normalised_features():
 
 def test_data_graph_command_with_onehot_and_image_embeddings(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "g.safetensors"
-    main(
-        [
-            "data",
-            "graph",
-            "--train",
-            str(tiny_dataset / "train.csv"),
-            "--classes",
-            str(tiny_dataset / "classes.txt"),
-            "--out",
-            str(out),
-            "--embeddings",
-            "onehot",
-        ]
-    )
+    split = ["--train", str(tiny_dataset / "train.csv"), "--classes", str(tiny_dataset / "classes.txt")]
+    main(["data", "graph", *split, "--out", str(out), "--embeddings", "onehot"])
     g = LabelGraph.load(out)
     assert g.num_images == 48 and torch.equal(g.embeddings, torch.eye(10))
     model = create_model("baseline", num_classes=10, backbone=TINY_BACKBONE)
     save_model(model, tmp_path / "m", class_names=g.class_names, image_size=32)
-    main(
-        [
-            "data",
-            "graph",
-            "--train",
-            str(tiny_dataset / "train.csv"),
-            "--classes",
-            str(tiny_dataset / "classes.txt"),
-            "--out",
-            str(out),
-            "--embeddings",
-            f"image:{tmp_path / 'm'}",
-            "--pca",
-            "5",
-        ]
-    )
+    main(["data", "graph", *split, "--out", str(out), "--embeddings", f"image:{tmp_path / 'm'}", "--pca", "5"])
     g = LabelGraph.load(out)
     assert g.embeddings.shape == (10, 5) and g.embedding_source == "image:m+pca5"
     assert "embeddings image:m+pca5 (10, 5)" in capsys.readouterr().out
