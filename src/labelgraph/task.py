@@ -111,7 +111,7 @@ class MultiLabelTask(L.LightningModule):
         images, targets = batch
         outputs = self.model.forward_train(images)
         loss = self.criterion(outputs["logits"], targets)
-        self.log("train/cls_loss", loss, batch_size=len(images))
+        self.log("train/cls_loss", loss, on_step=True, on_epoch=True, batch_size=len(images))
         for aux in self.aux_losses:
             term = aux(outputs, targets)
             self.log(f"train/{aux.name}", term, batch_size=len(images))
