@@ -7,6 +7,7 @@ and the same seed, and each trained model is exported as it would be for ``predi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,11 +18,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from labelgraph.data import MultiLabelDataModule, MultiLabelDataset, collate_skipping_bad
+from labelgraph.data import MultiLabelDataModule
 from labelgraph.data.synthetic import generate_dataset
-from labelgraph.data.transforms import eval_transform
 from labelgraph.export import save_model
-from labelgraph.graph import LabelGraph, image_embeddings
+from labelgraph.graph import LabelGraph
+from labelgraph.graph.build import add_extras
 from labelgraph.registry import list_models
 from labelgraph.report import results_table, write_report
 from labelgraph.task import MultiLabelTask
@@ -103,21 +104,12 @@ def demo_embeddings() -> str:
     return "glove50"
 
 
-def image_label_graph(model: torch.nn.Module, datamodule: MultiLabelDataModule) -> LabelGraph:
-    """IML-GCN's node features: class means of ``model``'s pooled features over the un-augmented train split,
-    reduced by PCA to C - 1 dimensions (the most PCA on C class means can give)."""
-    dataset = MultiLabelDataset(datamodule.train_table, eval_transform(datamodule.image_size))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=128, collate_fn=collate_skipping_bad)
+def image_label_graph(model_dir: Path, datamodule: MultiLabelDataModule) -> LabelGraph:
+    """IML-GCN's node features from an exported model (the demo's baseline): class means of its pooled features
+    over the un-augmented train split, reduced by PCA to C - 1 dimensions (the most PCA on C class means gives)."""
+    graph = dataclasses.replace(datamodule.label_graph)  # a copy: the other methods keep the word vectors
     c = datamodule.num_classes
-    base = datamodule.label_graph
-    return LabelGraph(
-        base.class_names,
-        base.counts,
-        base.cooccurrence,
-        base.num_images,
-        embeddings=image_embeddings(model, loader, c, pca_dim=c - 1),
-        embedding_source=f"image:baseline+pca{c - 1}",
-    )
+    return add_extras(graph, datamodule.train_table, embeddings=f"image:{model_dir}", pca=c - 1, batch_size=128)
 
 
 def train_one(
@@ -231,17 +223,16 @@ def run_demo(
         num_workers=0,
         embeddings=demo_embeddings(),
     )
-    rows, histories, per_class, trained = {}, {}, {}, {}
-    # IML-GCN's image embeddings come from the demo's own trained baseline, so the baseline trains first.
+    rows, histories, per_class = {}, {}, {}
+    # IML-GCN's image embeddings come from the demo's own exported baseline, so the baseline trains first.
     order = sorted(methods, key=lambda m: m != "baseline")
     if "iml_gcn" in methods and "baseline" not in methods:
         order.insert(0, "baseline")
     for method in order:
-        graph = image_label_graph(trained["baseline"].model, dm) if method == "iml_gcn" else dm.label_graph
+        graph = image_label_graph(out / "baseline" / "model", dm) if method == "iml_gcn" else dm.label_graph
         print(f"training {method} ...")
         args = model_args if method in methods else None  # not for the baseline trained only for IML-GCN
-        row, history, task = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights), args)
-        trained[method] = task
+        row, history, _ = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights), args)
         if method not in methods:
             continue
         per_class[method] = row.pop("per_class_AP")
