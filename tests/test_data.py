@@ -21,7 +21,14 @@ from labelgraph.data import (
     read_csv,
     write_csv,
 )
-from labelgraph.data.transforms import Cutout, MultiScaleCrop, eval_transform, train_transform
+from labelgraph.data.transforms import (
+    EVAL_PRESETS,
+    TRAIN_PRESETS,
+    Cutout,
+    MultiScaleCrop,
+    eval_transform,
+    train_transform,
+)
 
 
 def write(path, text):
@@ -146,14 +153,27 @@ class TestTransforms:
         changed = (np.asarray(img).sum(-1) > 0).sum()
         assert 0 < changed <= 20 * 20
 
-    @pytest.mark.parametrize("preset", ["ml_gcn", "add_gcn", "asl", "flip", "none"])
+    @pytest.mark.parametrize("preset", TRAIN_PRESETS)
     def test_presets_give_unit_range_square_tensors(self, preset):
         x = train_transform(preset, 24)(Image.new("RGB", (50, 40), (120, 30, 200)))
         assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and x.max() <= 1
 
+    @pytest.mark.parametrize("preset", EVAL_PRESETS)
+    def test_eval_presets(self, preset):
+        assert eval_transform(36, preset)(Image.new("RGB", (90, 45))).shape == (3, 36, 36)
+
+    def test_center_crop_keeps_the_central_region_as_ssgrl(self):
+        img = Image.new("RGB", (80, 40), (0, 0, 0))
+        img.paste((255, 255, 255), (0, 0, 20, 40))  # a white band on the left quarter, cropped away
+        x = eval_transform(36, "center_crop")(img)  # shorter side -> 40, then the central 36 x 36
+        assert x.max() == 0
+        assert eval_transform(36, "resize")(img).max() == 1
+
     def test_unknown_preset(self):
         with pytest.raises(ValueError, match="available"):
             train_transform("fancy", 24)
+        with pytest.raises(ValueError, match="available"):
+            eval_transform(24, "fancy")
 
 
 class TestDataModule:
@@ -184,6 +204,8 @@ class TestDataModule:
     def test_unknown_transform_fails_at_construction(self, tmp_path):
         with pytest.raises(ValueError, match="train_transform"):
             MultiLabelDataModule(train="x.csv", train_transform="bogus")
+        with pytest.raises(ValueError, match="eval_transform"):
+            MultiLabelDataModule(train="x.csv", eval_transform="bogus")
 
     def test_missing_split_for_stage(self, tiny_dataset):
         dm = MultiLabelDataModule(train=str(tiny_dataset / "train.csv"), num_workers=0)

@@ -14,7 +14,7 @@ from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.samplers import UnpaddedDistributedSampler
-from labelgraph.data.transforms import TRAIN_PRESETS, eval_transform, train_transform
+from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS, eval_transform, train_transform
 from labelgraph.graph import LabelGraph
 
 
@@ -38,6 +38,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         image_root: folder relative image paths start from (default: each annotation file's folder).
         image_size: side S of the square network input.
         train_transform: a train preset of ``labelgraph.data.transforms``.
+        eval_transform: an eval preset (``resize``, default; ``center_crop`` as SSGRL evaluates).
         batch_size: training batch size (per device).
         eval_batch_size: batch size of evaluation (default: ``batch_size``).
         num_workers: data-loading worker processes.
@@ -64,6 +65,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         image_root: str | None = None,
         image_size: int = 448,
         train_transform: str = "ml_gcn",
+        eval_transform: str = "resize",
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
@@ -81,7 +83,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         self.classes = classes
         self.image_root = image_root
         self.image_size = image_size
-        self.train_transform_name = train_transform
+        self.train_transform_name, self.eval_transform_name = train_transform, eval_transform
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -91,6 +93,8 @@ class MultiLabelDataModule(L.LightningDataModule):
         self.label_graph_file, self.embeddings, self.knowledge_graph = label_graph_file, embeddings, knowledge_graph
         if train_transform not in TRAIN_PRESETS:  # fail at construction, not after the data has loaded
             raise ValueError(f"unknown train_transform {train_transform!r}; available: {', '.join(TRAIN_PRESETS)}")
+        if eval_transform not in EVAL_PRESETS:
+            raise ValueError(f"unknown eval_transform {eval_transform!r}; available: {', '.join(EVAL_PRESETS)}")
 
     # -- what only the data knows -------------------------------------------------------------------------------
     @cached_property
@@ -154,7 +158,9 @@ class MultiLabelDataModule(L.LightningDataModule):
                 setattr(
                     self,
                     f"{split}_set",
-                    MultiLabelDataset(table, eval_transform(self.image_size), self.skip_bad_images),
+                    MultiLabelDataset(
+                        table, eval_transform(self.image_size, self.eval_transform_name), self.skip_bad_images
+                    ),
                 )
             elif stage in stages and stage is not None and stage != "fit":
                 raise ValueError(f"no {split} split was given to the data module, so it cannot run '{stage}'")

@@ -6,9 +6,12 @@ Train presets:
     ``add_gcn``: resize to (S + 64)^2 first, then as ``ml_gcn`` (ADD-GCN, SADCL stage 2).
     ``asl``: squash-resize to S x S, ``Cutout(0.5)`` (a random-colour square of half the image side), RandAugment
         (ASL, Query2Label; torchvision's RandAugment stands in for the ``randaugment`` pip package they use).
+    ``ssgrl``: squash-resize to (10/9 S)^2, a random square crop of side (10/9, 1, 8/9, 2/3, 5/9) x S chosen
+        uniformly, resized to S x S; no flip (SSGRL: 640 -> crop of 640/576/512/384/320 -> 576).
     ``flip``: squash-resize + horizontal flip (a light preset for small data).
     ``none``: the eval pipeline.
-Eval: squash-resize to S x S (every anchor paper tests this way, except SSGRL's 640 -> centre crop 576).
+Eval presets: ``resize`` squash-resizes to S x S (every anchor paper tests this way, except SSGRL);
+``center_crop`` resizes the shorter side to 10/9 S and takes the central S x S (SSGRL: 640 -> 576).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.transforms import v2
 
-TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "flip", "none")
+TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "flip", "none")
+EVAL_PRESETS = ("resize", "center_crop")
+SSGRL_CROPS = (640, 576, 512, 384, 320)  # crop sides at S = 576, scaled with S
 ML_GCN_SCALES = (1.0, 0.875, 0.75, 0.66, 0.5)
 
 
@@ -81,9 +86,16 @@ def _to_tensor() -> list:
     return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
 
 
-def eval_transform(image_size: int) -> v2.Compose:
-    """Squash-resize to ``image_size`` x ``image_size``, float tensor in [0, 1]."""
-    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), *_to_tensor()])
+def eval_transform(image_size: int, preset: str = "resize") -> v2.Compose:
+    """The evaluation pipeline ``preset`` (see the module docstring) at ``image_size``; float tensor in [0, 1]."""
+    s = image_size
+    if preset == "resize":
+        steps = [v2.Resize((s, s), antialias=True)]
+    elif preset == "center_crop":
+        steps = [v2.Resize(round(s * 640 / 576), antialias=True), v2.CenterCrop(s)]
+    else:
+        raise ValueError(f"unknown eval transform {preset!r}; available: {', '.join(EVAL_PRESETS)}")
+    return v2.Compose([*steps, *_to_tensor()])
 
 
 def train_transform(preset: str, image_size: int) -> v2.Compose:
@@ -94,6 +106,11 @@ def train_transform(preset: str, image_size: int) -> v2.Compose:
         "ml_gcn": [MultiScaleCrop(s), v2.RandomHorizontalFlip()],
         "add_gcn": [v2.Resize((s + 64, s + 64), antialias=True), MultiScaleCrop(s), v2.RandomHorizontalFlip()],
         "asl": [resize, Cutout(0.5), v2.RandAugment()],
+        "ssgrl": [
+            v2.Resize((round(s * 640 / 576),) * 2, antialias=True),
+            v2.RandomChoice([v2.RandomCrop(round(s * c / 576)) for c in SSGRL_CROPS]),
+            resize,
+        ],
         "flip": [resize, v2.RandomHorizontalFlip()],
         "none": [resize],
     }

@@ -1,6 +1,17 @@
-"""Building blocks shared by the methods: graph convolution, gated graph propagation."""
+"""Building blocks shared by the methods: graph convolutions (static, dynamic, gated), class attention."""
 
+from labelgraph.layers.dynamic_graph import DynamicAdjacency, DynamicGraphConv, StaticGraphConv
 from labelgraph.layers.gated_graph import GatedGraphCell
 from labelgraph.layers.graph_conv import GraphConvolution
+from labelgraph.layers.semantic_attention import SemanticAttention
+from labelgraph.layers.semantic_decoupling import SemanticDecoupling
 
-__all__ = ["GatedGraphCell", "GraphConvolution"]
+__all__ = [
+    "DynamicAdjacency",
+    "DynamicGraphConv",
+    "GatedGraphCell",
+    "GraphConvolution",
+    "SemanticAttention",
+    "SemanticDecoupling",
+    "StaticGraphConv",
+]

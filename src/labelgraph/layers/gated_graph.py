@@ -18,19 +18,22 @@ class GatedGraphCell(nn.Module):
 
     Messages are recomputed from the current states at every step, and the reset gate has its own ``U_r`` (the
     graphMLC re-implementation computes messages once; SSGRL's reset gate reuses ``U_z``: both are bugs).
+    Without ``edge_transform`` the messages are the raw neighbour states, :math:`a = [A_{in} h \,;\, A_{out} h]`
+    (SSGRL's propagation, where the node states are 2048-d image features).
 
     Args:
         hidden: node state size d.
         bias: bias of the gate layers (SSGRL: yes; graphMLC's GGNN: no).
+        edge_transform: per-direction linear maps of the states before aggregation (GGNN: yes; SSGRL: no).
 
     Shapes:
         h (B, N, d), adj_in (N, N), adj_out (N, N) -> (B, N, d).
     """
 
-    def __init__(self, hidden: int, bias: bool = True) -> None:
+    def __init__(self, hidden: int, bias: bool = True, edge_transform: bool = True) -> None:
         super().__init__()
-        self.message_in = nn.Linear(hidden, hidden)
-        self.message_out = nn.Linear(hidden, hidden)
+        self.message_in = nn.Linear(hidden, hidden) if edge_transform else nn.Identity()
+        self.message_out = nn.Linear(hidden, hidden) if edge_transform else nn.Identity()
         self.w_z, self.w_r, self.w_h = (nn.Linear(2 * hidden, hidden, bias=bias) for _ in range(3))
         self.u_z, self.u_r, self.u_h = (nn.Linear(hidden, hidden, bias=False) for _ in range(3))
 

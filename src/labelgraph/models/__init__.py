@@ -1,6 +1,16 @@
 """Models: the classifier contract, backbones, and one module per method (importing registers them)."""
 
-from labelgraph.models import a_gcn, baseline, ggnn, iml_gcn, lglm, ml_gcn  # noqa: F401  (each registers its method)
+from labelgraph.models import (  # noqa: F401  (each registers its method)
+    a_gcn,
+    add_gcn,
+    baseline,
+    db_dgcn,
+    ggnn,
+    iml_gcn,
+    lglm,
+    ml_gcn,
+    ssgrl,
+)
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 

@@ -50,6 +50,9 @@ class Backbone(nn.Module):
         name: timm model name, or ``torchvision/<resnet name>``.
         pretrained: ``False``, ``True`` (hub download) or a local weights file.
         out_indices: which stages to return (timm ``feature_info`` indices; negative from the end).
+        trainable_stages: train only the last this-many stages; everything before them is frozen (no gradients)
+            and kept in eval mode, so its BatchNorm statistics stay those of the pretrained weights (SSGRL trains
+            ResNet layer4 only: ``trainable_stages=1``). ``None`` trains everything.
 
     Attributes:
         channels: channel count of each returned stage.
@@ -60,7 +63,14 @@ class Backbone(nn.Module):
         images (B, 3, H, W) -> list of (B, channels[i], H / reductions[i], W / reductions[i]), any H and W.
     """
 
-    def __init__(self, name: str, *, pretrained: bool | str = False, out_indices: Sequence[int] = (-1,)) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        pretrained: bool | str = False,
+        out_indices: Sequence[int] = (-1,),
+        trainable_stages: int | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         out_indices = tuple(int(i) for i in out_indices)
@@ -76,6 +86,37 @@ class Backbone(nn.Module):
             cfg = getattr(self.body, "pretrained_cfg", None) or {}
             self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
             self.std = tuple(cfg.get("std", IMAGENET_STD))
+        self.frozen: list[str] = []
+        if trainable_stages is not None:
+            self._freeze_before(trainable_stages)
+
+    def _stage_children(self) -> list[str]:
+        """The name of the body's top-level child that ends each stage, shallow to deep."""
+        if self.name.startswith("torchvision/"):
+            return list(_TORCHVISION_STAGES)
+        return [info["module"].replace(".", "_") for info in self.body.feature_info.info]
+
+    def _freeze_before(self, trainable_stages: int) -> None:
+        stages = self._stage_children()
+        if not 0 <= trainable_stages <= len(stages):
+            raise ValueError(f"trainable_stages must be in [0, {len(stages)}] for {self.name}, got {trainable_stages}")
+        children = [n for n, _ in self.body.named_children()]
+        first_trained = 0  # index of the first trained child: the one after the end of the last frozen stage
+        if trainable_stages < len(stages):
+            last_frozen = stages[-trainable_stages - 1]
+            if last_frozen not in children:
+                raise ValueError(f"cannot freeze {self.name} before its last {trainable_stages} stages")
+            first_trained = children.index(last_frozen) + 1
+        self.frozen = children[:first_trained]
+        for name in self.frozen:
+            getattr(self.body, name).requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Backbone:
+        super().train(mode)
+        for name in self.frozen:  # frozen stages keep their pretrained BatchNorm statistics
+            getattr(self.body, name).eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         feats = self.body(images)

@@ -55,6 +55,19 @@ class MultiLabelClassifier(nn.Module):
             return out
         return {"logits": self.head(features)}
 
+    def class_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """The head's own spatial evidence per class: (B, 3, H, W) in [0, 1] -> (B, C, h, w) at feature resolution.
+
+        Activation maps for ADD-GCN / DB-DGCN, semantic-decoupling attention for SSGRL. Heads without maps raise
+        (use gradient-based explanations for them).
+        """
+        if not hasattr(self.head, "class_maps"):
+            raise NotImplementedError(
+                f"{self.config.get('method', type(self.head).__name__)} has no class maps of its own; "
+                "methods with maps: add_gcn, db_dgcn, ssgrl"
+            )
+        return self.head.class_maps(self.features(images))
+
     @property
     def preprocessing(self) -> dict[str, Any]:
         """Input normalisation expected by the backbone's weights (stored in exported models)."""
