@@ -11,6 +11,7 @@ import yaml
 from labelgraph.cli import LabelGraphCLI
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.graph import KnowledgeGraph
+from labelgraph.schedulers import planned_steps
 from labelgraph.task import MultiLabelTask
 
 from . import fixtures
@@ -63,7 +64,8 @@ def test_recipe_instantiates(config, tiny_dataset, graph_file, monkeypatch, tmp_
     cli = LabelGraphCLI(MultiLabelTask, MultiLabelDataModule, args=args, run=False)
     assert cli.model.hparams.method == recipe["model"]["method"]
     assert cli.model(torch.rand(2, 3, TINY_SIZE, TINY_SIZE)).shape == (2, cli.datamodule.num_classes)
-    opt = cli.model.configure_optimizers()
+    with planned_steps(100):  # what the Trainer would plan for step-wise schedules (OneCycle)
+        opt = cli.model.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     mult = recipe["model"].get("backbone_lr_mult", 1.0)
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}

@@ -10,6 +10,7 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
                                             label statistics + embeddings (+ --knowledge vg:PATH) from raw annotations
     labelgraph data stats --format F --root R --split S [--json]    label statistics of a split
     labelgraph data check --format F --root R --split S             open every image; exit 1 if any is bad
+    labelgraph sadcl prototypes --model Q2L --split train.csv --out P.safetensors   SADCL's class prototypes
 """
 
 from __future__ import annotations
@@ -213,7 +214,55 @@ def cmd_data(argv: list[str]) -> int:
     return 0
 
 
-EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {"models": cmd_models, "demo": cmd_demo, "data": cmd_data}
+def cmd_sadcl(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="labelgraph sadcl", description="SADCL's two-stage recipe.")
+    sub = p.add_subparsers(dest="action", required=True)
+    proto = sub.add_parser(
+        "prototypes", help="class prototypes from a trained Query2Label model (SADCL's second stage starts from them)"
+    )
+    proto.add_argument("--model", required=True, help="an exported model folder or a checkpoint of labelgraph fit")
+    _dataset_arguments(proto, "--split")
+    proto.add_argument("--out", required=True, help="output .safetensors file")
+    proto.add_argument("--threshold", type=float, default=0.85, help="probability a positive must exceed (0.85)")
+    proto.add_argument("--image-size", type=int, default=None, help="default: the exported model's")
+    proto.add_argument("--batch-size", type=int, default=32)
+    proto.add_argument("--num-workers", type=int, default=0)
+    args = p.parse_args(argv)
+
+    from safetensors.torch import save_file
+    from torch.utils.data import DataLoader
+
+    from labelgraph.classes import check_same_classes
+    from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+    from labelgraph.data.transforms import eval_transform
+    from labelgraph.export import load_trained_model
+    from labelgraph.prototypes import class_prototypes
+
+    model, config = load_trained_model(args.model)
+    table = _load_split(args, args.split)
+    check_same_classes(config["class_names"], table.class_names, f"model {args.model}", f"split {table.source}")
+    size = args.image_size or config["preprocessing"].get("image_size")
+    if not size:
+        raise SystemExit("--image-size is needed: the checkpoint does not record the training resolution")
+    loader = DataLoader(
+        MultiLabelDataset(table, eval_transform(size)),
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        collate_fn=collate_skipping_bad,
+    )
+    prototypes, counts = class_prototypes(model, loader, table.num_classes, args.threshold)
+    metadata = {"class_names": json.dumps(table.class_names), "threshold": str(args.threshold), "model": args.model}
+    save_file({"prototypes": prototypes.contiguous(), "counts": counts}, args.out, metadata=metadata)
+    print(f"wrote {tuple(prototypes.shape)} prototypes to {args.out} ({int(counts.sum())} label features averaged)")
+    return 0
+
+
+EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "models": cmd_models,
+    "demo": cmd_demo,
+    "data": cmd_data,
+    "sadcl": cmd_sadcl,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

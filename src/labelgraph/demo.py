@@ -23,11 +23,22 @@ from labelgraph.data.synthetic import generate_dataset
 from labelgraph.export import save_model
 from labelgraph.graph import LabelGraph
 from labelgraph.graph.build import add_extras
+from labelgraph.losses import AsymmetricLoss
 from labelgraph.registry import list_models
 from labelgraph.report import results_table, write_report
 from labelgraph.task import MultiLabelTask
 
 DEMO_BACKBONE = "resnet10t"
+
+
+def method_criterion(method: str) -> torch.nn.Module | None:
+    """The classification loss a method is defined with, where it is part of the method (None: the default BCE).
+
+    Query2Label and SADCL train with ASL (Query2Label's preset: γ- 2, mean x 1000); SADCL's contrastive weights
+    (100, 50) are calibrated against that scale, so both use it -- which also keeps their comparison one of the
+    contrastive terms alone.
+    """
+    return AsymmetricLoss.from_preset("query2label") if method in ("query2label", "sadcl") else None
 
 
 class EpochHistory(Callback):
@@ -134,6 +145,7 @@ def train_one(
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
         label_graph=label_graph,
+        criterion=method_criterion(method),
         optimizer=demo_optimizer,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
     )

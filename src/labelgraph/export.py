@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_model as load_safetensors_into
@@ -22,6 +23,7 @@ from labelgraph.graph import LabelGraph
 from labelgraph.registry import create_model
 
 FORMAT_VERSION = 1
+BUILD_TIME_FILES = ("pretrained", "prototypes")  # builder arguments read once at construction, not re-read on load
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -63,7 +65,7 @@ def save_model(
         raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kwargs = {k: v for k, v in model.config["kwargs"].items() if k not in ("num_classes", "pretrained")}
+    kwargs = {k: v for k, v in model.config["kwargs"].items() if k not in ("num_classes", *BUILD_TIME_FILES)}
     config = {
         "format_version": FORMAT_VERSION,
         "method": model.config["method"],
@@ -105,4 +107,76 @@ def load_model(model_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             f"{folder / 'model.safetensors'}: weights do not fit {method}: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
+    return model.eval(), config
+
+
+def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
+    """The model weights of an exported model folder or of a Lightning checkpoint (read without unpickling code)."""
+    path = Path(source)
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{path}: not an exported labelgraph model (no model.safetensors)")
+        return load_file(str(weights))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  (torch raises several types for corrupt or unsafe files)
+        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: a Lightning checkpoint has a 'state_dict'; this file does not")
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+def initialise_from(model: nn.Module, source: str | Path) -> dict[str, list[str]]:
+    """Copy every tensor of ``source`` whose name and shape match ``model``'s; return what was copied and skipped.
+
+    Raises when nothing matches (the wrong file, most likely).
+    """
+    own = model.state_dict()
+    incoming = trained_state_dict(source)
+    copied = [k for k, v in incoming.items() if k in own and own[k].shape == v.shape]
+    if not copied:
+        raise ValueError(f"{source}: none of its tensors fit this model (different method or backbone?)")
+    model.load_state_dict({k: incoming[k] for k in copied}, strict=False)
+    report = {
+        "copied": copied,
+        "skipped": sorted(k for k in incoming if k not in copied),
+        "kept": sorted(k for k in own if k not in incoming),
+    }
+    print(
+        f"initialised from {source}: {len(copied)} tensors copied, {len(report['skipped'])} of the source skipped, "
+        f"{len(report['kept'])} of the model kept as initialised"
+    )
+    return report
+
+
+def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """An exported model folder (``load_model``) or a Lightning checkpoint of ``labelgraph fit``, in eval mode.
+
+    A checkpoint is rebuilt from the method and arguments it records; methods built from a label graph need the
+    exported folder (which stores the graph), and the error says so.
+    """
+    path = Path(source)
+    if path.is_dir():
+        return load_model(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    info = checkpoint.get("labelgraph") if isinstance(checkpoint, dict) else None
+    if not info or "model_config" not in info:
+        raise ValueError(f"{path}: not a labelgraph checkpoint (no 'labelgraph' entry)")
+    method, kwargs = info["model_config"]["method"], dict(info["model_config"]["kwargs"])
+    classes = info["class_names"]
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", *BUILD_TIME_FILES)}
+    try:
+        model = create_model(method, num_classes=len(classes), pretrained=False, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"{path}: cannot rebuild {method} without its label graph; export the model first") from err
+    model.load_state_dict(trained_state_dict(path))
+    config = {"method": method, "model_kwargs": kwargs, "class_names": classes, "preprocessing": info["preprocessing"]}
     return model.eval(), config

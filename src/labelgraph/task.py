@@ -16,6 +16,7 @@ from labelgraph.graph import LabelGraph
 from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss, default_aux_losses
 from labelgraph.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.registry import create_model
+from labelgraph.schedulers import planned_steps
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
@@ -41,12 +42,17 @@ class MultiLabelTask(L.LightningModule):
         aux_losses: method-specific terms computed from ``forward_train`` outputs; None (default) applies the
             method's paper terms (``labelgraph.losses.METHOD_AUX_LOSSES``, e.g. A-GCN's graph sparsity), [] none.
         optimizer: a callable building the optimizer from parameter groups (default: SGD 0.1/0.9/1e-4).
-        lr_scheduler: a callable building the scheduler from the optimizer (stepped per epoch).
+        lr_scheduler: a callable building the scheduler from the optimizer; stepped per epoch, or per batch when the
+            scheduler says ``interval = "step"`` (``labelgraph.schedulers.OneCycleLR``, whose total steps the task
+            plans from the trainer).
         backbone_lr_mult: learning-rate factor of the backbone (ML-GCN/ADD-GCN: 0.1).
         ema_decay: keep an exponential moving average of the weights with this decay (Query2Label: 0.9997) and
             evaluate it alongside the raw weights (logged under ``val_ema/``); None disables it.
         metrics: a preset of ``labelgraph.metrics.METRIC_PRESETS`` naming how metrics are computed.
         threshold: override the preset's probability threshold.
+        init_from: start from the weights of a trained model (an exported model folder or a Lightning checkpoint):
+            every tensor whose name and shape match is copied, the rest keep their initialisation (SADCL's second
+            stage from a Query2Label run; a VOC run from a COCO model). The copied/skipped counts are logged.
     """
 
     def __init__(
@@ -66,6 +72,7 @@ class MultiLabelTask(L.LightningModule):
         ema_decay: float | None = None,
         metrics: str = "ml_gcn",
         threshold: float | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if num_classes <= 0:
@@ -84,6 +91,10 @@ class MultiLabelTask(L.LightningModule):
             pretrained=pretrained,
             **(model_args or {}),
         )
+        if init_from:
+            from labelgraph.export import initialise_from
+
+            initialise_from(self.model, init_from)
         self.criterion = criterion if criterion is not None else MaskedBCEWithLogitsLoss()
         self.aux_losses = nn.ModuleList(default_aux_losses(method) if aux_losses is None else aux_losses)
         self.optimizer_factory = optimizer
@@ -123,6 +134,8 @@ class MultiLabelTask(L.LightningModule):
                 "are intact."
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(images))
+        if hasattr(self.model.head, "after_loss"):  # e.g. SADCL's memory bank takes this batch's confident positives
+            self.model.head.after_loss(outputs, targets)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -182,10 +195,13 @@ class MultiLabelTask(L.LightningModule):
             group["lr"] = group["lr"] * group.get("lr_mult", 1.0)
         if self.scheduler_factory is None:
             return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
-        }
+        if self._trainer is not None:
+            with planned_steps(self.trainer.estimated_stepping_batches):
+                scheduler = self.scheduler_factory(optimizer)
+        else:  # outside a Trainer (a caller may plan the steps itself with labelgraph.schedulers.planned_steps)
+            scheduler = self.scheduler_factory(optimizer)
+        interval = getattr(scheduler, "interval", "epoch")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

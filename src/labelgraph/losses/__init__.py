@@ -3,6 +3,7 @@
 from labelgraph.losses.asl import ASL_PRESETS, AsymmetricLoss
 from labelgraph.losses.auxiliary import AuxiliaryLoss
 from labelgraph.losses.bce import MaskedBCEWithLogitsLoss
+from labelgraph.losses.contrastive import PrototypeToSampleContrastiveLoss, SampleToSampleContrastiveLoss
 from labelgraph.losses.graph_sparsity import GraphSparsityLoss
 from labelgraph.losses.method_losses import METHOD_AUX_LOSSES, default_aux_losses
 
@@ -13,5 +14,7 @@ __all__ = [
     "AuxiliaryLoss",
     "GraphSparsityLoss",
     "MaskedBCEWithLogitsLoss",
+    "PrototypeToSampleContrastiveLoss",
+    "SampleToSampleContrastiveLoss",
     "default_aux_losses",
 ]

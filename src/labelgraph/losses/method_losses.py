@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from labelgraph.losses.auxiliary import AuxiliaryLoss
+from labelgraph.losses.contrastive import PrototypeToSampleContrastiveLoss, SampleToSampleContrastiveLoss
 from labelgraph.losses.graph_sparsity import GraphSparsityLoss
 
 METHOD_AUX_LOSSES: dict[str, Callable[[], list[AuxiliaryLoss]]] = {
     "a_gcn": lambda: [GraphSparsityLoss(weight=1.0, norm="l1")],
     "lglm": lambda: [GraphSparsityLoss(weight=1.0, norm="l1")],
+    "sadcl": lambda: [SampleToSampleContrastiveLoss(weight=100.0), PrototypeToSampleContrastiveLoss(weight=50.0)],
 }
 
 

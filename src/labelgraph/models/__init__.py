@@ -9,6 +9,8 @@ from labelgraph.models import (  # noqa: F401  (each registers its method)
     iml_gcn,
     lglm,
     ml_gcn,
+    query2label,
+    sadcl,
     ssgrl,
 )
 from labelgraph.models.backbone import Backbone

@@ -53,6 +53,8 @@ class Backbone(nn.Module):
         trainable_stages: train only the last this-many stages; everything before them is frozen (no gradients)
             and kept in eval mode, so its BatchNorm statistics stay those of the pretrained weights (SSGRL trains
             ResNet layer4 only: ``trainable_stages=1``). ``None`` trains everything.
+        frozen_batchnorm: replace every BatchNorm by a frozen one (statistics and affine fixed; Query2Label's
+            ResNets, which train with small per-GPU batches).
 
     Attributes:
         channels: channel count of each returned stage.
@@ -70,6 +72,7 @@ class Backbone(nn.Module):
         pretrained: bool | str = False,
         out_indices: Sequence[int] = (-1,),
         trainable_stages: int | None = None,
+        frozen_batchnorm: bool = False,
     ) -> None:
         super().__init__()
         self.name = name
@@ -86,6 +89,10 @@ class Backbone(nn.Module):
             cfg = getattr(self.body, "pretrained_cfg", None) or {}
             self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
             self.std = tuple(cfg.get("std", IMAGENET_STD))
+        if frozen_batchnorm:
+            from timm.layers import freeze_batch_norm_2d
+
+            self.body = freeze_batch_norm_2d(self.body)
         self.frozen: list[str] = []
         if trainable_stages is not None:
             self._freeze_before(trainable_stages)

@@ -1,0 +1,139 @@
+"""Query2Label: Liu, Zhang, Yang, Su, Zhu, "Query2Label: A Simple Transformer Way to Multi-Label Classification",
+2021. https://arxiv.org/abs/2107.10834 -- official code: SlongLiu/query2labels.
+
+The last feature map (plus a 2-D sine position encoding) goes through a 1-layer transformer encoder; C learnable
+label queries cross-attend to it in a 2-layer decoder (4 heads, feed-forward 8192, hidden = backbone width,
+dropout 0.1, decoder self-attention removed as in the official code); a group-wise linear layer (one weight vector
+and bias per class) turns each label's output feature into its logit. The backbone follows the official ResNet
+setting: frozen BatchNorm everywhere, stem and layer1 frozen (``trainable_stages=3``).
+
+Departures from the official code, on purpose: the position encoding is computed for the actual feature-map size
+(the official one is a buffer fixed to the training resolution, so another input size fails); the input projection
+is applied whenever the backbone width differs from ``hidden`` (the official code replaces it by an identity
+unless asked, which only works when they are equal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from labelgraph.graph import LabelGraph
+from labelgraph.layers.label_transformer import LabelQueryTransformer
+from labelgraph.layers.position_encoding import sine_position_encoding
+from labelgraph.models.backbone import Backbone
+from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.registry import register_model
+
+
+class GroupWiseLinear(nn.Module):
+    """logit_c = <w_c, h_c> + b_c, one weight vector and bias per class (U(±1/sqrt(d)) init).
+
+    Shapes:
+        h (B, C, d) -> (B, C).
+    """
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__()
+        bound = dim**-0.5
+        self.weight = nn.Parameter(torch.empty(num_classes, dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(num_classes).uniform_(-bound, bound))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return (h * self.weight).sum(-1) + self.bias
+
+
+class Query2LabelHead(nn.Module):
+    """Input projection + position encoding + label-query transformer + group-wise linear classifier.
+
+    Args:
+        in_channels: backbone width.
+        num_classes: C (number of label queries).
+        hidden: transformer width (default: the backbone width, as the official R101 setting).
+        **transformer: ``LabelQueryTransformer`` options (nhead 4, 1 encoder and 2 decoder layers, feed-forward
+            8192, dropout 0.1, no decoder self-attention).
+
+    Shapes:
+        features[-1] (B, D, H, W) -> tokens (B, HW, hidden) -> label features (B, C, hidden) -> logits (B, C).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, hidden: int | None = None, **transformer: Any) -> None:
+        super().__init__()
+        hidden = hidden or in_channels
+        self.hidden = hidden
+        self.input_proj = nn.Conv2d(in_channels, hidden, 1) if hidden != in_channels else nn.Identity()
+        self.transformer = LabelQueryTransformer(hidden, **transformer)
+        self.query_embed = nn.Embedding(num_classes, hidden)
+        self.classifier = GroupWiseLinear(num_classes, hidden)
+
+    def label_features(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """(B, C, hidden): the decoder's output for each label query."""
+        x = self.input_proj(features[-1])  # (B, hidden, H, W)
+        pos = sine_position_encoding(*x.shape[-2:], self.hidden, device=x.device, dtype=x.dtype)
+        tokens = x.flatten(2).transpose(1, 2)  # (B, HW, hidden)
+        return self.transformer(tokens, pos.flatten(1).T[None], self.query_embed.weight)
+
+    def forward_train(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        h = self.label_features(features)
+        return {"logits": self.classifier(h), "label_features": h}
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.label_features(features))
+
+
+def build_query2label(
+    head_class: type[Query2LabelHead],
+    *,
+    num_classes: int,
+    backbone: str,
+    pretrained: bool | str,
+    trainable_stages: int | None,
+    hidden: int | None,
+    head_args: dict[str, Any],
+) -> MultiLabelClassifier:
+    """Query2Label's backbone setting (frozen BatchNorm, stem and layer1 frozen) + a Query2Label-style head."""
+    body = Backbone(
+        backbone, pretrained=pretrained, out_indices=(-1,), trainable_stages=trainable_stages, frozen_batchnorm=True
+    )
+    return MultiLabelClassifier(body, head_class(body.channels[-1], num_classes, hidden, **head_args), num_classes)
+
+
+@register_model("query2label")
+def query2label(
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    hidden: int | None = None,
+    nhead: int = 4,
+    num_encoder_layers: int = 1,
+    num_decoder_layers: int = 2,
+    dim_feedforward: int = 8192,
+    dropout: float = 0.1,
+    decoder_self_attention: bool = False,
+    trainable_stages: int | None = 3,
+) -> MultiLabelClassifier:
+    """Query2Label with the official R101 defaults (enc 1, dec 2, 4 heads, FFN 8192, hidden = backbone width).
+
+    No label graph is used (``label_graph`` is accepted and ignored).
+    """
+    transformer = {
+        "nhead": nhead,
+        "num_encoder_layers": num_encoder_layers,
+        "num_decoder_layers": num_decoder_layers,
+        "dim_feedforward": dim_feedforward,
+        "dropout": dropout,
+        "decoder_self_attention": decoder_self_attention,
+    }
+    return build_query2label(
+        Query2LabelHead,
+        num_classes=num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        trainable_stages=trainable_stages,
+        hidden=hidden,
+        head_args=transformer,
+    )

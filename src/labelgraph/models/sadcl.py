@@ -1,0 +1,147 @@
+"""SADCL: Ma, Sun, Wang, Zhao, Luo, "Semantic-Aware Dual Contrastive Learning for Multi-Label Image
+Classification", ECAI 2023. https://arxiv.org/abs/2307.09715 -- official code: yu-gi-oh-leilei/SADCL.
+
+Query2Label (``labelgraph.models.query2label``) whose label-level features H (B x C x d, the decoder outputs) also
+feed two contrastive losses during training (``labelgraph.losses.contrastive``): sample-to-sample between present
+labels of the batch and a memory bank, and prototype-to-sample against learnable class prototypes; both go through
+a projection head (d -> d -> 1024, ReLU). The total loss is ASL + 100 L_S2S + 50 L_P2S as the official scripts
+weight it (``aux_losses`` changes the weights). At inference SADCL is Query2Label: the projection head, prototypes
+and bank are not used.
+
+Prototypes start from a file written by ``labelgraph sadcl prototypes`` (mean label-level feature of confidently
+predicted positives of a trained Query2Label model -- the step the official release lacks), or at random.
+
+The memory bank holds, for each class, the ``memory_size`` most recent label-level features of confidently
+predicted (σ > 0.8) present labels -- keyed by class, a FIFO per class. The official bank has one slot per position
+in the batch and pairs slot b with whatever image is at position b next time, i.e. with another image's labels;
+here an entry is only ever the feature of its own class in its own image. Each DDP process keeps its own bank (as
+the official code). With prototypes from a file the bank starts filled with them (as the official code); otherwise
+it starts empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+from labelgraph.graph import LabelGraph
+from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.query2label import Query2LabelHead, build_query2label
+from labelgraph.registry import register_model
+
+
+class SADCLHead(Query2LabelHead):
+    """Query2Label head + projection head + class prototypes + class-keyed memory bank.
+
+    Args:
+        in_channels, num_classes, hidden, **transformer: as ``Query2LabelHead``.
+        projection_dim: output size of the projection head (1024).
+        memory_size: bank entries per class (K).
+        memory_threshold: probability above which a present label's feature enters the bank (0.8).
+        prototypes: (C, hidden) initial prototypes, or None for random ones (and an empty bank).
+
+    Shapes:
+        features[-1] (B, D, H, W) -> logits (B, C); ``forward_train`` adds ``label_features`` (B, C, d),
+        ``projected`` (B, C, p), ``memory_projected`` (M, p), ``memory_classes`` (M,), ``prototypes_projected`` (C, p).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        hidden: int | None = None,
+        projection_dim: int = 1024,
+        memory_size: int = 8,
+        memory_threshold: float = 0.8,
+        prototypes: torch.Tensor | None = None,
+        **transformer: Any,
+    ) -> None:
+        super().__init__(in_channels, num_classes, hidden, **transformer)
+        d = self.hidden
+        self.projection = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, projection_dim))
+        if prototypes is not None and prototypes.shape != (num_classes, d):
+            raise ValueError(f"prototypes have shape {tuple(prototypes.shape)}, expected ({num_classes}, {d})")
+        initial = prototypes.float().clone() if prototypes is not None else torch.randn(num_classes, d)
+        self.prototypes = nn.Parameter(initial)
+        self.memory_threshold = memory_threshold
+        self.register_buffer("memory", initial[:, None].repeat(1, memory_size, 1))  # (C, K, d)
+        self.register_buffer("memory_valid", torch.full((num_classes, memory_size), prototypes is not None))
+        self.register_buffer("memory_next", torch.zeros(num_classes, dtype=torch.long))  # FIFO write position
+
+    def forward_train(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        h = self.label_features(features)
+        valid = self.memory_valid.clone()
+        bank = self.memory.clone()[valid]  # (M, d): a copy, so updating the bank after the loss is safe
+        return {
+            "logits": self.classifier(h),
+            "label_features": h,
+            "projected": self.projection(h),
+            "memory_projected": self.projection(bank.to(h.dtype)),
+            "memory_classes": valid.nonzero()[:, 0],
+            "prototypes_projected": self.projection(self.prototypes.to(h.dtype)),
+        }
+
+    @torch.no_grad()
+    def after_loss(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor) -> None:
+        """Store the label-level features of this batch's confidently predicted present labels in the bank."""
+        confident = (targets == 1) & (torch.sigmoid(outputs["logits"].detach().float()) > self.memory_threshold)
+        features = outputs["label_features"].detach()
+        size = self.memory.shape[1]
+        for b, c in confident.nonzero().tolist():
+            slot = int(self.memory_next[c])
+            self.memory[c, slot] = features[b, c].to(self.memory.dtype)
+            self.memory_valid[c, slot] = True
+            self.memory_next[c] = (slot + 1) % size
+
+
+def load_prototypes(path: str | Path, num_classes: int) -> torch.Tensor:
+    """Read a prototypes file written by ``labelgraph sadcl prototypes`` (safetensors, tensor ``prototypes``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prototypes file {str(path)!r} does not exist (labelgraph sadcl prototypes --help)")
+    tensors = load_file(str(path))
+    if "prototypes" not in tensors:
+        raise ValueError(f"{path}: no 'prototypes' tensor (write it with labelgraph sadcl prototypes)")
+    prototypes = tensors["prototypes"]
+    if prototypes.ndim != 2 or prototypes.shape[0] != num_classes:
+        raise ValueError(f"{path}: prototypes of shape {tuple(prototypes.shape)} for {num_classes} classes")
+    return prototypes
+
+
+@register_model("sadcl")
+def sadcl(
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    prototypes: str | None = None,
+    projection_dim: int = 1024,
+    memory_size: int = 8,
+    memory_threshold: float = 0.8,
+    hidden: int | None = None,
+    trainable_stages: int | None = 3,
+    **transformer: Any,
+) -> MultiLabelClassifier:
+    """SADCL with the official defaults: Query2Label's R101 setting (``transformer`` takes ``query2label``'s
+    transformer options), a projection to 1024, a bank threshold of 0.8."""
+    head_args = {
+        "projection_dim": projection_dim,
+        "memory_size": memory_size,
+        "memory_threshold": memory_threshold,
+        "prototypes": load_prototypes(prototypes, num_classes) if prototypes else None,
+        **transformer,
+    }
+    return build_query2label(
+        SADCLHead,
+        num_classes=num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        trainable_stages=trainable_stages,
+        hidden=hidden,
+        head_args=head_args,
+    )

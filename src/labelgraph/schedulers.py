@@ -1,0 +1,71 @@
+"""Learning-rate schedules that need what only the trainer knows (the number of optimisation steps).
+
+``OneCycleLR`` is torch's one-cycle policy stepped every batch, with two conveniences for configs:
+``total_steps`` defaults to the trainer's estimate (``MultiLabelTask`` provides it through ``planned_steps``), and
+the peak learning rate of each parameter group is that group's configured rate -- so backbone/head multipliers
+survive (torch's ``max_lr`` would overwrite every group with one value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+import torch
+
+_PLANNED_STEPS: ContextVar[int | None] = ContextVar("planned_steps", default=None)
+
+
+@contextlib.contextmanager
+def planned_steps(steps: int) -> Iterator[None]:
+    """Within this block, step-interval schedulers built without ``total_steps`` plan for ``steps`` steps."""
+    token = _PLANNED_STEPS.set(int(steps))
+    try:
+        yield
+    finally:
+        _PLANNED_STEPS.reset(token)
+
+
+class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
+    """One-cycle schedule (Query2Label / SADCL: ``pct_start`` 0.2, cosine, ``div_factor`` 25, ``final_div_factor``
+    1e4, β1 cycled 0.85-0.95), stepped per batch; peaks at each group's configured learning rate.
+
+    Args:
+        optimizer: the optimizer (its groups' ``lr`` are the peaks).
+        total_steps: number of optimisation steps; default: the trainer's estimate.
+        pct_start, anneal_strategy, cycle_momentum, base_momentum, max_momentum, div_factor, final_div_factor:
+            as ``torch.optim.lr_scheduler.OneCycleLR``.
+    """
+
+    interval = "step"
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int | None = None,
+        pct_start: float = 0.2,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+    ) -> None:
+        total_steps = total_steps or _PLANNED_STEPS.get()
+        if not total_steps:
+            raise ValueError(
+                "OneCycleLR needs total_steps: give it, or build it through MultiLabelTask (which plans the steps)"
+            )
+        super().__init__(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=int(total_steps),
+            pct_start=pct_start,
+            anneal_strategy=anneal_strategy,
+            cycle_momentum=cycle_momentum,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+        )
