@@ -11,6 +11,11 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
     labelgraph data stats --format F --root R --split S [--json]    label statistics of a split
     labelgraph data check --format F --root R --split S             open every image; exit 1 if any is bad
     labelgraph sadcl prototypes --model Q2L --split train.csv --out P.safetensors   SADCL's class prototypes
+    labelgraph export CKPT --out MODEL [--onnx]            a checkpoint -> an exported model (+ checked ONNX)
+    labelgraph predict MODEL PATH... [--out x.json|x.csv]  tag images, folders, globs; bad files listed, exit 1
+    labelgraph calibrate MODEL --split val.csv             per-class F1-optimal thresholds, stored in the model
+    labelgraph explain MODEL IMAGE... --out DIR            class-map / Grad-CAM overlays of the predicted labels
+    labelgraph models --details [--backbone B --size S]    parameters and FLOPs of every method
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Callable
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from labelgraph import cli_inference
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.task import MultiLabelTask
 
@@ -56,6 +62,8 @@ def _has_omegaconf() -> bool:
 
 
 def cmd_models(argv: list[str]) -> int:
+    if "--details" in argv:
+        return cli_inference.cmd_models_details(argv)
     argparse.ArgumentParser(prog="labelgraph models", description="List the registered methods.").parse_args(argv)
     from labelgraph.registry import list_models
 
@@ -262,6 +270,10 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": cmd_demo,
     "data": cmd_data,
     "sadcl": cmd_sadcl,
+    "export": cli_inference.cmd_export,
+    "predict": cli_inference.cmd_predict,
+    "calibrate": cli_inference.cmd_calibrate,
+    "explain": cli_inference.cmd_explain,
 }
 
 

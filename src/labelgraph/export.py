@@ -110,6 +110,17 @@ def load_model(model_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), config
 
 
+def update_config(model_dir: str | Path, **fields: Any) -> dict[str, Any]:
+    """Set top-level fields of an exported model's ``config.json`` (atomically), e.g. calibrated thresholds."""
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: not an exported labelgraph model (no config.json)")
+    config = json.loads(path.read_text())
+    config.update(fields)
+    _atomic_write(path, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
+    return config
+
+
 def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
     """The model weights of an exported model folder or of a Lightning checkpoint (read without unpickling code)."""
     path = Path(source)
@@ -173,10 +184,35 @@ def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     method, kwargs = info["model_config"]["method"], dict(info["model_config"]["kwargs"])
     classes = info["class_names"]
     kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", *BUILD_TIME_FILES)}
-    try:
-        model = create_model(method, num_classes=len(classes), pretrained=False, **kwargs)
-    except ValueError as err:
-        raise ValueError(f"{path}: cannot rebuild {method} without its label graph; export the model first") from err
+    graph = None
+    if "label_graph" in info:
+        graph = LabelGraph.from_tensors(info["label_graph"]["tensors"], info["label_graph"]["metadata"])
+    model = create_model(method, num_classes=len(classes), label_graph=graph, pretrained=False, **kwargs)
     model.load_state_dict(trained_state_dict(path))
-    config = {"method": method, "model_kwargs": kwargs, "class_names": classes, "preprocessing": info["preprocessing"]}
+    config = {
+        "method": method,
+        "model_kwargs": kwargs,
+        "class_names": classes,
+        "preprocessing": info["preprocessing"],
+        "label_graph": graph,
+    }
     return model.eval(), config
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, image_size: int | None = None, thresholds: Any = None
+) -> Path:
+    """``labelgraph export``: a checkpoint of ``labelgraph fit`` -> an exported model folder."""
+    model, config = load_trained_model(checkpoint)
+    size = image_size or config["preprocessing"].get("image_size")
+    if not size:
+        raise ValueError(f"{checkpoint}: the training image size is not recorded; pass --image-size")
+    return save_model(
+        model,
+        out_dir,
+        class_names=config["class_names"],
+        image_size=int(size),
+        thresholds=0.5 if thresholds is None else thresholds,
+        label_graph=config["label_graph"],
+        extra={"exported_from": str(checkpoint)},
+    )

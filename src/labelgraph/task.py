@@ -83,6 +83,7 @@ class MultiLabelTask(L.LightningModule):
             raise ValueError(f"unknown metrics preset {metrics!r}; available: {', '.join(METRIC_PRESETS)}")
         self.save_hyperparameters(ignore=["label_graph", "criterion", "aux_losses", "optimizer", "lr_scheduler"])
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.label_graph = label_graph
         self.model = create_model(
             method,
             num_classes=num_classes,
@@ -205,11 +206,19 @@ class MultiLabelTask(L.LightningModule):
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record what ``labelgraph export`` needs to rebuild the model without the data: class names, the
+        method and its arguments, the preprocessing (with the data module's image size) and the label graph."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        preprocessing = dict(self.model.preprocessing)
+        preprocessing["image_size"] = getattr(datamodule, "image_size", None)
         checkpoint["labelgraph"] = {
             "class_names": self.class_names,
             "model_config": self.model.config,
-            "preprocessing": self.model.preprocessing,
+            "preprocessing": preprocessing,
         }
+        if self.label_graph is not None:
+            tensors, meta = self.label_graph.to_tensors()
+            checkpoint["labelgraph"]["label_graph"] = {"tensors": tensors, "metadata": meta}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("labelgraph", {}).get("class_names")

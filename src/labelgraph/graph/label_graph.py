@@ -66,8 +66,8 @@ class LabelGraph:
         cooc.fill_diagonal_(0)
         return cls(list(class_names), counts.float(), cooc.float(), num_images=int(present.shape[0]))
 
-    def save(self, path: str | Path) -> None:
-        """Write to a safetensors file (tensors + JSON metadata); no pickle."""
+    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The graph as tensors + string metadata (what the safetensors file and checkpoints store)."""
         tensors = {"counts": self.counts.contiguous(), "cooccurrence": self.cooccurrence.contiguous()}
         if self.embeddings is not None:
             tensors["embeddings"] = self.embeddings.float().contiguous()
@@ -82,6 +82,32 @@ class LabelGraph:
         if self.knowledge is not None:
             meta["knowledge_nodes"] = json.dumps(self.knowledge.node_names)
             meta["knowledge_class_nodes"] = json.dumps(self.knowledge.class_nodes)
+        return tensors, meta
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> LabelGraph:
+        """Inverse of ``to_tensors`` (raises ``KeyError``/``ValueError`` on incomplete input)."""
+        knowledge = None
+        if "knowledge_adjacency" in tensors:
+            knowledge = KnowledgeGraph(
+                json.loads(meta["knowledge_nodes"]),
+                tensors["knowledge_adjacency"],
+                json.loads(meta["knowledge_class_nodes"]),
+            )
+        return cls(
+            class_names=json.loads(meta["class_names"]),
+            counts=tensors["counts"],
+            cooccurrence=tensors["cooccurrence"],
+            num_images=int(meta["num_images"]),
+            embeddings=tensors.get("embeddings"),
+            embedding_source=meta.get("embedding_source") or None,
+            knowledge=knowledge,
+            metadata=json.loads(meta.get("extra", "{}")),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write to a safetensors file (tensors + JSON metadata); no pickle."""
+        tensors, meta = self.to_tensors()
         save_file(tensors, str(path), metadata=meta)
 
     @classmethod
@@ -93,22 +119,6 @@ class LabelGraph:
             tensors = load_file(str(path))
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-            knowledge = None
-            if "knowledge_adjacency" in tensors:
-                knowledge = KnowledgeGraph(
-                    json.loads(meta["knowledge_nodes"]),
-                    tensors["knowledge_adjacency"],
-                    json.loads(meta["knowledge_class_nodes"]),
-                )
-            return cls(
-                class_names=json.loads(meta["class_names"]),
-                counts=tensors["counts"],
-                cooccurrence=tensors["cooccurrence"],
-                num_images=int(meta["num_images"]),
-                embeddings=tensors.get("embeddings"),
-                embedding_source=meta.get("embedding_source") or None,
-                knowledge=knowledge,
-                metadata=json.loads(meta.get("extra", "{}")),
-            )
+            return cls.from_tensors(tensors, meta)
         except (SafetensorError, KeyError, json.JSONDecodeError, ValueError) as err:
             raise ValueError(f"{path}: not a labelgraph graph file ({err})") from err

@@ -1,0 +1,50 @@
+"""Where the model sees each class: its own class maps (ADD-GCN / DB-DGCN activation maps, SSGRL attention) or,
+for every other method, Grad-CAM on the last backbone stage (Selvaraju et al., ICCV 2017,
+https://arxiv.org/abs/1610.02391), drawn over the image (``labelgraph explain``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def grad_cam(model: torch.nn.Module, images: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    """Grad-CAM of ``classes`` for one image: ReLU(sum_k w_k A_k) with w_k the spatial mean of d logit / d A_k.
+
+    Shapes:
+        images (1, 3, H, W) -> (len(classes), h, w) on the last backbone stage's grid.
+    """
+    with torch.enable_grad():
+        features = [f.detach().requires_grad_() for f in model.features(images)]
+        logits = model.head(features)  # (1, C)
+        maps = []
+        for c in classes:
+            (grad,) = torch.autograd.grad(logits[0, c], features[-1], retain_graph=True)
+            weights = grad.mean(dim=(2, 3), keepdim=True)  # (1, D, 1, 1)
+            maps.append(F.relu((weights * features[-1]).sum(1))[0].detach())
+    return torch.stack(maps)
+
+
+def explain(model: torch.nn.Module, images: torch.Tensor, classes: list[int]) -> tuple[torch.Tensor, str]:
+    """The maps of ``classes`` for one image and what they are (``class maps`` or ``Grad-CAM``)."""
+    if hasattr(model.head, "class_maps"):
+        with torch.no_grad():
+            return model.class_maps(images)[0, classes], "class maps"
+    return grad_cam(model, images, classes), "Grad-CAM"
+
+
+def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    """``heat`` (h, w), any range, min-max normalised, stretched to the image (the model saw the squash-resized
+    whole image, so the grid covers it exactly) and blended in the ``jet`` colour map."""
+    from matplotlib import colormaps
+
+    heat = np.asarray(heat, dtype=np.float64)
+    span = heat.max() - heat.min()
+    heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
+    small = Image.fromarray(np.uint8(heat * 255))
+    resized = np.asarray(small.resize(image.size, Image.BILINEAR), dtype=np.float64) / 255
+    coloured = colormaps["jet"](resized)[..., :3] * 255
+    blended = (1 - alpha) * np.asarray(image.convert("RGB"), dtype=np.float64) + alpha * coloured
+    return Image.fromarray(np.uint8(blended.clip(0, 255)))

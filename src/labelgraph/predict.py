@@ -1,0 +1,156 @@
+"""Tag images with an exported model: ``labelgraph.load(MODEL_DIR).predict(paths)`` and ``labelgraph predict``.
+
+Images are read the way training read them (EXIF orientation, grayscale/16-bit/CMYK/alpha converted), resized as
+the model's config says, and scored with sigmoid probabilities. A file that cannot be read is reported in
+``errors`` by path and the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from labelgraph.data.image_io import ImageLoadError, load_image
+from labelgraph.data.transforms import eval_transform
+from labelgraph.export import load_model
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def expand_paths(items: Iterable[str | Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files, folders (searched recursively for image files) and glob patterns -> sorted image paths.
+
+    Returns the paths and an error entry for each item that matches nothing.
+    """
+    paths: list[Path] = []
+    errors: list[dict[str, str]] = []
+    for item in map(str, items):
+        if Path(item).is_dir():
+            found = sorted(p for p in Path(item).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                errors.append({"image": item, "error": "folder contains no image files"})
+            paths += found
+        elif Path(item).exists():
+            paths.append(Path(item))
+        elif any(c in item for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                errors.append({"image": item, "error": "pattern matches no file"})
+            paths += found
+        else:
+            errors.append({"image": item, "error": "no such file or folder"})
+    return paths, errors
+
+
+class Predictor:
+    """An exported model ready to tag images.
+
+    Attributes:
+        model: the network (eval mode).
+        classes: class names in output order.
+        image_size: the side the model was trained at.
+        thresholds: (C,) per-class decision thresholds stored with the model (0.5 unless calibrated).
+    """
+
+    def __init__(self, model: torch.nn.Module, config: dict[str, Any], device: str | torch.device = "cpu") -> None:
+        self.model = model.eval().to(device)
+        self.config = config
+        self.device = torch.device(device)
+        self.classes: list[str] = list(config["class_names"])
+        self.image_size: int = int(config["preprocessing"]["image_size"])
+        stored = config.get("thresholds", 0.5)
+        self.thresholds = np.broadcast_to(np.asarray(stored, dtype=np.float64), (len(self.classes),)).copy()
+        self.calibrated = isinstance(stored, list)
+        self.transform = eval_transform(self.image_size)
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
+        model, config = load_model(model_dir)
+        return cls(model, config, device)
+
+    def resolve_thresholds(self, threshold: float | str | None) -> np.ndarray:
+        """None -> the stored thresholds; ``"calibrated"`` -> the stored per-class ones (must exist); a number."""
+        if threshold is None:
+            return self.thresholds
+        if threshold == "calibrated":
+            if not self.calibrated:
+                raise ValueError("this model has no calibrated thresholds: run `labelgraph calibrate` first")
+            return self.thresholds
+        return np.full(len(self.classes), float(threshold))
+
+    @torch.no_grad()
+    def scores(self, images: torch.Tensor) -> np.ndarray:
+        """(B, 3, H, W) in [0, 1] -> (B, C) probabilities."""
+        return torch.sigmoid(self.model(images.to(self.device)).float()).cpu().numpy()
+
+    def predict(
+        self,
+        images: Sequence[str | Path | Image.Image],
+        threshold: float | str | None = None,
+        top_k: int | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Score images (paths, or PIL images) and apply the thresholds.
+
+        Returns:
+            ``{"classes": [...], "predictions": [{"image", "scores": {class: p}, "labels": [...]}],
+            "errors": [{"image", "error"}]}``; ``labels`` are the classes at or above their threshold, sorted by
+            probability, at most ``top_k`` of them.
+        """
+        thresholds = self.resolve_thresholds(threshold)
+        predictions: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        batches = range(0, len(images), batch_size)
+        if progress and len(images) > batch_size:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="predict", unit="batch")
+        for start in batches:
+            names, tensors = [], []
+            for item in images[start : start + batch_size]:
+                name = str(item) if not isinstance(item, Image.Image) else f"<image {start + len(names)}>"
+                try:
+                    image = load_image(item) if not isinstance(item, Image.Image) else item.convert("RGB")
+                except ImageLoadError as err:
+                    errors.append({"image": name, "error": str(err)})
+                    continue
+                names.append(name)
+                tensors.append(self.transform(image))
+            if not tensors:
+                continue
+            for name, probs in zip(names, self.scores(torch.stack(tensors)), strict=True):
+                order = np.argsort(-probs, kind="stable")
+                labels = [self.classes[c] for c in order if probs[c] >= thresholds[c]][:top_k]
+                scores = {c: round(float(p), 6) for c, p in zip(self.classes, probs, strict=True)}
+                predictions.append({"image": name, "scores": scores, "labels": labels})
+        return {"classes": self.classes, "predictions": predictions, "errors": errors}
+
+
+def load(model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    """Load an exported model folder as a :class:`Predictor` (``labelgraph.load``)."""
+    return Predictor.load(model_dir, device)
+
+
+def write_predictions(result: dict[str, Any], out: str | Path) -> None:
+    """``.json``: the whole result; ``.csv``: one row per image (image, labels, one column per class)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps(result, indent=1))
+    elif out.suffix.lower() == ".csv":
+        with out.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image", "labels", *result["classes"]])
+            for p in result["predictions"]:
+                writer.writerow([p["image"], "|".join(p["labels"]), *(p["scores"][c] for c in result["classes"])])
+    else:
+        raise ValueError(f"{out}: the output must end in .json or .csv")
