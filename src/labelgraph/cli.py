@@ -16,6 +16,9 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
     labelgraph calibrate MODEL --split val.csv             per-class F1-optimal thresholds, stored in the model
     labelgraph explain MODEL IMAGE... --out DIR            class-map / Grad-CAM overlays of the predicted labels
     labelgraph models --details [--backbone B --size S]    parameters and FLOPs of every method
+    labelgraph viz tsne|graph|pr ...                       t-SNE of classifiers/prototypes, label graph, PR curves
+    labelgraph retrieve MODEL --index PATH... --query IMG  nearest images by the model's features
+    labelgraph report RUN_DIR                              self-contained HTML report of a demo run
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from labelgraph import cli_inference
+from labelgraph import cli_figures, cli_inference
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.task import MultiLabelTask
 
@@ -274,6 +277,9 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "predict": cli_inference.cmd_predict,
     "calibrate": cli_inference.cmd_calibrate,
     "explain": cli_inference.cmd_explain,
+    "viz": cli_figures.cmd_viz,
+    "retrieve": cli_figures.cmd_retrieve,
+    "report": cli_figures.cmd_report,
 }
 
 

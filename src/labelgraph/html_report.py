@@ -1,0 +1,110 @@
+"""``labelgraph report RUN_DIR``: one self-contained HTML page of a comparison run (the demo's output folder).
+
+The page holds the metrics table, per-class AP, training curves and example test predictions of the best method
+with the maps behind its top label (its own class maps, or Grad-CAM); every figure is embedded as base64 PNG, so
+the file can be mailed or attached as is. RUN_DIR holds ``results.json`` (as ``labelgraph demo`` writes it), one
+exported model per method in ``<method>/model`` and, for the examples, the test split ``data/test.csv``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from labelgraph.report import plot_curves, plot_per_class_ap
+
+
+def _png(path_or_image: Path | Image.Image) -> str:
+    if isinstance(path_or_image, Image.Image):
+        buffer = io.BytesIO()
+        path_or_image.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    else:
+        data = Path(path_or_image).read_bytes()
+    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _table(methods: dict[str, dict[str, Any]]) -> str:
+    keys = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")
+    head = "".join(f"<th>{k}</th>" for k in ("method", *keys, "params (M)", "seconds"))
+    rows = []
+    for name, r in sorted(methods.items(), key=lambda kv: -kv[1]["mAP"]):
+        cells = "".join(f"<td>{r[k]:.2f}</td>" for k in keys)
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td>{cells}<td>{r['params'] / 1e6:.2f}</td><td>{r['seconds']:.0f}</td></tr>"
+        )
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _examples(run: Path, method: str, count: int) -> str:
+    """Test images with the best method's labels, the truth, and the map of its top label."""
+    from labelgraph.data.formats import load_table
+    from labelgraph.data.image_io import load_image
+    from labelgraph.explain import explain, overlay
+    from labelgraph.predict import Predictor
+
+    test_csv, model_dir = run / "data" / "test.csv", run / method / "model"
+    if not (test_csv.is_file() and model_dir.is_dir()):
+        return "<p>(no test split or exported model in the run folder: no examples)</p>"
+    predictor = Predictor.load(model_dir)
+    table = load_table("csv", str(test_csv), class_names=predictor.classes)
+    cells = []
+    for i in range(min(count, len(table))):
+        path = table.path(i)
+        image = load_image(path)
+        result = predictor.predict([image], top_k=5)["predictions"][0]
+        scores = result["scores"]
+        top = result["labels"][0] if result["labels"] else max(scores, key=scores.get)
+        maps, kind = explain(predictor.model, predictor.transform(image)[None], [predictor.classes.index(top)])
+        truth = [c for c, t in zip(predictor.classes, table.targets[i], strict=True) if t == 1]
+        big = image.resize((192, 192), Image.NEAREST)
+        cells.append(
+            f"<div class='ex'>{_png(big)}{_png(overlay(big, maps[0].numpy()))}"
+            f"<p><b>predicted</b>: {html.escape(', '.join(f'{c} {scores[c]:.2f}' for c in result['labels']) or '-')}"
+            f"<br><b>truth</b>: {html.escape(', '.join(truth) or '-')}<br><i>{kind} of '{html.escape(top)}'</i></p>"
+            "</div>"
+        )
+    return "".join(cells)
+
+
+def write_html_report(run_dir: str | Path, examples: int = 6) -> Path:
+    """Write ``RUN_DIR/report.html`` and return its path."""
+    run = Path(run_dir)
+    results_path = run / "results.json"
+    if not results_path.is_file():
+        raise FileNotFoundError(f"{run}: no results.json (a folder written by labelgraph demo)")
+    results = json.loads(results_path.read_text())
+    methods, classes = results["methods"], results["dataset"]["classes"]
+    if not methods:
+        raise ValueError(f"{results_path}: no method results")
+    plot_per_class_ap(results["per_class_AP"], classes, run / "per_class_ap.png")
+    plot_curves(results.get("history", {}), run / "curves.png")
+    best = max(methods, key=lambda m: methods[m]["mAP"])
+    data, settings = results["dataset"], results["settings"]
+    body = f"""
+<h1>labelgraph report</h1>
+<p>{data["kind"]} scenes (seed {data["seed"]}): {data["train"]["num_images"]} train / {data["val"]["num_images"]} val /
+{data["test"]["num_images"]} test images, {len(classes)} classes. {settings["epochs"]} epochs, backbone
+<code>{html.escape(settings["backbone"])}</code>, {settings["image_size"]} px, on {settings["device"]}.
+Test split, percent (mAP non-interpolated, CF1 harmonic, threshold 0.5).</p>
+<h2>Metrics</h2>{_table(methods)}
+<h2>Per-class AP</h2>{_png(run / "per_class_ap.png")}
+<h2>Training</h2>{_png(run / "curves.png")}
+<h2>Examples: {html.escape(best)} (best mAP) on the first test images</h2>{_examples(run, best, examples)}
+"""
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+        ".ex{display:inline-block;width:400px;vertical-align:top;margin:4px}.ex img{width:192px;margin-right:4px}"
+    )
+    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>labelgraph report</title><style>{style}</style>"
+    page += f"</head><body>{body}</body></html>"
+    out = run / "report.html"
+    out.write_text(page)
+    return out
