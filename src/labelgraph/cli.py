@@ -31,6 +31,7 @@ from collections.abc import Callable
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from labelgraph import cli_figures, cli_inference
+from labelgraph.checkpoint_io import SafeCheckpointIO
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.task import MultiLabelTask
 
@@ -52,6 +53,7 @@ def run_lightning(argv: list[str]) -> None:
         MultiLabelDataModule,
         args=argv,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"plugins": [SafeCheckpointIO()]},  # atomic checkpoint writes, weights_only reads
         parser_kwargs={"parser_mode": "omegaconf"} if _has_omegaconf() else {},
     )
 

@@ -23,6 +23,7 @@ from labelgraph.data.synthetic import generate_dataset
 from labelgraph.export import save_model
 from labelgraph.graph import LabelGraph
 from labelgraph.graph.build import add_extras
+from labelgraph.html_report import write_html_report
 from labelgraph.losses import AsymmetricLoss
 from labelgraph.registry import list_models
 from labelgraph.report import results_table, write_report
@@ -269,7 +270,8 @@ def run_demo(
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
     write_report(out, results, histories, per_class, dm.class_names)
+    html_page = write_html_report(out)
     print()
     print(results_table(rows))
-    print(f"\nwrote {out / 'results.json'}, {out / 'report.md'} and a model per method under {out}/<method>/model")
+    print(f"\nwrote {out / 'results.json'}, {html_page}, {out / 'report.md'}; models in {out}/<method>/model")
     return results

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model as load_safetensors_into
 from safetensors.torch import save_model as save_safetensors_from
 
+from labelgraph.checkpoint_io import read_checkpoint
 from labelgraph.graph import LabelGraph
 from labelgraph.registry import create_model
 
@@ -133,11 +134,7 @@ def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(weights))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  (torch raises several types for corrupt or unsafe files)
-        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    state = read_checkpoint(path).get("state_dict")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: a Lightning checkpoint has a 'state_dict'; this file does not")
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
@@ -169,16 +166,14 @@ def initialise_from(model: nn.Module, source: str | Path) -> dict[str, list[str]
 def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """An exported model folder (``load_model``) or a Lightning checkpoint of ``labelgraph fit``, in eval mode.
 
-    A checkpoint is rebuilt from the method and arguments it records; methods built from a label graph need the
-    exported folder (which stores the graph), and the error says so.
+    A checkpoint is rebuilt from the method, arguments and label graph it records.
     """
     path = Path(source)
     if path.is_dir():
         return load_model(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    info = checkpoint.get("labelgraph") if isinstance(checkpoint, dict) else None
+    info = read_checkpoint(path).get("labelgraph")
     if not info or "model_config" not in info:
         raise ValueError(f"{path}: not a labelgraph checkpoint (no 'labelgraph' entry)")
     method, kwargs = info["model_config"]["method"], dict(info["model_config"]["kwargs"])

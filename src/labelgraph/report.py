@@ -74,7 +74,8 @@ def write_report(out: Path, results: dict[str, Any], history: dict, per_class: d
         "",
         results_table(results["methods"]),
         "",
-        f"Training: {results['settings']['epochs']} epochs, backbone `{results['settings']['backbone']}` from scratch, "
+        f"Training: {results['settings']['epochs']} epochs, backbone `{results['settings']['backbone']}` "
+        f"({results['settings'].get('pretraining', 'from scratch')}), "
         f"{results['settings']['image_size']} px, on {results['settings']['device']}.",
         "",
         "![per-class AP](per_class_ap.png)",

@@ -9,18 +9,19 @@ survive (torch's ``max_lr`` would overwrite every group with one value).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 import torch
 
-_PLANNED_STEPS: ContextVar[int | None] = ContextVar("planned_steps", default=None)
+_PLANNED_STEPS: ContextVar[Callable[[], int] | None] = ContextVar("planned_steps", default=None)
 
 
 @contextlib.contextmanager
-def planned_steps(steps: int) -> Iterator[None]:
-    """Within this block, step-interval schedulers built without ``total_steps`` plan for ``steps`` steps."""
-    token = _PLANNED_STEPS.set(int(steps))
+def planned_steps(steps: int | Callable[[], int]) -> Iterator[None]:
+    """Within this block, step-interval schedulers built without ``total_steps`` plan for ``steps`` steps (a number,
+    or a callable asked only when such a scheduler is built)."""
+    token = _PLANNED_STEPS.set(steps if callable(steps) else (lambda: int(steps)))
     try:
         yield
     finally:
@@ -52,7 +53,8 @@ class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
     ) -> None:
-        total_steps = total_steps or _PLANNED_STEPS.get()
+        planner = _PLANNED_STEPS.get()
+        total_steps = total_steps or (planner() if planner is not None else None)
         if not total_steps:
             raise ValueError(
                 "OneCycleLR needs total_steps: give it, or build it through MultiLabelTask (which plans the steps)"

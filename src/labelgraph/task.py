@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import warnings
 from typing import Any
 
 import lightning as L
@@ -17,6 +19,23 @@ from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss, default_au
 from labelgraph.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.registry import create_model
 from labelgraph.schedulers import planned_steps
+
+
+def random_states() -> dict[str, Any]:
+    """Python's and torch's (CPU and CUDA) random states, in types ``torch.load(weights_only=True)`` accepts."""
+    version, internal, gauss = random.getstate()
+    states: dict[str, Any] = {"python": [version, list(internal), gauss], "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
@@ -92,6 +111,8 @@ class MultiLabelTask(L.LightningModule):
             pretrained=pretrained,
             **(model_args or {}),
         )
+        if getattr(self.model.backbone, "frozen", None):  # frozen stages stay in eval mode on purpose
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         if init_from:
             from labelgraph.export import initialise_from
 
@@ -197,12 +218,33 @@ class MultiLabelTask(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         if self._trainer is not None:
-            with planned_steps(self.trainer.estimated_stepping_batches):
+            with planned_steps(self._planned_total_steps):
                 scheduler = self.scheduler_factory(optimizer)
         else:  # outside a Trainer (a caller may plan the steps itself with labelgraph.schedulers.planned_steps)
             scheduler = self.scheduler_factory(optimizer)
         interval = getattr(scheduler, "interval", "epoch")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def _planned_total_steps(self) -> int:
+        """Optimisation steps of the whole run, for schedules that need them (one-cycle).
+
+        Counted from the data module's train set where there is one: ``trainer.estimated_stepping_batches`` would
+        build the train loader before a checkpoint's loop state is restored, so loader workers would prefetch a
+        resumed run's first batches in epoch 0's order.
+        """
+        trainer = self.trainer
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            return trainer.max_steps
+        datamodule = getattr(trainer, "datamodule", None)
+        train_set = getattr(datamodule, "train_set", None)
+        if train_set is None or trainer.max_epochs is None or trainer.max_epochs < 0:
+            return int(trainer.estimated_stepping_batches)
+        per_rank = math.ceil(len(train_set) / trainer.world_size)
+        batch = datamodule.batch_size
+        batches = per_rank // batch if datamodule.drop_last else math.ceil(per_rank / batch)
+        limit = trainer.limit_train_batches
+        batches = int(batches * limit) if isinstance(limit, float) else min(batches, int(limit))
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches)) * trainer.max_epochs
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -219,8 +261,11 @@ class MultiLabelTask(L.LightningModule):
         if self.label_graph is not None:
             tensors, meta = self.label_graph.to_tensors()
             checkpoint["labelgraph"]["label_graph"] = {"tensors": tensors, "metadata": meta}
+        checkpoint["labelgraph"]["rng"] = random_states()  # so a resumed run draws what the uninterrupted one did
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("labelgraph", {}).get("class_names")
         if saved is not None:
             check_same_classes(saved, self.class_names, "checkpoint", "dataset")
+        if "rng" in checkpoint.get("labelgraph", {}):
+            restore_random_states(checkpoint["labelgraph"]["rng"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
 import lightning as L
+import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
@@ -13,7 +15,7 @@ from labelgraph.classes import check_same_classes
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
-from labelgraph.data.samplers import UnpaddedDistributedSampler
+from labelgraph.data.samplers import SeededEpochSampler, UnpaddedDistributedSampler
 from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS, eval_transform, train_transform
 from labelgraph.graph import LabelGraph
 
@@ -166,7 +168,15 @@ class MultiLabelDataModule(L.LightningDataModule):
                 raise ValueError(f"no {split} split was given to the data module, so it cannot run '{stage}'")
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True, drop_last=self.drop_last)
+        # order and augmentations drawn from (seed, epoch) only: a resumed run replays its epochs exactly
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = SeededEpochSampler(self.train_set, seed=seed, epoch_source=self._epoch)
+        return self._loader(self.train_set, self.batch_size, shuffle=False, drop_last=self.drop_last, sampler=sampler)
+
+    def _epoch(self) -> int:
+        """The epoch the trainer is about to run (restored from the checkpoint on resume); 0 without a trainer."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set) if self.val_table is not None else []
@@ -190,4 +200,5 @@ class MultiLabelDataModule(L.LightningDataModule):
             collate_fn=collate_skipping_bad,
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(0),  # worker seeds never draw from the global random state
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Callable
 
@@ -35,7 +36,22 @@ class MultiLabelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``item`` is an index, or ``(index, seed)`` from ``SeededEpochSampler``: the augmentation's random draws
+        (Python's ``random`` and torch's) then come from ``seed``, leaving the process's own random state as it was."""
+        if isinstance(item, (tuple, list)):
+            index, seed = item
+            state = random.getstate()
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    random.seed(seed)
+                    torch.manual_seed(seed)
+                    return self._load(int(index))
+            finally:
+                random.setstate(state)
+        return self._load(int(item))
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         path = self.table.path(index)
         try:
             image = load_image(path)

@@ -25,6 +25,10 @@ def load_image(path: str | Path) -> Image.Image:
             img.load()  # decode now, so truncated files fail here and not inside a transform
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
+    except Image.DecompressionBombError as err:  # PIL's guard against images that would exhaust memory
+        raise ImageLoadError(
+            f"{path}: refused, larger than PIL.Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}) pixels ({err})"
+        ) from err
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
         if isinstance(err, FileNotFoundError):
             raise ImageLoadError(f"{path}: file not found") from err
