@@ -1,6 +1,6 @@
 """SSGRL head memory at 576 px x 80 classes: the official (dense) semantic decoupling vs labelgraph's chunked one.
 
-    python benchmarks/bench_ssgrl_memory.py [--out benchmarks/results/ssgrl_memory.json] [--batch 4]
+    python -m benchmarks.bench_ssgrl_memory [--out benchmarks/results/ssgrl_memory.json] [--batch 4]
 
 The head (2 x 2 pooling, semantic decoupling, GGNN T = 3, output layer, classifiers) runs forward + backward on a
 ResNet-101 layer4 map of a 576 px batch (B x 2048 x 18 x 18 -> 9 x 9), COCO's 80 classes, 300-d embeddings. Each
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import RESULTS, write
 from labelgraph.models.ssgrl import SSGRLHead
 
 C, D, E, SIDE = 80, 2048, 300, 18  # COCO classes, ResNet-101 width, GloVe size, layer4 side at 576 px
@@ -86,9 +86,31 @@ def run_one(formulation: str, batch: int, repeats: int) -> dict:
     return result
 
 
+def run(batch: int = 4, repeats: int = 3) -> dict:
+    runs = {}
+    root = Path(__file__).resolve().parents[1]
+    for formulation in ("dense", "chunked"):
+        cmd = [sys.executable, "-m", "benchmarks.bench_ssgrl_memory", "--worker", formulation, "--batch", str(batch)]
+        cmd += ["--repeats", str(repeats)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root)
+        runs[formulation] = json.loads(out.stdout)
+    dense, chunked = runs["dense"], runs["chunked"]
+    diff = (torch.tensor(dense.pop("logits")) - torch.tensor(chunked.pop("logits"))).abs().max().item()
+    return {
+        "benchmark": "ssgrl_head_memory",
+        "setting": {"batch": batch, "image_size": 576, "feature_map": [D, SIDE, SIDE], "classes": C},
+        "official_dense": dense,
+        "labelgraph_chunked": chunked,
+        "saved_for_backward_ratio": dense["saved_for_backward_mb"] / chunked["saved_for_backward_mb"],
+        "peak_rss_ratio": dense["peak_rss_increase_mb"] / max(chunked["peak_rss_increase_mb"], 1e-9),
+        "time_ratio_dense_over_chunked": dense["seconds"] / chunked["seconds"],
+        "max_abs_logit_difference": diff,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ssgrl_memory.json"))
+    parser.add_argument("--out", default=str(RESULTS / "ssgrl_memory.json"))
     parser.add_argument("--batch", type=int, default=4, help="SSGRL's official batch size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -96,28 +118,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(run_one(args.worker, args.batch, args.repeats)))
         return
-
-    runs = {}
-    for formulation in ("dense", "chunked"):
-        cmd = [sys.executable, __file__, "--worker", formulation, "--batch", str(args.batch)]
-        cmd += ["--repeats", str(args.repeats)]
-        runs[formulation] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    dense, chunked = runs["dense"], runs["chunked"]
-    diff = (torch.tensor(dense.pop("logits")) - torch.tensor(chunked.pop("logits"))).abs().max().item()
-    result = {
-        "benchmark": "ssgrl_head_memory",
-        "setting": {"batch": args.batch, "image_size": 576, "feature_map": [D, SIDE, SIDE], "classes": C},
-        "official_dense": dense,
-        "labelgraph_chunked": chunked,
-        "saved_for_backward_ratio": dense["saved_for_backward_mb"] / chunked["saved_for_backward_mb"],
-        "peak_rss_ratio": dense["peak_rss_increase_mb"] / max(chunked["peak_rss_increase_mb"], 1e-9),
-        "time_ratio_dense_over_chunked": dense["seconds"] / chunked["seconds"],
-        "max_abs_logit_difference": diff,
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(write(run(args.batch, args.repeats), args.out), indent=2))
 
 
 if __name__ == "__main__":
