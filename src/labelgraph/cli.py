@@ -96,6 +96,7 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument(
         "--model-args", default=None, help='JSON builder arguments for the methods, e.g. \'{"fusion": "dot"}\''
     )
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (default 1e-3; backbone 0.1x)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     from labelgraph.demo import run_demo
@@ -113,6 +114,7 @@ def cmd_demo(argv: list[str]) -> int:
         progress=not args.no_progress,
         pretrain_images=args.pretrain_images,
         model_args=json.loads(args.model_args) if args.model_args else None,
+        lr=args.lr,
     )
     return 0
 

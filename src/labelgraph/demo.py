@@ -8,6 +8,7 @@ and the same seed, and each trained model is exported as it would be for ``predi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -64,8 +65,11 @@ def prepare_data(out: Path, kind: str, seed: int, train_images: int) -> dict[str
     return generate_dataset(out / "data", kind=kind, seed=seed, sizes=sizes)
 
 
-def demo_optimizer(params: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+DEMO_LR = 1e-3
+
+
+def demo_optimizer(params: Any, lr: float = DEMO_LR) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
 
 
 def pretrain_backbone(
@@ -135,6 +139,7 @@ def train_one(
     progress: bool,
     pretrained: bool | str = False,
     model_args: dict[str, Any] | None = None,
+    lr: float | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]], MultiLabelTask]:
     L.seed_everything(seed, workers=True, verbose=False)
     task = MultiLabelTask(
@@ -147,7 +152,7 @@ def train_one(
         class_names=datamodule.class_names,
         label_graph=label_graph,
         criterion=method_criterion(method),
-        optimizer=demo_optimizer,
+        optimizer=functools.partial(demo_optimizer, lr=lr or DEMO_LR),
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
     )
     history = EpochHistory()
@@ -201,11 +206,13 @@ def run_demo(
     progress: bool = True,
     pretrain_images: int = 6000,
     model_args: dict[str, Any] | None = None,
+    lr: float | None = None,
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
 
     Args:
         model_args: builder arguments given to every method trained (e.g. ``{"fusion": "dot"}`` for LGLM).
+        lr: the head learning rate of every method (default 1e-3; the backbone gets 0.1x).
 
     Returns:
         the content of ``results.json``.
@@ -245,7 +252,7 @@ def run_demo(
         graph = image_label_graph(out / "baseline" / "model", dm) if method == "iml_gcn" else dm.label_graph
         print(f"training {method} ...")
         args = model_args if method in methods else None  # not for the baseline trained only for IML-GCN
-        row, history, _ = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights), args)
+        row, history, _ = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights), args, lr)
         if method not in methods:
             continue
         per_class[method] = row.pop("per_class_AP")
@@ -264,6 +271,7 @@ def run_demo(
             "label_embeddings": dm.label_graph.embedding_source,
             "pretraining": f"single-label, isolated {dataset['kind']} items, {pretrain_images} images, 48 px, 2 epochs",
             "backbone_lr_mult": 0.1,
+            "lr": lr or DEMO_LR,
             "model_args": model_args or {},
         },
         "history": histories,
