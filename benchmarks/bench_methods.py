@@ -16,20 +16,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import RESULTS, timed, write
+from benchmarks.common import RESULTS, saved_bytes, timed, write
 from labelgraph import LabelGraph, create_model, list_models
-
-
-def saved_bytes(fn) -> int:  # noqa: ANN001
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
 
 
 def label_graph(classes: int) -> LabelGraph:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import RESULTS, write
+from benchmarks.common import RESULTS, saved_bytes, write
 from labelgraph.models.ssgrl import SSGRLHead
 
 C, D, E, SIDE = 80, 2048, 300, 18  # COCO classes, ResNet-101 width, GloVe size, layer4 side at 576 px
@@ -38,19 +38,6 @@ def make_head(formulation: str, device: str) -> SSGRLHead:
     torch.manual_seed(0)
     adjacency = torch.rand(C, C) * (1 - torch.eye(C))
     return SSGRLHead(D, torch.randn(C, E), adjacency, formulation=formulation).to(device)
-
-
-def saved_bytes(fn) -> int:
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
 
 
 def run_one(formulation: str, batch: int, repeats: int) -> dict:

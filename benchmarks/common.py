@@ -46,3 +46,19 @@ def write(result: dict[str, Any], out: str | Path) -> dict[str, Any]:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def saved_bytes(fn: Callable[[], Any]) -> int:
+    """Bytes autograd keeps for the backward pass of ``fn()`` (unique storages; exact on any device)."""
+    import torch
+
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from benchmarks import bench_data, bench_methods
 from benchmarks.__main__ import table
 
@@ -10,6 +11,7 @@ from labelgraph import list_models
 from .conftest import TINY_BACKBONE
 
 
+@pytest.mark.slow
 def test_methods_benchmark_covers_every_method_against_the_baseline():
     result = bench_methods.run(backbone=TINY_BACKBONE, size=32, batch=2, classes=5, repeats=1)
     assert set(result["methods"]) == set(list_models())
@@ -18,6 +20,7 @@ def test_methods_benchmark_covers_every_method_against_the_baseline():
     assert "| methods | ml_gcn" in table({"methods": result})
 
 
+@pytest.mark.slow
 def test_data_benchmark_measures_both_pipelines():
     result = bench_data.run(images=6, image_size=32, batch_size=3, repeats=1)
     assert result["bare_decode_images_per_s"] > 0 and result["pipeline_images_per_s_workers_2"] > 0
