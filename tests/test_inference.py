@@ -25,7 +25,7 @@ from .conftest import TINY_BACKBONE, TINY_SIZE
 from .test_task import datamodule, trainer
 
 CLASSES = ["cat", "dog", "tree"]
-DARKNET_PHOTOS = Path("/tmp/darknet_pkg/x/usr/share/darknet/data")  # real photos, when fetched (see README)
+DARKNET_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"  # Debian darknet's photos (install.sh)
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +96,16 @@ class TestPredict:
         with pytest.raises(ValueError, match="no calibrated thresholds"):
             predictor.predict([images["a.jpg"]], threshold="calibrated")
 
-    @pytest.mark.skipif(not DARKNET_PHOTOS.is_dir(), reason="darknet's sample photos not fetched")
-    def test_real_photographs(self, model_dirs):
-        result = labelgraph.load(model_dirs["add_gcn"]).predict(sorted(DARKNET_PHOTOS.glob("*.jpg")))
-        assert len(result["predictions"]) >= 5 and not result["errors"]
+    @pytest.mark.skipif(not DARKNET_PHOTOS.is_dir(), reason="darknet's sample photos not fetched (install.sh)")
+    def test_real_photographs(self, model_dirs, images, tmp_path):
+        photos = sorted(DARKNET_PHOTOS.glob("*.jpg"))
+        out = tmp_path / "p.json"
+        args = ["predict", str(model_dirs["add_gcn"]), *map(str, photos), str(images["truncated.jpg"])]
+        assert cli_main([*args, "--out", str(out)]) == 1  # the truncated file fails, the photos do not
+        result = json.loads(out.read_text())
+        assert len(result["predictions"]) == len(photos) >= 5 and len(result["errors"]) == 1
+        for p in result["predictions"]:
+            assert all(0 <= v <= 1 for v in p["scores"].values()) and list(p["scores"]) == CLASSES
 
 
 class TestExportFromCheckpoint:
