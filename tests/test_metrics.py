@@ -182,17 +182,27 @@ def test_presets_are_valid_arguments():
 
 
 def test_coco_val_sized_evaluation_is_fast():
+    """Every metric on 40,504 x 80 is no slower than scikit-learn's per-class AP alone, timed side by side (a ratio
+    holds on a busy machine where an absolute bound does not; on an idle 2-core VM: 0.31 s vs 0.55 s)."""
+    from sklearn.metrics import average_precision_score
+
     rng = np.random.default_rng(0)
     n, c = 40504, 80
     targets = (rng.random((n, c)) < 0.036).astype(np.int8)
     scores = 1 / (1 + np.exp(-(rng.normal(size=(n, c)) + 2 * targets - 3)))
     evaluate(scores[:1000], targets[:1000])  # warm-up
-    best = float("inf")
-    for _ in range(3):  # best of three: the bound is on the code, not on a busy machine's worst moment
-        start = time.perf_counter()
-        evaluate(scores, targets)
-        best = min(best, time.perf_counter() - start)
-    assert best < 1.0
+
+    def best_of_three(fn) -> float:  # noqa: ANN001
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    ours = best_of_three(lambda: evaluate(scores, targets))
+    sklearn = best_of_three(lambda: [average_precision_score(targets[:, k], scores[:, k]) for k in range(c)])
+    assert ours < sklearn
 
 
 def test_streaming_accumulator_equals_one_shot():
