@@ -146,10 +146,12 @@ def _format_options(pairs: list[str]) -> dict:
     return options
 
 
-def _load_split(args: argparse.Namespace, split: str):
+def _load_split(args: argparse.Namespace, split: str, default_classes: list[str] | None = None):
+    """A split of the dataset named by the arguments, in ``--classes`` order, else ``default_classes`` (a model's
+    output order), else the dataset's own order."""
     from labelgraph.data.formats import load_table, read_class_list
 
-    names = read_class_list(args.classes) if args.classes else None
+    names = read_class_list(args.classes) if args.classes else default_classes
     return load_table(
         args.format,
         split,
@@ -254,7 +256,7 @@ def cmd_sadcl(argv: list[str]) -> int:
     from labelgraph.prototypes import class_prototypes
 
     model, config = load_trained_model(args.model)
-    table = _load_split(args, args.split)
+    table = _load_split(args, args.split, config["class_names"])
     check_same_classes(config["class_names"], table.class_names, f"model {args.model}", f"split {table.source}")
     size = args.image_size or config["preprocessing"].get("image_size")
     if not size:

@@ -54,7 +54,7 @@ def cmd_viz(argv: list[str]) -> int:
         from labelgraph.report import plot_per_class_ap
 
         predictor = Predictor.load(args.model)
-        table = _load_split(args, args.split)
+        table = _load_split(args, args.split, predictor.classes)
         scores = _table_scores(predictor, table, 32)
         viz.plot_pr_curves(scores, table.targets, predictor.classes, args.out)
         result = evaluate(scores, table.targets)

@@ -89,7 +89,7 @@ def cmd_calibrate(argv: list[str]) -> int:
     predictor = Predictor.load(args.model)
 
     def split_scores(split: str) -> tuple[np.ndarray, np.ndarray]:
-        table = _load_split(args, split)
+        table = _load_split(args, split, predictor.classes)
         check_same_classes(predictor.classes, table.class_names, f"model {args.model}", f"split {table.source}")
         return _table_scores(predictor, table, args.batch_size), table.targets
 
