@@ -134,7 +134,12 @@ def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(weights))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
-    state = read_checkpoint(path).get("state_dict")
+    return _model_weights(read_checkpoint(path), path)
+
+
+def _model_weights(checkpoint: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    """The network's tensors of a Lightning checkpoint of ``MultiLabelTask`` (the ``model.`` prefix removed)."""
+    state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: a Lightning checkpoint has a 'state_dict'; this file does not")
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
@@ -173,7 +178,8 @@ def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         return load_model(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
-    info = read_checkpoint(path).get("labelgraph")
+    checkpoint = read_checkpoint(path)
+    info = checkpoint.get("labelgraph")
     if not info or "model_config" not in info:
         raise ValueError(f"{path}: not a labelgraph checkpoint (no 'labelgraph' entry)")
     method, kwargs = info["model_config"]["method"], dict(info["model_config"]["kwargs"])
@@ -183,7 +189,7 @@ def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if "label_graph" in info:
         graph = LabelGraph.from_tensors(info["label_graph"]["tensors"], info["label_graph"]["metadata"])
     model = create_model(method, num_classes=len(classes), label_graph=graph, pretrained=False, **kwargs)
-    model.load_state_dict(trained_state_dict(path))
+    model.load_state_dict(_model_weights(checkpoint, path))
     config = {
         "method": method,
         "model_kwargs": kwargs,
