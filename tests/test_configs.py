@@ -96,3 +96,28 @@ def test_data_config_trains_one_step_on_its_fixture(config, tmp_path, monkeypatc
     cli = LabelGraphCLI(MultiLabelTask, MultiLabelDataModule, args=args)
     assert cli.trainer.global_step == 1
     assert cli.datamodule.format == yaml.safe_load(config.read_text())["data"]["format"]
+
+
+STAGED_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "staged").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", STAGED_CONFIGS, ids=[c.stem for c in STAGED_CONFIGS])
+def test_staged_protocol_config_trains_through_the_cli(config, tiny_dataset, monkeypatch, tmp_path):
+    """The review's protocol configs run both stages through ``labelgraph fit`` (one batch per epoch)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["labelgraph"])
+    args = [
+        "fit", "--config", str(config), "--model.method", "ggnn",
+        "--data.train", str(tiny_dataset / "train.csv"), "--data.val", str(tiny_dataset / "val.csv"),
+        "--data.classes", str(tiny_dataset / "classes.txt"), "--data.image_size", str(TINY_SIZE),
+        "--data.format_options", "{}", "--data.embeddings", "onehot", "--data.num_workers", "0",
+        "--model.backbone", TINY_BACKBONE, "--model.pretrained", "false", "--trainer.accelerator", "cpu",
+        "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1", "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.default_root_dir", str(tmp_path),
+    ]  # fmt: skip
+    cli = LabelGraphCLI(MultiLabelTask, MultiLabelDataModule, args=args)
+    assert cli.trainer.current_epoch == 3 + 5  # GGNN: 3 epochs frozen, 5 trainable
+    assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-6, rel=1e-6)
+    assert cli.datamodule.train_transform_name == "review"

@@ -8,6 +8,9 @@ Train presets:
         (ASL, Query2Label; torchvision's RandAugment stands in for the ``randaugment`` pip package they use).
     ``ssgrl``: squash-resize to (10/9 S)^2, a random square crop of side (10/9, 1, 8/9, 2/3, 5/9) x S chosen
         uniformly, resized to S x S; no flip (SSGRL: 640 -> crop of 640/576/512/384/320 -> 576).
+    ``review``: the GGNN/SSGRL/ML-GCN review's (graphMLC, albumentations): squash-resize, then with p = 0.3 one of
+        contrast / gamma / brightness / equalisation (its CLAHE), with p = 0.5 a shift-scale-rotate (shift 6.25 %,
+        scale +-10 %, rotation up to 45 degrees), and a horizontal flip.
     ``flip``: squash-resize + horizontal flip (a light preset for small data).
     ``none``: the eval pipeline.
 Eval presets: ``resize`` squash-resizes to S x S (every anchor paper tests this way, except SSGRL);
@@ -23,7 +26,7 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.transforms import v2
 
-TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "flip", "none")
+TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "review", "flip", "none")
 EVAL_PRESETS = ("resize", "center_crop")
 SSGRL_CROPS = (640, 576, 512, 384, 320)  # crop sides at S = 576, scaled with S
 ML_GCN_SCALES = (1.0, 0.875, 0.75, 0.66, 0.5)
@@ -82,6 +85,34 @@ class Cutout:
         return f"Cutout(fraction={self.fraction})"
 
 
+class RandomGamma:
+    """albumentations' ``RandomGamma``: ``x ** (g / 100)`` with ``g`` uniform in ``gamma_limit`` (on [0, 1] values)."""
+
+    def __init__(self, gamma_limit: tuple[int, int] = (80, 120)) -> None:
+        self.gamma_limit = gamma_limit
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return v2.functional.adjust_gamma(img, random.uniform(*self.gamma_limit) / 100)
+
+    def __repr__(self) -> str:
+        return f"RandomGamma(gamma_limit={self.gamma_limit})"
+
+
+def _review_steps(s: int) -> list:
+    photometric = v2.RandomChoice(
+        [v2.ColorJitter(contrast=0.2), RandomGamma((80, 120)), v2.ColorJitter(brightness=0.2), v2.RandomEqualize(1.0)]
+    )
+    geometric = v2.RandomAffine(  # (albumentations reflects at the border; torchvision fills with black)
+        degrees=45, translate=(0.0625, 0.0625), scale=(0.9, 1.1), interpolation=v2.InterpolationMode.BILINEAR
+    )
+    return [
+        v2.Resize((s, s), antialias=True),
+        v2.RandomApply([photometric], p=0.3),
+        v2.RandomApply([geometric], p=0.5),
+        v2.RandomHorizontalFlip(),
+    ]
+
+
 def _to_tensor() -> list:
     return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
 
@@ -111,6 +142,7 @@ def train_transform(preset: str, image_size: int) -> v2.Compose:
             v2.RandomChoice([v2.RandomCrop(round(s * c / 576)) for c in SSGRL_CROPS]),
             resize,
         ],
+        "review": _review_steps(s),
         "flip": [resize, v2.RandomHorizontalFlip()],
         "none": [resize],
     }

@@ -94,6 +94,7 @@ class Backbone(nn.Module):
 
             self.body = freeze_batch_norm_2d(self.body)
         self.frozen: list[str] = []
+        self.trainable_stages = trainable_stages
         if trainable_stages is not None:
             self._freeze_before(trainable_stages)
 
@@ -102,6 +103,22 @@ class Backbone(nn.Module):
         if self.name.startswith("torchvision/"):
             return list(_TORCHVISION_STAGES)
         return [info["module"].replace(".", "_") for info in self.body.feature_info.info]
+
+    @property
+    def num_stages(self) -> int:
+        """Number of stages (timm ``feature_info`` entries; 5 for ResNets: stem, layer1..layer4)."""
+        return len(self._stage_children())
+
+    def set_trainable_stages(self, trainable_stages: int | None) -> None:
+        """Train only the last ``trainable_stages`` stages from now on (None: all); the rest get no gradients and
+        stay in eval mode. Unlike the constructor argument this can also unfreeze (staged fine-tuning)."""
+        for name in self.frozen:
+            getattr(self.body, name).requires_grad_(True)
+        self.frozen = []
+        if trainable_stages is not None:
+            self._freeze_before(trainable_stages)
+        else:
+            self.train(self.training)
 
     def _freeze_before(self, trainable_stages: int) -> None:
         stages = self._stage_children()
