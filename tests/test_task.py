@@ -15,16 +15,13 @@ from .conftest import TINY_BACKBONE, TINY_SIZE
 
 
 def datamodule(root, **kw) -> MultiLabelDataModule:
+    settings = dict(image_size=TINY_SIZE, train_transform="flip", batch_size=16, num_workers=0) | kw
     return MultiLabelDataModule(
         train=str(root / "train.csv"),
         val=str(root / "val.csv"),
         test=str(root / "test.csv"),
         classes=str(root / "classes.txt"),
-        image_size=TINY_SIZE,
-        train_transform="flip",
-        batch_size=16,
-        num_workers=0,
-        **kw,
+        **settings,
     )
 
 

@@ -108,6 +108,11 @@ class StagedFineTuning(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        if getattr(trainer.datamodule, "feature_cache", None):
+            raise ValueError(
+                "StagedFineTuning trains the backbone in stage 2, which a feature cache cannot: train stage 1 on the "
+                "cache (a frozen backbone) and stage 2 from images with init_from"
+            )
         if self.stage1_setting == "auto":
             self.stage1_epochs = 10 if pl_module.model.config.get("method") in GCN_HEAD_METHODS else 3
         backbone = pl_module.model.backbone

@@ -141,13 +141,13 @@ class MultiLabelTask(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor] | None, batch_idx: int) -> torch.Tensor | None:
         if batch is None:  # every image of the batch was unreadable and skipped
             return None
-        images, targets = batch
+        images, targets = batch  # images: (B, 3, H, W), or a list of feature maps from a feature cache
         outputs = self.model.forward_train(images)
         loss = self.criterion(outputs["logits"], targets)
-        self.log("train/cls_loss", loss, on_step=True, on_epoch=True, batch_size=len(images))
+        self.log("train/cls_loss", loss, on_step=True, on_epoch=True, batch_size=len(targets))
         for aux in self.aux_losses:
             term = aux(outputs, targets)
-            self.log(f"train/{aux.name}", term, batch_size=len(images))
+            self.log(f"train/{aux.name}", term, batch_size=len(targets))
             loss = loss + term
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -155,7 +155,7 @@ class MultiLabelTask(L.LightningModule):
                 f"batch {batch_idx}); lower the learning rate or enable gradient clipping. Checkpoints written so far "
                 "are intact."
             )
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(images))
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(targets))
         if hasattr(self.model.head, "after_loss"):  # e.g. SADCL's memory bank takes this batch's confident positives
             self.model.head.after_loss(outputs, targets)
         return loss
@@ -170,7 +170,7 @@ class MultiLabelTask(L.LightningModule):
             return
         images, targets = batch
         logits = self.model(images)
-        self.log(f"{stage}/loss", self.criterion(logits, targets), batch_size=len(images), sync_dist=True)
+        self.log(f"{stage}/loss", self.criterion(logits, targets), batch_size=len(targets), sync_dist=True)
         self.eval_metrics[stage].update(torch.sigmoid(logits.float()), targets)
         if self.ema is not None:
             self.ema_metrics[stage].update(torch.sigmoid(self.ema.module(images).float()), targets)

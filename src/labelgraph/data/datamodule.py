@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cached_property
 from typing import Any
 
@@ -53,6 +54,10 @@ class MultiLabelDataModule(L.LightningDataModule):
             ``image:MODEL_DIR`` (IML-GCN's class means of an exported model's features over the train split).
         knowledge_graph: a concept graph for GGNN: ``vg:PATH`` (Visual Genome ``relationships.json``) or a user's
             graph file (CSV edge list or JSON).
+        feature_cache: a folder for cached backbone features (``labelgraph.data.feature_cache``): the model's backbone
+            runs once per split (in eval mode, on the eval view of each image) and training reads the stored maps.
+            The backbone is frozen for the run; ``train_transform`` must be ``none`` (a cache holds one view).
+        feature_cache_dtype: ``float16`` (default; half the disk and memory traffic) or ``float32`` (exact).
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class MultiLabelDataModule(L.LightningDataModule):
         label_graph_file: str | None = None,
         embeddings: str | None = None,
         knowledge_graph: str | None = None,
+        feature_cache: str | None = None,
+        feature_cache_dtype: str = "float16",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -93,6 +100,11 @@ class MultiLabelDataModule(L.LightningDataModule):
         self.check_files = check_files
         self.drop_last = drop_last
         self.label_graph_file, self.embeddings, self.knowledge_graph = label_graph_file, embeddings, knowledge_graph
+        self.feature_cache, self.feature_cache_dtype = feature_cache, feature_cache_dtype
+        if feature_cache and train_transform != "none":
+            raise ValueError(
+                f"feature_cache stores one view per image, so train_transform must be 'none' (got {train_transform!r})"
+            )
         if train_transform not in TRAIN_PRESETS:  # fail at construction, not after the data has loaded
             raise ValueError(f"unknown train_transform {train_transform!r}; available: {', '.join(TRAIN_PRESETS)}")
         if eval_transform not in EVAL_PRESETS:
@@ -166,6 +178,36 @@ class MultiLabelDataModule(L.LightningDataModule):
                 )
             elif stage in stages and stage is not None and stage != "fit":
                 raise ValueError(f"no {split} split was given to the data module, so it cannot run '{stage}'")
+        if self.feature_cache:
+            self._use_feature_cache()
+
+    def _use_feature_cache(self) -> None:
+        """Replace the image datasets by cached features of the model's (now frozen) backbone."""
+        from labelgraph.data.feature_cache import CachedFeatureDataset, build_feature_cache
+
+        trainer = self.trainer
+        if trainer is None or trainer.lightning_module is None:
+            raise RuntimeError("feature_cache needs the data module to be attached to a Trainer with a model")
+        model = trainer.lightning_module.model
+        model.backbone.set_trainable_stages(0)  # never run during training: no gradients, no BatchNorm updates
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+        strategy = trainer.strategy
+        for split in ("train", "val", "test"):
+            dataset = getattr(self, f"{split}_set", None)
+            if not isinstance(dataset, MultiLabelDataset):
+                continue
+            transform = self.eval_transform_name if split != "train" else "resize"
+            kwargs = dict(
+                image_size=self.image_size, transform=transform, dtype=self.feature_cache_dtype,
+                batch_size=self.eval_batch_size, num_workers=self.num_workers,
+            )  # fmt: skip
+            if strategy.local_rank == 0:
+                device = strategy.root_device
+                model.to(device)
+                build_feature_cache(model, dataset.table, self.feature_cache, device=device, **kwargs)
+            strategy.barrier("feature_cache")
+            folder = build_feature_cache(model, dataset.table, self.feature_cache, **kwargs)  # present: just its path
+            setattr(self, f"{split}_set", CachedFeatureDataset(folder))
 
     def train_dataloader(self) -> DataLoader:
         # order and augmentations drawn from (seed, epoch) only: a resumed run replays its epochs exactly

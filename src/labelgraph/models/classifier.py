@@ -24,6 +24,9 @@ class MultiLabelClassifier(nn.Module):
     ``input_std``), so the data pipeline and ``predict`` can never use the wrong normalisation (TResNet expects
     none, ImageNet ResNets expect ImageNet statistics -- a classic source of silently wrong scores).
 
+    ``forward`` and ``forward_train`` also accept the backbone's feature maps instead of images (a list of
+    (B, C_i, H_i, W_i) tensors, as a feature cache stores them): the head then runs on them directly.
+
     Shapes:
         images (B, 3, H, W) in [0, 1], at any H, W -> logits (B, num_classes).
     """
@@ -43,11 +46,15 @@ class MultiLabelClassifier(nn.Module):
         """Normalise and run the backbone: (B, 3, H, W) in [0, 1] -> list of feature maps."""
         return self.backbone((images - self.input_mean) / self.input_std)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
+    def _features_of(self, inputs: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+        """Images go through the backbone; a list of feature maps (from a feature cache) is used as it is."""
+        return list(inputs) if isinstance(inputs, (list, tuple)) else self.features(inputs)
 
-    def forward_train(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.features(images)
+    def forward(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        return self.head(self._features_of(images))
+
+    def forward_train(self, images: torch.Tensor | list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        features = self._features_of(images)
         if hasattr(self.head, "forward_train"):
             out = self.head.forward_train(features)
             if "logits" not in out:
