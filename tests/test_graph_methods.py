@@ -68,6 +68,19 @@ def test_ml_gcn_head_equals_the_paper_formula(graph):
     assert torch.equal(head.label_embed, graph.embeddings)
 
 
+def test_ml_gcn_depth_inserts_hidden_layers(graph):
+    model = create_model("ml_gcn", num_classes=C, label_graph=graph, backbone=TINY_BACKBONE, num_layers=3).eval()
+    head, x = model.head, torch.rand(2, 3, 32, 32)
+    pooled = model.features(x)[-1].amax(dim=(2, 3))
+    a, act = head.adj, lambda t: F.leaky_relu(t, 0.2)
+    h = act(a @ (act(a @ (head.label_embed @ head.gc1.weight)) @ head.middle[0].weight))
+    assert torch.allclose(model(x), pooled @ (a @ (h @ head.gc2.weight)).T, atol=1e-5)
+    two = create_model("ml_gcn", num_classes=C, label_graph=graph, backbone=TINY_BACKBONE)
+    assert not any(k.startswith("middle") for k in two.head.state_dict())  # 2 layers: ML-GCN's parameter names
+    with pytest.raises(ValueError, match="num_layers"):
+        create_model("ml_gcn", num_classes=C, label_graph=graph, backbone=TINY_BACKBONE, num_layers=1)
+
+
 def test_priors_are_buffers_saved_in_the_exported_model(graph, tmp_path):
     for method in ("ml_gcn", "ggnn"):
         model = create_model(method, num_classes=C, label_graph=graph, backbone=TINY_BACKBONE)

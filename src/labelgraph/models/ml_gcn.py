@@ -41,7 +41,8 @@ class MLGCNHead(nn.Module):
         in_channels: backbone width d (the second GCN layer's output size).
         label_embed: (C, D) node features, stored as a buffer.
         adjacency: (C, C) normalised adjacency, a buffer (or a parameter when ``learn_graph``).
-        hidden: width of the first GCN layer (1024).
+        hidden: width of the hidden GCN layers (1024).
+        num_layers: GCN depth (2 in ML-GCN; its paper and the review ablate 2-4 layers: D -> hidden -> ... -> d).
         negative_slope: LeakyReLU slope between the GCN layers (0.2).
         learn_graph: make the adjacency a trainable parameter.
         pool: global pooling of the feature map (``max`` in ML-GCN).
@@ -63,8 +64,11 @@ class MLGCNHead(nn.Module):
         learn_graph: bool = False,
         pool: Literal["max", "avg"] = "max",
         classifier_bias: bool = False,
+        num_layers: int = 2,
     ) -> None:
         super().__init__()
+        if num_layers < 2:
+            raise ValueError(f"num_layers must be >= 2 (D -> hidden -> d), got {num_layers}")
         self.register_buffer("label_embed", label_embed.detach().float().clone())
         if learn_graph:
             self.adj = nn.Parameter(adjacency.detach().float().clone())
@@ -72,6 +76,7 @@ class MLGCNHead(nn.Module):
         else:
             self.register_buffer("adj", adjacency.detach().float().clone())
         self.gc1 = GraphConvolution(label_embed.shape[1], hidden)
+        self.middle = nn.ModuleList(GraphConvolution(hidden, hidden) for _ in range(num_layers - 2))
         self.gc2 = GraphConvolution(hidden, in_channels)
         self.act = nn.LeakyReLU(negative_slope)
         self.pool = pool
@@ -79,7 +84,10 @@ class MLGCNHead(nn.Module):
 
     def classifiers(self) -> torch.Tensor:
         """(C, d): one classifier per class, from the graph."""
-        return self.gc2(self.act(self.gc1(self.label_embed, self.adj)), self.adj)
+        h = self.act(self.gc1(self.label_embed, self.adj))
+        for layer in self.middle:
+            h = self.act(layer(h, self.adj))
+        return self.gc2(h, self.adj)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = global_pool(features[-1], self.pool)  # (B, d)
@@ -123,6 +131,7 @@ def build_ml_gcn(
     hidden: int,
     pool: Literal["max", "avg"],
     classifier_bias: bool = False,
+    num_layers: int = 2,
 ) -> MultiLabelClassifier:
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
     adjacency = gcn_adjacency(label_graph, graph, tau, p, adjacency_style)
@@ -134,6 +143,7 @@ def build_ml_gcn(
         learn_graph=graph == "learned",
         pool=pool,
         classifier_bias=classifier_bias,
+        num_layers=num_layers,
     )
     return MultiLabelClassifier(body, head, num_classes)
 
@@ -152,8 +162,10 @@ def ml_gcn(
     hidden: int = 1024,
     pool: Literal["max", "avg"] = "max",
     classifier_bias: bool = False,
+    num_layers: int = 2,
 ) -> MultiLabelClassifier:
-    """ML-GCN with the official code's defaults (τ = 0.4, p = 0.25, GCN 300 -> 1024 -> 2048 on ResNet-101)."""
+    """ML-GCN with the official code's defaults (τ = 0.4, p = 0.25, GCN 300 -> 1024 -> 2048 on ResNet-101);
+    ``num_layers`` > 2 inserts hidden -> hidden layers (the paper's depth ablation)."""
     graph_ = require_embeddings("ml_gcn", label_graph, num_classes)
     return build_ml_gcn(
         num_classes=num_classes,
@@ -167,4 +179,5 @@ def ml_gcn(
         hidden=hidden,
         pool=pool,
         classifier_bias=classifier_bias,
+        num_layers=num_layers,
     )
