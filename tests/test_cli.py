@@ -100,6 +100,11 @@ def test_demo_writes_results_report_and_models(tmp_path):
     assert (tmp_path / "baseline" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "report.md").is_file() and (tmp_path / "per_class_ap.png").is_file()
     assert (tmp_path / "curves.png").is_file()
+    report = (tmp_path / "report.md").read_text()
+    classes = " | ".join(name[:10] for name in on_disk["dataset"]["classes"])
+    assert f"| method | {classes} | mAP |" in report  # the per-class AP table of the VOC seeds
+    cells = ["—" if v != v else f"{v:.1f}" for v in results["per_class_AP"]["baseline"]]  # NaN: no positives
+    assert f"| baseline | {' | '.join(cells)} |" in report
 
 
 @pytest.mark.slow

@@ -114,3 +114,15 @@ def test_html_report_is_self_contained(exported, tiny_dataset, tmp_path):
     page = (run / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 + 2 * 2  # AP bars, curves, 2 examples x (image, overlay)
     assert "ml_gcn" in page and "Grad-CAM" in page and 'src="http' not in page
+
+
+def test_per_class_ap_table_rows_columns_and_mean():
+    from labelgraph.report import per_class_table
+
+    table = per_class_table(
+        {"a": [50.0, 100.0, float("nan")], "b": [10.0, 20.0, 30.0]}, ["cat", "dog", "a_long_name_x"]
+    )
+    lines = table.splitlines()
+    assert lines[0] == "| method | cat | dog | a_long_nam | mAP |"
+    assert lines[2] == "| a | 50.0 | 100.0 | — | 75.0 |"  # a class without positives is left out of the mean
+    assert lines[3] == "| b | 10.0 | 20.0 | 30.0 | 20.0 |"

@@ -19,6 +19,9 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
     labelgraph viz tsne|graph|pr ...                       t-SNE of classifiers/prototypes, label graph, PR curves
     labelgraph retrieve MODEL --index PATH... --query IMG  nearest images by the model's features
     labelgraph report RUN_DIR                              self-contained HTML report of a demo run
+    labelgraph sweep [SWEEP.yaml] [--config C] [--grid model.model_args.tau=0.1,0.4] [--point I] [--collect]
+                                                           train a grid; CSV + Markdown tables + plot
+    labelgraph evaluate MODEL... --split test.csv [--corruptions]   metrics, and mAP under corruptions
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Callable
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from labelgraph import cli_figures, cli_inference
+from labelgraph import cli_figures, cli_inference, cli_studies
 from labelgraph.checkpoint_io import SafeCheckpointIO
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.task import MultiLabelTask
@@ -47,15 +50,21 @@ class LabelGraphCLI(LightningCLI):
         parser.link_arguments("data.label_graph", "model.label_graph", apply_on="instantiate")
 
 
-def run_lightning(argv: list[str]) -> None:
-    LabelGraphCLI(
+def make_cli(argv: list[str], run: bool = True) -> LabelGraphCLI:
+    """The Lightning CLI of ``labelgraph fit|validate|test|predict`` (``run=False``: instantiate only)."""
+    return LabelGraphCLI(
         MultiLabelTask,
         MultiLabelDataModule,
         args=argv,
+        run=run,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"plugins": [SafeCheckpointIO()]},  # atomic checkpoint writes, weights_only reads
         parser_kwargs={"parser_mode": "omegaconf"} if _has_omegaconf() else {},
     )
+
+
+def run_lightning(argv: list[str]) -> None:
+    make_cli(argv)
 
 
 def _has_omegaconf() -> bool:
@@ -286,6 +295,8 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "viz": cli_figures.cmd_viz,
     "retrieve": cli_figures.cmd_retrieve,
     "report": cli_figures.cmd_report,
+    "sweep": cli_studies.cmd_sweep,
+    "evaluate": cli_studies.cmd_evaluate,
 }
 
 

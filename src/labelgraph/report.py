@@ -60,6 +60,17 @@ def results_table(methods: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def per_class_table(per_class: dict[str, list[float]], class_names: list[str]) -> str:
+    """Per-class AP as the VOC seeds print it: one row per method, one column per class, then the mean (percent)."""
+    short = [name[:10] for name in class_names]
+    lines = ["| method | " + " | ".join(short) + " | mAP |", "|---|" + "---:|" * (len(class_names) + 1)]
+    for method, aps in per_class.items():
+        values = [v for v in aps if v is not None and not np.isnan(v)]
+        cells = ["—" if v is None or np.isnan(v) else f"{v:.1f}" for v in aps]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(values):.1f} |")
+    return "\n".join(lines)
+
+
 def write_report(out: Path, results: dict[str, Any], history: dict, per_class: dict, class_names: list[str]) -> Path:
     plot_per_class_ap(per_class, class_names, out / "per_class_ap.png")
     plot_curves(history, out / "curves.png")
@@ -77,6 +88,10 @@ def write_report(out: Path, results: dict[str, Any], history: dict, per_class: d
         f"Training: {results['settings']['epochs']} epochs, backbone `{results['settings']['backbone']}` "
         f"({results['settings'].get('pretraining', 'from scratch')}), "
         f"{results['settings']['image_size']} px, on {results['settings']['device']}.",
+        "",
+        "Per-class AP (test split, percent):",
+        "",
+        per_class_table(per_class, class_names),
         "",
         "![per-class AP](per_class_ap.png)",
         "",

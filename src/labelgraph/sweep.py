@@ -1,0 +1,285 @@
+"""Hyper-parameter sweeps: run a grid of training configurations and tabulate their test metrics.
+
+A sweep is a list of base configs (``labelgraph fit`` YAML files, merged in order as the CLI merges them), fixed
+settings and one or several grids of dotted keys (``model.model_args.tau``; a number indexes a list:
+``model.aux_losses.0.init_args.weight``). Several grids are run one after the other (one-at-a-time ablations: each grid
+varies its own keys around the base config). A sweep file holds the same in YAML::
+
+    configs: [configs/sweeps/demo_stage1.yaml]
+    set: {model.method: ml_gcn}
+    grid:                           # or a list of grids
+      model.model_args.tau: [0.1, 0.25, 0.4]
+      model.model_args.p: [0.1, 0.25]
+
+Every point runs in its own process (``python -m labelgraph.sweep POINT_DIR``): fit, then test with the final weights;
+its merged config (``sweep_config.yaml``; Lightning writes the resolved one to ``config.yaml``), log and
+``result.json`` stay in ``OUT/point-NNN``. Points with a result are not run again, so an
+interrupted sweep resumes, and ``--point I`` (e.g. ``$SLURM_ARRAY_TASK_ID``) runs one point per cluster job;
+``--collect`` then writes the tables: ``results.csv``, ``results.md`` (a pivot table per two-key grid), ``results.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESULT_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")
+
+
+# -- configs ---------------------------------------------------------------------------------------------------------
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` merged into a copy of ``base``: dictionaries merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_configs(paths: list[str | Path]) -> dict:
+    merged: dict = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config must be a YAML mapping, found {type(data).__name__}")
+        merged = deep_merge(merged, data)
+    return merged
+
+
+def set_dotted(config: dict, key: str, value: Any) -> None:
+    """Set ``config[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings; numeric parts index lists."""
+    parts = key.split(".")
+    node: Any = config
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise KeyError(f"{key}: {'.'.join(parts[: i + 1])} is not an index of a list of {len(node)}")
+            node = node[int(part)]
+            continue
+        if not isinstance(node.get(part), (dict, list)):
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise KeyError(f"{key}: {last} is not an index of a list of {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+# -- sweeps ----------------------------------------------------------------------------------------------------------
+def parse_assignment(text: str, many: bool) -> tuple[str, Any]:
+    """``key=v`` (``many``: ``key=v1,v2,...``); values are YAML: ``0.1`` a float, ``true`` a bool, ``[1, 2]`` a list."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{text!r}: expected KEY=VALUE{',VALUE...' if many else ''}")
+    if not many:
+        return key.strip(), yaml.safe_load(value)
+    return key.strip(), [yaml.safe_load(v) for v in _split_top_level(value)]
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas outside brackets and braces (``a,[1,2],b`` -> three values)."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*parts, current]
+
+
+class Sweep:
+    """Base configs + fixed settings + grids -> points (merged configs), results and tables.
+
+    Args:
+        configs: YAML config files merged in order.
+        grids: one or several ``{dotted key: [values]}``; the points are each grid's product, grid after grid.
+        settings: ``{dotted key: value}`` applied to every point.
+        name: the sweep's name (titles of the tables).
+        metric: the test metric the Markdown pivot tables and the plot show (``mAP``).
+    """
+
+    def __init__(
+        self,
+        configs: list[str | Path],
+        grids: list[dict[str, list]],
+        settings: dict[str, Any] | None = None,
+        name: str = "sweep",
+        metric: str = "mAP",
+    ) -> None:
+        if not configs:
+            raise ValueError("a sweep needs at least one config")
+        grids = [g for g in grids if g]
+        if not grids:
+            raise ValueError("a sweep needs a grid: --grid KEY=V1,V2 or a 'grid' entry in the sweep file")
+        for grid in grids:
+            for key, values in grid.items():
+                if not isinstance(values, list) or not values:
+                    raise ValueError(f"grid {key}: expected a non-empty list of values, got {values!r}")
+        if metric not in RESULT_KEYS:
+            raise ValueError(f"metric {metric!r}; available: {', '.join(RESULT_KEYS)}")
+        self.configs, self.grids, self.settings = [str(c) for c in configs], grids, dict(settings or {})
+        self.name, self.metric = name, metric
+        self.base = load_configs(self.configs)
+        for key, value in self.settings.items():
+            set_dotted(self.base, key, value)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> Sweep:
+        path = Path(path)
+        spec = yaml.safe_load(path.read_text()) or {}
+        unknown = set(spec) - {"configs", "set", "grid", "metric", "name"}
+        if unknown:
+            raise ValueError(f"{path}: unknown entries {sorted(unknown)}; a sweep file has configs, set, grid, metric")
+        grid = spec.get("grid") or {}
+        grids = grid if isinstance(grid, list) else [grid]
+        kwargs = {"name": spec.get("name", path.stem), "metric": spec.get("metric", "mAP")}
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(spec.get("configs", []), grids, spec.get("set"), **kwargs)
+
+    def points(self) -> list[dict[str, Any]]:
+        """The grid values of every point, in run order."""
+        out = []
+        for grid in self.grids:
+            keys = list(grid)
+            out += [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        return out
+
+    def config(self, values: dict[str, Any]) -> dict:
+        config = copy.deepcopy(self.base)
+        for key, value in values.items():
+            set_dotted(config, key, value)
+        return config
+
+    # -- running ---------------------------------------------------------------------------------------------------
+    def run(self, out: str | Path, point: int | None = None, echo: bool = True) -> list[int]:
+        """Run every point (or only ``point``) that has no result yet. Returns the indices of failed points."""
+        out = Path(out)
+        points = self.points()
+        todo = range(len(points)) if point is None else [point]
+        failed = []
+        for i in todo:
+            if not 0 <= i < len(points):
+                raise IndexError(f"point {i}: the sweep has points 0..{len(points) - 1}")
+            folder = out / f"point-{i:03d}"
+            config = self.config(points[i])
+            config.setdefault("trainer", {})["default_root_dir"] = str(folder)
+            if _done(folder, config):
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "sweep_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            (folder / "point.json").write_text(json.dumps({"index": i, "values": points[i]}, indent=1))
+            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in points[i].items())
+            if echo:
+                print(f"[{i + 1}/{len(points)}] {label}", flush=True)
+            with open(folder / "log.txt", "w") as log:
+                code = subprocess.call(
+                    [sys.executable, "-m", "labelgraph.sweep", str(folder)], stdout=log, stderr=subprocess.STDOUT
+                )
+            if code != 0:
+                failed.append(i)
+                if echo:
+                    print(f"    failed (exit {code}); see {folder / 'log.txt'}", flush=True)
+            elif echo:
+                result = json.loads((folder / "result.json").read_text())
+                print(
+                    f"    test {self.metric} {result['test'][self.metric]:.2f} ({result['seconds']:.0f} s)", flush=True
+                )
+        return failed
+
+    # -- tables ----------------------------------------------------------------------------------------------------
+    def collect(self, out: str | Path) -> list[dict[str, Any]]:
+        """One row per point: its grid values and test metrics (None where the point has no result)."""
+        rows = []
+        for i, values in enumerate(self.points()):
+            result_file = Path(out) / f"point-{i:03d}" / "result.json"
+            result = json.loads(result_file.read_text()) if result_file.is_file() else None
+            row = {"point": i, **values}
+            for key in RESULT_KEYS:
+                row[key] = None if result is None else result["test"].get(key)
+            row["best_val_mAP"] = None if result is None else result.get("best_val_mAP")
+            row["seconds"] = None if result is None else result["seconds"]
+            rows.append(row)
+        return rows
+
+    def write_tables(self, out: str | Path) -> dict[str, Path]:
+        from labelgraph.sweep_tables import markdown_tables, plot_sweep
+
+        out = Path(out)
+        rows = self.collect(out)
+        keys = list(dict.fromkeys(k for g in self.grids for k in g))
+        columns = ["point", *keys, *RESULT_KEYS, "best_val_mAP", "seconds"]
+        with open(out / "results.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
+        (out / "results.md").write_text(markdown_tables(self, rows))
+        plot_sweep(self, rows, out / "results.png")
+        return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": out / "results.png"}
+
+
+def _done(folder: Path, config: dict) -> bool:
+    """A point is done when it has a result for this very config."""
+    saved = folder / "sweep_config.yaml"
+    return (folder / "result.json").is_file() and saved.is_file() and yaml.safe_load(saved.read_text()) == config
+
+
+# -- one point (run in a subprocess) ---------------------------------------------------------------------------------
+def fit_and_test(folder: str | Path) -> dict[str, Any]:
+    """Train ``folder/sweep_config.yaml`` through the CLI, test the final weights, write ``folder/result.json``."""
+    from labelgraph.cli import make_cli
+    from labelgraph.metrics import SCALAR_KEYS
+
+    folder = Path(folder)
+    cli = make_cli(["--config", str(folder / "sweep_config.yaml")], run=False)
+    history: list[float] = []
+
+    import lightning as L
+
+    class _ValHistory(L.Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            if not trainer.sanity_checking and "val" in pl_module.results:
+                history.append(float(pl_module.results["val"]["mAP"]))
+
+    cli.trainer.callbacks.append(_ValHistory())
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    fit_seconds = time.perf_counter() - start
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    test = {k: float(v) for k, v in cli.model.results["test"].items() if k in SCALAR_KEYS or "_top" in k}
+    result = {
+        "test": test,
+        "val_mAP": history,
+        "best_val_mAP": max(history) if history else None,
+        "seconds": time.perf_counter() - start,
+        "fit_seconds": fit_seconds,
+        "epochs": cli.trainer.current_epoch,
+    }
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, folder / "result.json")
+    return result
+
+
+if __name__ == "__main__":
+    fit_and_test(sys.argv[1])
