@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from labelgraph.cli import main as cli_main
-from labelgraph.data.corruptions import CORRUPTIONS, CONTRAST, NOISE_SIGMA, OCCLUDED_FRACTION, corrupt, defocus_kernel
+from labelgraph.data.corruptions import CONTRAST, CORRUPTIONS, NOISE_SIGMA, OCCLUDED_FRACTION, corrupt, defocus_kernel
 from labelgraph.data.formats import load_table
 from labelgraph.export import save_model
 from labelgraph.metrics import evaluate
