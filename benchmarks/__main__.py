@@ -1,7 +1,7 @@
 """``python -m benchmarks``: run every benchmark, write ``benchmarks/results/*.json`` and the table in
 ``benchmarks/README.md`` (between the ``<!-- results -->`` markers).
 
-    python -m benchmarks [--only metrics,data,methods,inference,ssgrl_memory]
+    python -m benchmarks [--only metrics,data,methods,inference,ssgrl_memory,cache]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from benchmarks import bench_data, bench_inference, bench_methods, bench_metrics, bench_ssgrl_memory
+from benchmarks import bench_cache, bench_data, bench_inference, bench_methods, bench_metrics, bench_ssgrl_memory
 from benchmarks.common import RESULTS, machine, write
 
 BENCHMARKS = {
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "methods": bench_methods.run,
     "inference": bench_inference.run,
     "ssgrl_memory": bench_ssgrl_memory.run,
+    "cache": bench_cache.run,
 }
 
 
@@ -76,6 +77,17 @@ def table(results: dict[str, dict]) -> str:
             f"{c['decoupling_saved_for_backward_mb']:.1f} MB | "
             f"{d['decoupling_saved_for_backward_mb']:.0f} MB official | "
             f"{s['decoupling_saved_ratio']:.0f}x less |"
+        )
+    if "cache" in results:
+        c = results["cache"]
+        s = c["setting"]
+        lines.append(
+            f"| cache | {s['method']} stage 1 (frozen {s['backbone']}, {s['image_size']} px, {s['images']} {s['data']} "
+            f"images): one epoch from the fp16 feature cache vs from the images (0 / 2 loader workers) | "
+            f"{c['cached_seconds_per_epoch']:.2f} s | {c['uncached_seconds_per_epoch_workers_0']:.1f} / "
+            f"{c['uncached_seconds_per_epoch_workers_2']:.1f} s | {c['speedup_per_epoch']:.1f}x / "
+            f"{c['speedup_per_epoch_vs_2_workers']:.1f}x faster (build {c['cache_build_seconds']:.1f} s, "
+            f"{c['cache_megabytes']:.0f} MB; pays off after {c['break_even_epochs']:.1f} epochs) |"
         )
     return "\n".join(lines)
 

@@ -25,3 +25,12 @@ def test_data_benchmark_measures_both_pipelines():
     result = bench_data.run(images=6, image_size=32, batch_size=3, repeats=1)
     assert result["bare_decode_images_per_s"] > 0 and result["pipeline_images_per_s_workers_2"] > 0
     assert "| data |" in table({"data": result})
+
+
+@pytest.mark.slow
+def test_cache_benchmark_times_both_paths():
+    from benchmarks import bench_cache
+
+    result = bench_cache.run(images=40, epochs=1, backbone=TINY_BACKBONE, image_size=32, data="shapes")
+    assert result["cached_seconds_per_epoch"] > 0 and result["speedup_per_epoch"] > 0
+    assert "| cache | ml_gcn stage 1" in table({"cache": result})

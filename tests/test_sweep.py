@@ -103,3 +103,30 @@ def test_a_failing_point_is_reported_and_the_sweep_goes_on(base_config, tmp_path
     assert cli_main(argv) == 1
     assert (out / "point-000" / "result.json").is_file()
     assert "tau" in (out / "point-001" / "log.txt").read_text()
+
+
+def test_in_process_points_equal_subprocess_points(base_config, tmp_path):
+    argv = ["sweep", "--config", base_config, "--grid", "model.model_args.tau=0.3"]
+    assert cli_main([*argv, "--out", str(tmp_path / "sub")]) == 0
+    assert cli_main([*argv, "--out", str(tmp_path / "inproc"), "--in-process"]) == 0
+    sub = json.loads((tmp_path / "sub" / "point-000" / "result.json").read_text())
+    inproc = json.loads((tmp_path / "inproc" / "point-000" / "result.json").read_text())
+    assert sub["test"] == inproc["test"] and sub["val_mAP"] == inproc["val_mAP"]
+
+
+def test_seed_axis_is_averaged_in_the_tables(tmp_path):
+    from labelgraph.sweep_tables import markdown_tables, plot_sweep
+
+    base = tmp_path / "base.yaml"
+    base.write_text("model: {method: ml_gcn}\n")
+    sweep = Sweep([base], [{"model.model_args.tau": [0.1, 0.4], "seed_everything": [0, 1]}])
+    rows = [
+        {"model.model_args.tau": tau, "seed_everything": seed, "mAP": m, "CF1": 1.0, "OF1": 2.0, "CF1_top3": 3.0,
+         "seconds": 10.0}
+        for (tau, seed), m in zip(((0.1, 0), (0.1, 1), (0.4, 0), (0.4, 1)), (60.0, 62.0, 70.0, None), strict=True)
+    ]  # fmt: skip
+    text = markdown_tables(sweep, rows)
+    assert "## tau (mean ± std over 2 seeds)" in text
+    assert "| 0.10 | 61.00 ± 1.00 | 1.00 ± 0.00 |" in text and "| 0.40 | 70.00 |" in text  # one seed has no result
+    plot_sweep(sweep, rows, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0

@@ -32,6 +32,11 @@ def cmd_sweep(argv: list[str]) -> int:
         help="run only this point (0-based; default $LABELGRAPH_SWEEP_POINT): one cluster job per point",
     )
     p.add_argument("--collect", action="store_true", help="only write the tables from the points' results")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the points in this process (no per-point start-up; less isolated)",
+    )
     p.add_argument("--list", action="store_true", help="print the points and exit")
     args = p.parse_args(argv)
 
@@ -63,7 +68,7 @@ def cmd_sweep(argv: list[str]) -> int:
     failed: list[int] = []
     if not args.collect:
         print(f"sweep {sweep.name}: {len(points)} points -> {out}")
-        failed = sweep.run(out, point=None if point is None else int(point))
+        failed = sweep.run(out, point=None if point is None else int(point), in_process=args.in_process)
         if point is not None:  # one job of a cluster array: the tables are written by --collect
             return 1 if failed else 0
     files = sweep.write_tables(out)
