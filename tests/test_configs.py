@@ -121,3 +121,35 @@ def test_staged_protocol_config_trains_through_the_cli(config, tiny_dataset, mon
     assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-6, rel=1e-6)
     assert cli.datamodule.train_transform_name == "review"
+
+
+SWEEP_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("sweep_file", [f for f in SWEEP_FILES if "grid" in yaml.safe_load(f.read_text())],
+                         ids=lambda f: f.stem)  # fmt: skip
+def test_every_point_of_every_shipped_sweep_instantiates(sweep_file, tiny_dataset, monkeypatch, tmp_path):
+    """Each point's merged config builds through the CLI (tiny data and backbone substituted, no training)."""
+    from labelgraph.sweep import Sweep, set_dotted
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # sweep files name their base configs relative to the repository
+    sweep = Sweep.from_file(sweep_file)
+    for values in sweep.points():
+        config = sweep.config(values)
+        for key, value in {
+            "data.train": str(tiny_dataset / "train.csv"), "data.val": str(tiny_dataset / "val.csv"),
+            "data.test": str(tiny_dataset / "test.csv"), "data.classes": str(tiny_dataset / "classes.txt"),
+            "data.image_size": TINY_SIZE, "data.embeddings": "onehot", "data.num_workers": 0,
+            "model.backbone": TINY_BACKBONE, "model.pretrained": False,
+        }.items():  # fmt: skip
+            set_dotted(config, key, value)
+        config["data"].pop("feature_cache", None)
+        path = tmp_path / "point.yaml"
+        path.write_text(yaml.safe_dump(config))
+        monkeypatch.setattr("sys.argv", ["labelgraph"])
+        cli = LabelGraphCLI(MultiLabelTask, MultiLabelDataModule, args=["--config", str(path)], run=False)
+        assert cli.model.hparams.method == config["model"]["method"]
+        for key, value in values.items():
+            if key.startswith("model.model_args."):
+                assert cli.model.hparams.model_args[key.rsplit(".", 1)[1]] == value
