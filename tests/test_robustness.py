@@ -107,7 +107,7 @@ def test_evaluate_command_writes_tables_and_json(tiny_dataset, tmp_path):
         model = create_model(method, num_classes=len(classes), backbone=TINY_BACKBONE).eval()
         dirs.append(str(save_model(model, tmp_path / method, class_names=classes, image_size=TINY_SIZE)))
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    argv = ["evaluate", *dirs, "--split", str(tiny_dataset / "test.csv"), "--corruptions", "occlusion", "contrast",
+    argv = ["evaluate", *dirs, "--data", str(tiny_dataset / "test.csv"), "--corruptions", "occlusion", "contrast",
             "--severities", "1,2", "--out", str(out), "--markdown", str(md)]  # fmt: skip
     assert cli_main(argv) == 0
     payload = json.loads(out.read_text())

@@ -44,6 +44,8 @@ def test_grids_are_products_run_one_after_the_other(tmp_path):
     assert points[6] == {"c": 0.5}
     with pytest.raises(ValueError, match="needs a grid"):
         Sweep([base], [{}])
+    with pytest.raises(ValueError, match="model.model_args.tau"):
+        Sweep([base], [{"model.init_args.tau": [0.1]}])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Sweep([tmp_path / "missing.yaml"], [{"a": [1]}])
 

@@ -128,10 +128,10 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
-def _dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split") -> None:
+def _dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split", *aliases: str) -> None:
     p.add_argument("--format", default="csv", help="csv, coco2014, voc2007, voc2012, nuswide, vg500, mirflickr")
     p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
-    p.add_argument(split_flag, required=True, help="split name (for csv: the CSV file)")
+    p.add_argument(split_flag, *aliases, required=True, help="split name (for csv: the CSV file)")
     p.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
     p.add_argument("--image-root", default=None)
     p.add_argument(

@@ -88,7 +88,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         description="Metrics of trained models on a split, clean and (--corruptions) under image corruptions.",
     )
     p.add_argument("models", nargs="+", help="exported model folders or checkpoints of labelgraph fit")
-    _dataset_arguments(p, "--split")
+    _dataset_arguments(p, "--split", "--data")
     p.add_argument(
         "--corruptions",
         nargs="*",

@@ -134,6 +134,11 @@ class Sweep:
             raise ValueError("a sweep needs a grid: --grid KEY=V1,V2 or a 'grid' entry in the sweep file")
         for grid in grids:
             for key, values in grid.items():
+                if key.startswith("model.init_args."):
+                    raise ValueError(
+                        f"grid {key}: the model section is the task itself (no init_args); a method's builder "
+                        f"arguments are model.model_args.*, e.g. model.model_args.{key.split('.', 2)[2]}"
+                    )
                 if not isinstance(values, list) or not values:
                     raise ValueError(f"grid {key}: expected a non-empty list of values, got {values!r}")
         if metric not in RESULT_KEYS:
@@ -246,6 +251,7 @@ def _run_in_subprocess(folder: Path) -> int:
 
 def _run_in_process(folder: Path) -> int:
     import contextlib
+    import gc
     import logging
     import traceback
 
@@ -263,6 +269,7 @@ def _run_in_process(folder: Path) -> int:
         finally:
             for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
                 lg.handlers, lg.propagate = handlers, propagate
+            gc.collect()  # the point's trainer, model and loaders
     return 0
 
 
