@@ -22,7 +22,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 
 class TwoStageCosineLR(torch.optim.lr_scheduler.LRScheduler):
@@ -112,6 +113,12 @@ class StagedFineTuning(L.Callback):
             raise ValueError(
                 "StagedFineTuning trains the backbone in stage 2, which a feature cache cannot: train stage 1 on the "
                 "cache (a frozen backbone) and stage 2 from images with init_from"
+            )
+        ddp_kwargs = getattr(trainer.strategy, "_ddp_kwargs", {}) or {}
+        if isinstance(trainer.strategy, DDPStrategy) and not ddp_kwargs.get("find_unused_parameters"):
+            rank_zero_warn(
+                "StagedFineTuning freezes the backbone after DDP has wrapped the model: use the strategy "
+                "'ddp_find_unused_parameters_true', or DDP stops at the first stage-1 step"
             )
         if self.stage1_setting == "auto":
             self.stage1_epochs = 10 if pl_module.model.config.get("method") in GCN_HEAD_METHODS else 3
