@@ -103,3 +103,19 @@ def test_cache_refuses_random_train_transforms_and_staged_training(tiny_dataset,
         trainer.fit(task, datamodule=dm)
     with pytest.raises(FileNotFoundError, match="not a feature cache"):
         CachedFeatureDataset(tmp_path)
+
+
+def test_backbones_returning_other_stages_get_their_own_cache(tiny_dataset, tmp_path):
+    """ADD-GCN (layer4) and DB-DGCN (layer3 + layer4) share backbone weights but not their cached maps."""
+    from labelgraph.data.feature_cache import backbone_fingerprint
+    from labelgraph.models import Backbone
+
+    dm = datamodule(tiny_dataset)
+    one = MultiLabelTask(backbone=TINY_BACKBONE, num_classes=dm.num_classes).model
+    two = MultiLabelTask(backbone=TINY_BACKBONE, num_classes=dm.num_classes).model
+    two.backbone = Backbone(TINY_BACKBONE, out_indices=(-2, -1))
+    two.backbone.load_state_dict(one.backbone.state_dict())
+    assert backbone_fingerprint(one) != backbone_fingerprint(two)
+    folder = build_feature_cache(two, dm.train_table, tmp_path, TINY_SIZE)
+    feats, _ = CachedFeatureDataset(folder)[0]
+    assert [f.shape[0] for f in feats] == two.backbone.channels

@@ -34,8 +34,12 @@ CACHE_DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
 def backbone_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of the backbone's weights, buffers and input normalisation (what the cached features depend on)."""
+    """A hash of what the cached features depend on: the backbone's name, which stages it returns (DB-DGCN takes
+    layer3 and layer4 from the same weights ADD-GCN takes layer4 from), its weights, buffers and input normalisation."""
     digest = hashlib.sha256()
+    backbone = model.backbone
+    outputs = (getattr(backbone, "name", None), list(backbone.channels), list(backbone.reductions))
+    digest.update(repr(outputs).encode())
     tensors = dict(model.backbone.state_dict())
     tensors["input_mean"], tensors["input_std"] = model.input_mean, model.input_std
     for name in sorted(tensors):
