@@ -14,7 +14,7 @@ from labelgraph.finetuning import StagedFineTuning
 from labelgraph.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
-from .test_task import datamodule
+from .test_task import datamodule, trainer
 
 
 def _train(tiny_dataset, tmp_path, method="ml_gcn", **data_kw) -> MultiLabelTask:
@@ -29,18 +29,9 @@ def _train(tiny_dataset, tmp_path, method="ml_gcn", **data_kw) -> MultiLabelTask
         optimizer=lambda p: torch.optim.Adam(p, lr=1e-3),
     )
     task.model.backbone.set_trainable_stages(0)  # the uncached run's frozen backbone (a cached run freezes it itself)
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(task, datamodule=dm)
-    trainer.test(task, datamodule=dm, verbose=False)
+    run = trainer(tmp_path, epochs=2, enable_checkpointing=False)
+    run.fit(task, datamodule=dm)
+    run.test(task, datamodule=dm, verbose=False)
     return task
 
 
@@ -98,9 +89,8 @@ def test_cache_refuses_random_train_transforms_and_staged_training(tiny_dataset,
         datamodule(tiny_dataset, feature_cache=str(tmp_path))
     dm = datamodule(tiny_dataset, train_transform="none", feature_cache=str(tmp_path))
     task = MultiLabelTask(backbone=TINY_BACKBONE, num_classes=dm.num_classes, class_names=dm.class_names)
-    trainer = L.Trainer(accelerator="cpu", logger=False, max_epochs=1, callbacks=[StagedFineTuning(1, 1)])
     with pytest.raises(ValueError, match="feature cache"):
-        trainer.fit(task, datamodule=dm)
+        trainer(tmp_path, epochs=1, callbacks=[StagedFineTuning(1, 1)]).fit(task, datamodule=dm)
     with pytest.raises(FileNotFoundError, match="not a feature cache"):
         CachedFeatureDataset(tmp_path)
 

@@ -14,7 +14,7 @@ from labelgraph.models import Backbone
 from labelgraph.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE
-from .test_task import datamodule
+from .test_task import datamodule, trainer
 
 
 def _graph_with_embeddings(dm):
@@ -64,20 +64,17 @@ def test_every_method_trains_with_the_staged_recipe(method, tiny_dataset, tmp_pa
     start_backbone, start_head = _snapshot(task.model.backbone), _snapshot(task.model.head)
     staged = StagedFineTuning(stage1_epochs=1, stage2_epochs=1, stage2_lr=1e-3)
     probe = _StageProbe(1)
-    trainer = L.Trainer(
-        max_epochs=5,  # the callback owns the number of epochs
-        accelerator="cpu",
-        logger=False,
+    run = trainer(  # max_epochs 5: the callback owns the number of epochs
+        tmp_path,
+        epochs=5,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_train_batches=2,
         limit_val_batches=1,
         callbacks=[staged, probe],
     )
-    trainer.fit(task, datamodule=dm)
-    assert trainer.current_epoch == 2
-    assert isinstance(trainer.optimizers[0], torch.optim.Adam)
+    run.fit(task, datamodule=dm)
+    assert run.current_epoch == 2
+    assert isinstance(run.optimizers[0], torch.optim.Adam)
     backbone1, head1 = probe.stage1
     # stage 1: the backbone is untouched -- weights and BatchNorm statistics -- while the head trains
     assert not _changed(start_backbone, backbone1)
@@ -86,10 +83,10 @@ def test_every_method_trains_with_the_staged_recipe(method, tiny_dataset, tmp_pa
     assert probe.modes == ([False, False] if method in ("query2label", "sadcl") else [False, True])
     # stage 2: the backbone's trainable stages move
     assert _changed(backbone1, _snapshot(task.model.backbone))
-    assert math.isclose(probe.lrs[0][0], 1e-3 * trainer.optimizers[0].param_groups[0].get("lr_mult", 1.0))
+    assert math.isclose(probe.lrs[0][0], 1e-3 * run.optimizers[0].param_groups[0].get("lr_mult", 1.0))
 
 
-def test_stage_two_trains_only_the_requested_stages_and_restarts_adam(tiny_dataset):
+def test_stage_two_trains_only_the_requested_stages_and_restarts_adam(tiny_dataset, tmp_path):
     dm = datamodule(tiny_dataset)
     task = MultiLabelTask(
         method="baseline", backbone=TINY_BACKBONE, num_classes=dm.num_classes, class_names=dm.class_names
@@ -102,18 +99,15 @@ def test_stage_two_trains_only_the_requested_stages_and_restarts_adam(tiny_datas
         def on_train_epoch_start(self, trainer, pl_module):
             cleared.append(len(trainer.optimizers[0].state))
 
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
+    run = trainer(
+        tmp_path,
+        epochs=2,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_train_batches=2,
         limit_val_batches=0,
         callbacks=[staged, _Spy()],
     )
-    trainer.fit(task, datamodule=dm)
+    run.fit(task, datamodule=dm)
     changed = _changed(before, _snapshot(task.model.backbone))
     last = task.model.backbone._stage_children()[-1]
     assert changed and all(k.startswith(f"body.{last}.") for k in changed), sorted(changed)[:5]

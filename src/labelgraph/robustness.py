@@ -86,7 +86,7 @@ def evaluate_models(
         raise ValueError(f"severities must be in {SEVERITIES}, got {bad}")
     device = torch.device(device)
     models = {name: m.eval().to(device) for name, m in models.items()}
-    options = {k: v for k, v in METRIC_PRESETS[metrics].items()}
+    options = dict(METRIC_PRESETS[metrics])
     scores, targets = _scores(models, CorruptedDataset(table, image_size), batch_size, num_workers, device)
     results: dict[str, dict[str, Any]] = {}
     for name in models:

@@ -183,7 +183,7 @@ class MultiLabelDataModule(L.LightningDataModule):
 
     def _use_feature_cache(self) -> None:
         """Replace the image datasets by cached features of the model's (now frozen) backbone."""
-        from labelgraph.data.feature_cache import CachedFeatureDataset, build_feature_cache
+        from labelgraph.data.feature_cache import CachedFeatureDataset, backbone_fingerprint, build_feature_cache
 
         trainer = self.trainer
         if trainer is None or trainer.lightning_module is None:
@@ -192,6 +192,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         model.backbone.set_trainable_stages(0)  # never run during training: no gradients, no BatchNorm updates
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         strategy = trainer.strategy
+        fingerprint = backbone_fingerprint(model)  # one hash of the weights for every split
         for split in ("train", "val", "test"):
             dataset = getattr(self, f"{split}_set", None)
             if not isinstance(dataset, MultiLabelDataset):
@@ -199,14 +200,17 @@ class MultiLabelDataModule(L.LightningDataModule):
             transform = self.eval_transform_name if split != "train" else "resize"
             kwargs = dict(
                 image_size=self.image_size, transform=transform, dtype=self.feature_cache_dtype,
-                batch_size=self.eval_batch_size, num_workers=self.num_workers,
+                batch_size=self.eval_batch_size, num_workers=self.num_workers, fingerprint=fingerprint,
             )  # fmt: skip
+            folder = None
             if strategy.local_rank == 0:
-                device = strategy.root_device
-                model.to(device)
-                build_feature_cache(model, dataset.table, self.feature_cache, device=device, **kwargs)
+                model.to(strategy.root_device)
+                folder = build_feature_cache(
+                    model, dataset.table, self.feature_cache, device=strategy.root_device, **kwargs
+                )
             strategy.barrier("feature_cache")
-            folder = build_feature_cache(model, dataset.table, self.feature_cache, **kwargs)  # present: just its path
+            if folder is None:  # the other ranks: the cache local rank 0 built, found by its key
+                folder = build_feature_cache(model, dataset.table, self.feature_cache, **kwargs)
             setattr(self, f"{split}_set", CachedFeatureDataset(folder))
 
     def train_dataloader(self) -> DataLoader:

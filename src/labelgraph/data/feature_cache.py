@@ -71,14 +71,17 @@ def build_feature_cache(
     batch_size: int = 64,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
+    fingerprint: str | None = None,
 ) -> Path:
     """The cache of ``table``'s feature maps under ``folder`` (built unless present). Returns the cache's folder.
 
+    ``fingerprint``: the model's ``backbone_fingerprint``, when the caller already has it (it hashes every weight).
     The process's random state is left untouched (a cached and an uncached run with one seed draw the same numbers).
     """
     if dtype not in CACHE_DTYPES:
         raise ValueError(f"cache dtype {dtype!r}; available: {', '.join(CACHE_DTYPES)}")
-    key = cache_key(table, image_size, transform, backbone_fingerprint(model), dtype)
+    fingerprint = fingerprint or backbone_fingerprint(model)
+    key = cache_key(table, image_size, transform, fingerprint, dtype)
     final = Path(folder) / key
     if (final / "meta.json").is_file():
         return final
@@ -123,7 +126,7 @@ def build_feature_cache(
             "transform": transform,
             "dtype": dtype,
             "backbone": getattr(model.backbone, "name", None),
-            "backbone_fingerprint": backbone_fingerprint(model),
+            "backbone_fingerprint": fingerprint,
             "stages": [list(np.load(tmp / f"stage{i}.npy", mmap_mode="r").shape[1:]) for i in range(_stages(tmp))],
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
