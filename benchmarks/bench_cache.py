@@ -22,7 +22,7 @@ import torch
 from benchmarks.common import RESULTS, write
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.data.synthetic import generate_dataset
-from labelgraph.task import MultiLabelTask
+from labelgraph.engine.task import MultiLabelTask
 
 
 def _fit_seconds(data: Path, cache: Path | None, epochs: int, backbone: str, image_size: int, workers: int) -> float:

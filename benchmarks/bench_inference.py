@@ -17,8 +17,8 @@ import torch
 from benchmarks.bench_methods import label_graph
 from benchmarks.common import RESULTS, timed, write
 from labelgraph import create_model
-from labelgraph.export import load_model, save_model
-from labelgraph.onnx_export import export_onnx
+from labelgraph.apis import load_model, save_model
+from labelgraph.apis.onnx import export_onnx
 
 
 def run(method: str = "ml_gcn", backbone: str = "resnet10t", size: int = 224, repeats: int = 5) -> dict:

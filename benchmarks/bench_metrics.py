@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from benchmarks.common import RESULTS, timed, write
-from labelgraph.metrics import average_precision, evaluate
+from labelgraph.evaluation.metrics import average_precision, evaluate
 
 
 def run(repeats: int = 5) -> dict:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from labelgraph.cli import main
-from labelgraph.demo import run_demo
+from labelgraph.studies.demo import run_demo
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 
@@ -120,7 +120,7 @@ def test_demo_trains_the_graph_methods(tmp_path):
     assert list(results["methods"]) == methods
     for method in methods:
         assert (tmp_path / method / "model" / "model.safetensors").is_file()
-    from labelgraph.export import load_model
+    from labelgraph.models import load_model
 
     _, config = load_model(tmp_path / "iml_gcn" / "model")
     assert config["method"] == "iml_gcn"
@@ -136,3 +136,76 @@ def test_demo_is_deterministic(tmp_path):
     a = run_demo(out=tmp_path / "a", **kw)["methods"]["baseline"]
     b = run_demo(out=tmp_path / "b", **kw)["methods"]["baseline"]
     assert a["mAP"] == b["mAP"] and a["OF1"] == b["OF1"]
+
+
+class TestUserErrors:
+    """A user's mistake reads as one line on stderr with exit status 2; --debug adds the traceback; a bug keeps it."""
+
+    @pytest.fixture
+    def files(self, tmp_path):
+        (tmp_path / "bad.csv").write_text("path,cat,dog\na.png,1\n")  # no image/labels columns
+        (tmp_path / "ok.csv").write_text("image,labels\na.png,cat\n")
+        (tmp_path / "notamodel").mkdir()
+        (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+        return tmp_path
+
+    CASES = {
+        "malformed CSV": (["data", "stats", "--split", "bad.csv"], "bad.csv: line 1: header"),
+        "missing class list": (["data", "stats", "--split", "ok.csv", "--classes", "nope.txt"], "'nope.txt' does not"),
+        "not a model folder": (["predict", "notamodel", "x.jpg"], "notamodel: not an exported labelgraph model"),
+        "refused checkpoint": (["export", "bad.ckpt", "--out", "m"], "bad.ckpt: cannot load this checkpoint"),
+        "bad argument": (["data", "stats", "--split", "ok.csv", "--option", "foo"], "--option 'foo': expected KEY="),
+        "malformed CSV under fit": (
+            ["fit", "--data.train", "bad.csv", "--trainer.max_epochs", "1", "--trainer.logger", "false"],
+            "bad.csv: line 1: header",
+        ),
+    }
+
+    @pytest.mark.parametrize("case", list(CASES))
+    def test_one_line_and_status_2(self, files, case):
+        import subprocess
+        import sys
+
+        argv, message = self.CASES[case]
+        result = subprocess.run(
+            [sys.executable, "-m", "labelgraph.cli", *argv], cwd=files, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("labelgraph: error: ")]
+        assert len(errors) == 1 and message in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_debug_shows_the_traceback(self, files, monkeypatch):
+        monkeypatch.chdir(files)
+        from labelgraph.data import AnnotationError
+
+        with pytest.raises(AnnotationError, match="line 1: header"):
+            main(["data", "stats", "--split", "bad.csv", "--debug"])
+        monkeypatch.setenv("LABELGRAPH_DEBUG", "1")
+        with pytest.raises(AnnotationError):
+            main(["data", "stats", "--split", "bad.csv"])
+
+    def test_a_bug_keeps_its_traceback(self, monkeypatch):
+        from labelgraph import cli
+
+        def broken(argv):
+            raise KeyError("a bug")
+
+        monkeypatch.setitem(cli.COMMANDS, "models", broken)
+        with pytest.raises(KeyError):
+            main(["models"])
+
+
+def test_every_subcommand_has_help(capsys):
+    from labelgraph import cli
+
+    assert main(["--help"]) == 0
+    for name in cli.COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0, name
+        assert f"labelgraph {name}" in capsys.readouterr().out
+    for name in cli.LIGHTNING_COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0, name

@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
-from labelgraph.cli import LabelGraphCLI
+from labelgraph.cli.lightning import LabelGraphCLI
 from labelgraph.data import MultiLabelDataModule
+from labelgraph.engine.schedulers import planned_steps
+from labelgraph.engine.task import MultiLabelTask
 from labelgraph.graph import KnowledgeGraph
-from labelgraph.schedulers import planned_steps
-from labelgraph.task import MultiLabelTask
 
 from . import fixtures
 from .conftest import TINY_BACKBONE, TINY_SIZE
@@ -130,7 +130,7 @@ SWEEP_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps"
                          ids=lambda f: f.stem)  # fmt: skip
 def test_every_point_of_every_shipped_sweep_instantiates(sweep_file, tiny_dataset, monkeypatch, tmp_path):
     """Each point's merged config builds through the CLI (tiny data and backbone substituted, no training)."""
-    from labelgraph.sweep import Sweep, set_dotted
+    from labelgraph.studies.sweep import Sweep, set_dotted
 
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # sweep files name their base configs relative to the repository

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from labelgraph.apis.export import save_model
 from labelgraph.cli import main
 from labelgraph.data import MultiLabelDataModule
-from labelgraph.export import save_model
 from labelgraph.graph import LabelGraph, embeddings_from_source, image_embeddings
 from labelgraph.graph.embeddings import word_vector_embeddings
-from labelgraph.registry import create_model
+from labelgraph.models import create_model
 
 from .conftest import TINY_BACKBONE
 

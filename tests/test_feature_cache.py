@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from labelgraph.data.feature_cache import CachedFeatureDataset, build_feature_cache
-from labelgraph.finetuning import StagedFineTuning
-from labelgraph.task import MultiLabelTask
+from labelgraph.engine.finetuning import StagedFineTuning
+from labelgraph.engine.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 from .test_task import datamodule, trainer

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from labelgraph import LabelGraph, create_model, list_models
+from labelgraph.apis.export import save_model
 from labelgraph.cli import main as cli_main
-from labelgraph.export import save_model
 from labelgraph.graph import conditional_probability
-from labelgraph.viz import class_vectors
+from labelgraph.visualization.plots import class_vectors
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 
@@ -117,7 +117,7 @@ def test_html_report_is_self_contained(exported, tiny_dataset, tmp_path):
 
 
 def test_per_class_ap_table_rows_columns_and_mean():
-    from labelgraph.report import per_class_table
+    from labelgraph.visualization.report import per_class_table
 
     table = per_class_table(
         {"a": [50.0, 100.0, float("nan")], "b": [10.0, 20.0, 30.0]}, ["cat", "dog", "a_long_name_x"]

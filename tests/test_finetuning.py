@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from labelgraph import list_models
-from labelgraph.finetuning import StagedFineTuning, TwoStageCosineLR
+from labelgraph.engine.finetuning import StagedFineTuning, TwoStageCosineLR
+from labelgraph.engine.task import MultiLabelTask
 from labelgraph.models import Backbone
-from labelgraph.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE
 from .test_task import datamodule, trainer

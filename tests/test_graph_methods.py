@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from labelgraph import LabelGraph, create_model
-from labelgraph.export import save_model
+from labelgraph.apis.export import save_model
 from labelgraph.graph import KnowledgeGraph, knowledge_graph_from_relationships, load_knowledge_graph
 from labelgraph.layers import GatedGraphCell, GraphConvolution
 

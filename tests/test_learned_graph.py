@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from labelgraph import LabelGraph, create_model
+from labelgraph.engine.task import MultiLabelTask
 from labelgraph.losses import GraphSparsityLoss, default_aux_losses
 from labelgraph.models.a_gcn import AdaptiveGraph
 from labelgraph.models.lglm import MFCFusion
-from labelgraph.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from labelgraph.metrics import METRIC_PRESETS, MultiLabelMetrics, average_precision, evaluate
+from labelgraph.evaluation.metrics import METRIC_PRESETS, MultiLabelMetrics, average_precision, evaluate
 
 
 def col(*values):

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from labelgraph.data.samplers import UnpaddedDistributedSampler
-from labelgraph.metrics import MultiLabelMetrics, evaluate
+from labelgraph.evaluation.metrics import MultiLabelMetrics, evaluate
 
 N, C = 37, 4  # odd N: ranks get 19 and 18 samples; a padding sampler would count one sample twice
 

@@ -8,9 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from labelgraph import LabelGraph, create_model, list_models
-from labelgraph.export import load_model, save_model
-from labelgraph.models import Backbone
-from labelgraph.registry import register_model
+from labelgraph.apis import load_model, save_model
+from labelgraph.models import Backbone, register_model
 
 from .conftest import TINY_BACKBONE
 
@@ -148,7 +147,7 @@ class TestBackbone:
 
 
 def test_parameter_groups_and_lr_multiplier():
-    from labelgraph.task import MultiLabelTask
+    from labelgraph.engine.task import MultiLabelTask
 
     task = MultiLabelTask(
         backbone=TINY_BACKBONE, num_classes=3, backbone_lr_mult=0.1, optimizer=lambda p: torch.optim.SGD(p, lr=0.5)

@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from labelgraph import create_model
+from labelgraph.apis import save_model
 from labelgraph.cli import main as cli_main
-from labelgraph.export import initialise_from, save_model
+from labelgraph.engine.schedulers import OneCycleLR
+from labelgraph.engine.task import MultiLabelTask
 from labelgraph.layers.position_encoding import sine_position_encoding
 from labelgraph.losses import PrototypeToSampleContrastiveLoss, SampleToSampleContrastiveLoss
-from labelgraph.schedulers import OneCycleLR
-from labelgraph.task import MultiLabelTask
+from labelgraph.models import initialise_from
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 from .test_task import datamodule, trainer

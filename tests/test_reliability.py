@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from labelgraph.checkpoint_io import CheckpointError, SafeCheckpointIO, read_checkpoint
 from labelgraph.data.image_io import ImageLoadError, load_image
-from labelgraph.export import load_trained_model
+from labelgraph.engine.checkpoint_io import SafeCheckpointIO
+from labelgraph.models import CheckpointError, load_trained_model, read_checkpoint
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 

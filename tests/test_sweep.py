@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from labelgraph.cli import main as cli_main
-from labelgraph.sweep import Sweep, deep_merge, parse_assignment, set_dotted
+from labelgraph.studies.sweep import Sweep, deep_merge, parse_assignment, set_dotted
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 
@@ -117,7 +117,7 @@ def test_in_process_points_equal_subprocess_points(base_config, tmp_path):
 
 
 def test_seed_axis_is_averaged_in_the_tables(tmp_path):
-    from labelgraph.sweep_tables import markdown_tables, plot_sweep
+    from labelgraph.studies.sweep_tables import markdown_tables, plot_sweep
 
     base = tmp_path / "base.yaml"
     base.write_text("model: {method: ml_gcn}\n")

@@ -6,10 +6,10 @@ import lightning as L
 import pytest
 import torch
 
-from labelgraph.classes import class_mismatch_message
 from labelgraph.data import MultiLabelDataModule, MultiLabelDataset
+from labelgraph.data.classes import class_mismatch_message
 from labelgraph.data.transforms import eval_transform
-from labelgraph.task import MultiLabelTask
+from labelgraph.engine.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
 

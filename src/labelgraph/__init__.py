@@ -1,16 +1,15 @@
-"""labelgraph: multi-label image classification with label graphs and label queries, under one API."""
+"""labelgraph: multi-label image classification with label graphs and label queries, under one API.
 
+The rooms, from the ground up (each imports only rooms below it): ``layers``, ``losses``, ``graph``, ``models``,
+``data``, ``evaluation`` (the library), then ``engine`` (training), ``apis`` (using a trained model),
+``visualization`` (figures, reports), ``studies`` (demo, sweeps) and ``cli`` (the ``labelgraph`` command).
+"""
+
+from labelgraph.apis.predict import load
+from labelgraph.evaluation.metrics import evaluate
 from labelgraph.graph import LabelGraph
-from labelgraph.registry import create_model, list_models, register_model
+from labelgraph.models import create_model, list_models, register_model
 
 __version__ = "0.1.0"
 
-
-def load(model_dir, device="cpu"):  # noqa: ANN001, ANN201  (lazy: keeps `import labelgraph` light)
-    """Load an exported model folder as a :class:`labelgraph.predict.Predictor` with ``predict(paths)``."""
-    from labelgraph.predict import Predictor
-
-    return Predictor.load(model_dir, device)
-
-
-__all__ = ["LabelGraph", "__version__", "create_model", "list_models", "load", "register_model"]
+__all__ = ["LabelGraph", "__version__", "create_model", "evaluate", "list_models", "load", "register_model"]

@@ -13,18 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
-from safetensors import SafetensorError
-from safetensors.torch import load_model as load_safetensors_into
 from safetensors.torch import save_model as save_safetensors_from
 
-from labelgraph.checkpoint_io import read_checkpoint
 from labelgraph.graph import LabelGraph
-from labelgraph.registry import create_model
+from labelgraph.models import BUILD_TIME_FILES, load_trained_model
 
 FORMAT_VERSION = 1
-BUILD_TIME_FILES = ("pretrained", "prototypes")  # builder arguments read once at construction, not re-read on load
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -84,33 +79,6 @@ def save_model(
     return out
 
 
-def load_model(model_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild an exported model (in eval mode) and return it with its config."""
-    folder = Path(model_dir)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder}: not an exported labelgraph model (no config.json)")
-    try:
-        config = json.loads(config_path.read_text())
-        method, classes = config["method"], config["class_names"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"{config_path}: malformed model config ({err})") from err
-    graph = LabelGraph.load(folder / "label_graph.safetensors") if config.get("has_label_graph") else None
-    model = create_model(
-        method, num_classes=len(classes), label_graph=graph, pretrained=False, **config["model_kwargs"]
-    )
-    try:
-        missing, unexpected = load_safetensors_into(model, str(folder / "model.safetensors"), strict=False)
-    except (SafetensorError, OSError, RuntimeError) as err:
-        raise ValueError(f"{folder / 'model.safetensors'}: unreadable or truncated weights ({err})") from err
-    if missing or unexpected:
-        raise ValueError(
-            f"{folder / 'model.safetensors'}: weights do not fit {method}: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    return model.eval(), config
-
-
 def update_config(model_dir: str | Path, **fields: Any) -> dict[str, Any]:
     """Set top-level fields of an exported model's ``config.json`` (atomically), e.g. calibrated thresholds."""
     path = Path(model_dir) / "config.json"
@@ -120,84 +88,6 @@ def update_config(model_dir: str | Path, **fields: Any) -> dict[str, Any]:
     config.update(fields)
     _atomic_write(path, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
     return config
-
-
-def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
-    """The model weights of an exported model folder or of a Lightning checkpoint (read without unpickling code)."""
-    path = Path(source)
-    if path.is_dir():
-        from safetensors.torch import load_file
-
-        weights = path / "model.safetensors"
-        if not weights.is_file():
-            raise FileNotFoundError(f"{path}: not an exported labelgraph model (no model.safetensors)")
-        return load_file(str(weights))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
-    return _model_weights(read_checkpoint(path), path)
-
-
-def _model_weights(checkpoint: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
-    """The network's tensors of a Lightning checkpoint of ``MultiLabelTask`` (the ``model.`` prefix removed)."""
-    state = checkpoint.get("state_dict")
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: a Lightning checkpoint has a 'state_dict'; this file does not")
-    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-
-
-def initialise_from(model: nn.Module, source: str | Path) -> dict[str, list[str]]:
-    """Copy every tensor of ``source`` whose name and shape match ``model``'s; return what was copied and skipped.
-
-    Raises when nothing matches (the wrong file, most likely).
-    """
-    own = model.state_dict()
-    incoming = trained_state_dict(source)
-    copied = [k for k, v in incoming.items() if k in own and own[k].shape == v.shape]
-    if not copied:
-        raise ValueError(f"{source}: none of its tensors fit this model (different method or backbone?)")
-    model.load_state_dict({k: incoming[k] for k in copied}, strict=False)
-    report = {
-        "copied": copied,
-        "skipped": sorted(k for k in incoming if k not in copied),
-        "kept": sorted(k for k in own if k not in incoming),
-    }
-    print(
-        f"initialised from {source}: {len(copied)} tensors copied, {len(report['skipped'])} of the source skipped, "
-        f"{len(report['kept'])} of the model kept as initialised"
-    )
-    return report
-
-
-def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """An exported model folder (``load_model``) or a Lightning checkpoint of ``labelgraph fit``, in eval mode.
-
-    A checkpoint is rebuilt from the method, arguments and label graph it records.
-    """
-    path = Path(source)
-    if path.is_dir():
-        return load_model(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
-    checkpoint = read_checkpoint(path)
-    info = checkpoint.get("labelgraph")
-    if not info or "model_config" not in info:
-        raise ValueError(f"{path}: not a labelgraph checkpoint (no 'labelgraph' entry)")
-    method, kwargs = info["model_config"]["method"], dict(info["model_config"]["kwargs"])
-    classes = info["class_names"]
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", *BUILD_TIME_FILES)}
-    graph = None
-    if "label_graph" in info:
-        graph = LabelGraph.from_tensors(info["label_graph"]["tensors"], info["label_graph"]["metadata"])
-    model = create_model(method, num_classes=len(classes), label_graph=graph, pretrained=False, **kwargs)
-    model.load_state_dict(_model_weights(checkpoint, path))
-    config = {
-        "method": method,
-        "model_kwargs": kwargs,
-        "class_names": classes,
-        "preprocessing": info["preprocessing"],
-        "label_graph": graph,
-    }
-    return model.eval(), config
 
 
 def export_checkpoint(

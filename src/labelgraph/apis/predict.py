@@ -20,7 +20,7 @@ from PIL import Image
 
 from labelgraph.data.image_io import ImageLoadError, load_image
 from labelgraph.data.transforms import eval_transform
-from labelgraph.export import load_model
+from labelgraph.models import load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

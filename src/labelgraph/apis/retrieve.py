@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from labelgraph.apis.predict import Predictor  # noqa: E402
 from labelgraph.data.image_io import ImageLoadError, load_image  # noqa: E402
-from labelgraph.predict import Predictor  # noqa: E402
 
 
 @torch.no_grad()

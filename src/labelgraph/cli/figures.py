@@ -1,4 +1,4 @@
-"""Commands that draw: ``viz``, ``retrieve`` and ``report`` (see ``labelgraph.cli``)."""
+"""Commands that draw: ``viz``, ``retrieve`` and ``report``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from labelgraph.cli._common import UsageError, dataset_arguments, load_split
+
 
 def cmd_viz(argv: list[str]) -> int:
-    from labelgraph.cli import _dataset_arguments, _load_split
-
     p = argparse.ArgumentParser(prog="labelgraph viz", description="Figures of a trained model.")
     sub = p.add_subparsers(dest="what", required=True)
     tsne = sub.add_parser("tsne", help="t-SNE of per-class vectors (classifiers, prototypes or label embeddings)")
@@ -24,45 +24,52 @@ def cmd_viz(argv: list[str]) -> int:
     graph.add_argument("--out", required=True, help="output PNG")
     pr = sub.add_parser("pr", help="precision-recall curves and per-class AP of a model on a split")
     pr.add_argument("model", help="an exported model folder")
-    _dataset_arguments(pr, "--split")
+    dataset_arguments(pr, "--split")
     pr.add_argument("--out", required=True, help="output PNG of the curves (the AP bars go next to it)")
     args = p.parse_args(argv)
-
-    from labelgraph import viz
-
-    if args.what == "tsne":
-        from labelgraph.export import load_model
-
-        model, config = load_model(args.model)
-        groups = json.loads(Path(args.groups).read_text()) if args.groups else None
-        vectors = viz.class_vectors(model, args.vectors)
-        title = f"t-SNE of {config['method']} {args.vectors} ({len(vectors)} classes)"
-        viz.plot_tsne(vectors.numpy(), config["class_names"], args.out, groups=groups, title=title)
-    elif args.what == "graph":
-        from labelgraph.graph import LabelGraph
-
-        source = Path(args.source)
-        graph_file = source / "label_graph.safetensors" if source.is_dir() else source
-        if not graph_file.is_file():
-            raise SystemExit(f"{args.source}: no label graph (graph methods export one; or pass a graph file)")
-        edges = viz.plot_label_graph(LabelGraph.load(graph_file), args.out, tau=args.tau)
-        print(f"{edges} edges")
-    else:
-        from labelgraph.cli_inference import _table_scores
-        from labelgraph.metrics import evaluate
-        from labelgraph.predict import Predictor
-        from labelgraph.report import plot_per_class_ap
-
-        predictor = Predictor.load(args.model)
-        table = _load_split(args, args.split, predictor.classes)
-        scores = _table_scores(predictor, table, 32)
-        viz.plot_pr_curves(scores, table.targets, predictor.classes, args.out)
-        result = evaluate(scores, table.targets)
-        ap_path = Path(args.out).with_name(Path(args.out).stem + "_ap.png")
-        plot_per_class_ap({"model": list(result["AP"])}, predictor.classes, ap_path)
-        print(f"mAP {result['mAP']:.2f}; per-class AP bars: {ap_path}")
+    {"tsne": viz_tsne, "graph": viz_graph, "pr": viz_pr}[args.what](args)
     print(f"wrote {args.out}")
     return 0
+
+
+def viz_tsne(args: argparse.Namespace) -> None:
+    from labelgraph.models import load_model
+    from labelgraph.visualization.plots import class_vectors, plot_tsne
+
+    model, config = load_model(args.model)
+    groups = json.loads(Path(args.groups).read_text()) if args.groups else None
+    vectors = class_vectors(model, args.vectors)
+    title = f"t-SNE of {config['method']} {args.vectors} ({len(vectors)} classes)"
+    plot_tsne(vectors.numpy(), config["class_names"], args.out, groups=groups, title=title)
+
+
+def viz_graph(args: argparse.Namespace) -> None:
+    from labelgraph.graph import LabelGraph
+    from labelgraph.visualization.plots import plot_label_graph
+
+    source = Path(args.source)
+    graph_file = source / "label_graph.safetensors" if source.is_dir() else source
+    if not graph_file.is_file():
+        raise UsageError(f"{args.source}: no label graph (graph methods export one; or pass a graph file)")
+    edges = plot_label_graph(LabelGraph.load(graph_file), args.out, tau=args.tau)
+    print(f"{edges} edges")
+
+
+def viz_pr(args: argparse.Namespace) -> None:
+    from labelgraph.apis.predict import Predictor
+    from labelgraph.evaluation.metrics import evaluate
+    from labelgraph.evaluation.scoring import split_scores
+    from labelgraph.visualization.plots import plot_pr_curves
+    from labelgraph.visualization.report import plot_per_class_ap
+
+    predictor = Predictor.load(args.model)
+    table = load_split(args, args.split, predictor.classes)
+    scores = split_scores(predictor.scores, predictor.transform, table)
+    plot_pr_curves(scores, table.targets, predictor.classes, args.out)
+    result = evaluate(scores, table.targets)
+    ap_path = Path(args.out).with_name(Path(args.out).stem + "_ap.png")
+    plot_per_class_ap({"model": list(result["AP"])}, predictor.classes, ap_path)
+    print(f"mAP {result['mAP']:.2f}; per-class AP bars: {ap_path}")
 
 
 def cmd_retrieve(argv: list[str]) -> int:
@@ -76,8 +83,8 @@ def cmd_retrieve(argv: list[str]) -> int:
     p.add_argument("--out", default=None, help="folder for one PNG per query (query + neighbours)")
     args = p.parse_args(argv)
 
-    from labelgraph.predict import Predictor, expand_paths
-    from labelgraph.retrieve import embed, nearest, plot_results
+    from labelgraph.apis.predict import Predictor, expand_paths
+    from labelgraph.apis.retrieve import embed, nearest, plot_results
 
     predictor = Predictor.load(args.model)
     index_paths, missing = expand_paths(args.index)
@@ -85,7 +92,7 @@ def cmd_retrieve(argv: list[str]) -> int:
     queries, query_kept, query_errors = embed(predictor, [Path(q) for q in args.query])
     errors = missing + errors + query_errors
     if not kept:
-        raise SystemExit("no readable index image")
+        raise UsageError(f"--index {' '.join(args.index)}: no readable image")
     sims, idx = nearest(queries, index, args.k)
     report = []
     for q, (row_sims, row_idx) in enumerate(zip(sims.tolist(), idx.tolist(), strict=True)):
@@ -108,7 +115,7 @@ def cmd_report(argv: list[str]) -> int:
     p.add_argument("--examples", type=int, default=6, help="example test predictions to show (6)")
     args = p.parse_args(argv)
 
-    from labelgraph.html_report import write_html_report
+    from labelgraph.visualization.html_report import write_html_report
 
     print(f"wrote {write_html_report(args.run_dir, args.examples)}")
     return 0

@@ -1,4 +1,4 @@
-"""Commands that use a trained model: ``export``, ``predict``, ``calibrate``, ``explain`` (see ``labelgraph.cli``)."""
+"""Commands that use a trained model: ``export``, ``predict``, ``calibrate``, ``explain``, ``sadcl prototypes``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from labelgraph.cli._common import UsageError, dataset_arguments, load_split
 
 
 def cmd_export(argv: list[str]) -> int:
@@ -16,14 +18,15 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and check it against PyTorch")
     args = p.parse_args(argv)
 
-    from labelgraph.export import export_checkpoint, load_model
+    from labelgraph.apis.export import export_checkpoint
+    from labelgraph.models import load_model
 
     out = export_checkpoint(args.checkpoint, args.out, image_size=args.image_size)
     print(f"exported {args.checkpoint} to {out}")
     if args.onnx:
         import torch
 
-        from labelgraph.onnx_export import check_onnx, export_onnx
+        from labelgraph.apis.onnx import check_onnx, export_onnx
 
         model, config = load_model(out)
         size = config["preprocessing"]["image_size"]
@@ -47,7 +50,7 @@ def cmd_predict(argv: list[str]) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
-    from labelgraph.predict import Predictor, expand_paths, write_predictions
+    from labelgraph.apis.predict import Predictor, expand_paths, write_predictions
 
     predictor = Predictor.load(args.model, args.device)
     paths, missing = expand_paths(args.paths)
@@ -65,14 +68,12 @@ def cmd_predict(argv: list[str]) -> int:
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    from labelgraph.cli import _dataset_arguments, _load_split
-
     p = argparse.ArgumentParser(
         prog="labelgraph calibrate",
         description="Per-class thresholds maximising each class's F1 on a split, stored in the exported model.",
     )
     p.add_argument("model", help="an exported model folder")
-    _dataset_arguments(p, "--split")
+    dataset_arguments(p, "--split")
     p.add_argument("--eval-split", default=None, help="report CF1/OF1 on this split (default: the calibration one)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dry-run", action="store_true", help="report only; do not store the thresholds")
@@ -80,22 +81,23 @@ def cmd_calibrate(argv: list[str]) -> int:
 
     import numpy as np
 
-    from labelgraph.calibration import f1_optimal_thresholds
-    from labelgraph.classes import check_same_classes
-    from labelgraph.export import update_config
-    from labelgraph.metrics import evaluate
-    from labelgraph.predict import Predictor
+    from labelgraph.apis.export import update_config
+    from labelgraph.apis.predict import Predictor
+    from labelgraph.data.classes import check_same_classes
+    from labelgraph.evaluation.calibration import f1_optimal_thresholds
+    from labelgraph.evaluation.metrics import evaluate
+    from labelgraph.evaluation.scoring import split_scores
 
     predictor = Predictor.load(args.model)
 
-    def split_scores(split: str) -> tuple[np.ndarray, np.ndarray]:
-        table = _load_split(args, split, predictor.classes)
+    def scores_of(split: str) -> tuple[np.ndarray, np.ndarray]:
+        table = load_split(args, split, predictor.classes)
         check_same_classes(predictor.classes, table.class_names, f"model {args.model}", f"split {table.source}")
-        return _table_scores(predictor, table, args.batch_size), table.targets
+        return split_scores(predictor.scores, predictor.transform, table, args.batch_size), table.targets
 
-    scores, targets = split_scores(args.split)
+    scores, targets = scores_of(args.split)
     thresholds = f1_optimal_thresholds(scores, targets)
-    eval_scores, eval_targets = split_scores(args.eval_split) if args.eval_split else (scores, targets)
+    eval_scores, eval_targets = scores_of(args.eval_split) if args.eval_split else (scores, targets)
     report = {"calibrated_on": args.split, "evaluated_on": args.eval_split or args.split}
     for name, t in (("threshold_0.5", 0.5), ("calibrated", thresholds)):
         m = evaluate(eval_scores, eval_targets, threshold=t)
@@ -106,17 +108,6 @@ def cmd_calibrate(argv: list[str]) -> int:
         report["stored_in"] = str(Path(args.model) / "config.json")
     print(json.dumps(report, indent=1))
     return 0
-
-
-def _table_scores(predictor, table, batch_size: int):  # noqa: ANN001, ANN202
-    import numpy as np
-    from torch.utils.data import DataLoader
-
-    from labelgraph.data.dataset import MultiLabelDataset
-
-    # an unreadable image stops here, naming the file: skipping it would misalign scores and targets
-    loader = DataLoader(MultiLabelDataset(table, predictor.transform), batch_size=batch_size, shuffle=False)
-    return np.concatenate([predictor.scores(images) for images, _ in loader])
 
 
 def cmd_explain(argv: list[str]) -> int:
@@ -132,9 +123,9 @@ def cmd_explain(argv: list[str]) -> int:
     p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
     args = p.parse_args(argv)
 
+    from labelgraph.apis.predict import Predictor
     from labelgraph.data.image_io import ImageLoadError, load_image
-    from labelgraph.explain import explain, overlay
-    from labelgraph.predict import Predictor
+    from labelgraph.visualization.explain import explain, overlay
 
     predictor = Predictor.load(args.model)
     out = Path(args.out)
@@ -142,7 +133,7 @@ def cmd_explain(argv: list[str]) -> int:
     wanted = args.classes.split(",") if args.classes else None
     unknown = [c for c in wanted or [] if c not in predictor.classes]
     if unknown:
-        raise SystemExit(f"unknown classes {unknown}; the model's: {', '.join(predictor.classes)}")
+        raise UsageError(f"--classes: unknown {unknown}; the model's: {', '.join(predictor.classes)}")
     threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
     failed = 0
     for path in args.images:
@@ -164,33 +155,44 @@ def cmd_explain(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def cmd_models_details(argv: list[str]) -> int:
-    """``labelgraph models --details``: parameters and forward FLOPs of every method at one input size."""
-    p = argparse.ArgumentParser(prog="labelgraph models --details")
-    p.add_argument("--details", action="store_true")
-    p.add_argument("--backbone", default="resnet101")
-    p.add_argument("--size", type=int, default=448)
-    p.add_argument("--classes", type=int, default=80)
+def cmd_sadcl(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="labelgraph sadcl", description="SADCL's two-stage recipe.")
+    sub = p.add_subparsers(dest="action", required=True)
+    proto = sub.add_parser(
+        "prototypes", help="class prototypes from a trained Query2Label model (SADCL's second stage starts from them)"
+    )
+    proto.add_argument("--model", required=True, help="an exported model folder or a checkpoint of labelgraph fit")
+    dataset_arguments(proto, "--split")
+    proto.add_argument("--out", required=True, help="output .safetensors file")
+    proto.add_argument("--threshold", type=float, default=0.85, help="probability a positive must exceed (0.85)")
+    proto.add_argument("--image-size", type=int, default=None, help="default: the exported model's")
+    proto.add_argument("--batch-size", type=int, default=32)
+    proto.add_argument("--num-workers", type=int, default=0)
     args = p.parse_args(argv)
 
-    import numpy as np
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from safetensors.torch import save_file
+    from torch.utils.data import DataLoader
 
-    from labelgraph import LabelGraph, create_model, list_models
+    from labelgraph.apis.prototypes import class_prototypes
+    from labelgraph.data.classes import check_same_classes
+    from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+    from labelgraph.data.transforms import eval_transform
+    from labelgraph.models import load_trained_model
 
-    rng = np.random.default_rng(0)
-    graph = LabelGraph.from_targets(
-        (rng.random((500, args.classes)) < 0.05).astype(np.int8), [str(c) for c in range(args.classes)]
+    model, config = load_trained_model(args.model)
+    table = load_split(args, args.split, config["class_names"])
+    check_same_classes(config["class_names"], table.class_names, f"model {args.model}", f"split {table.source}")
+    size = args.image_size or config["preprocessing"].get("image_size")
+    if not size:
+        raise UsageError(f"{args.model}: the checkpoint does not record its training resolution; pass --image-size")
+    loader = DataLoader(
+        MultiLabelDataset(table, eval_transform(size)),
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        collate_fn=collate_skipping_bad,
     )
-    graph.embeddings, graph.embedding_source = torch.randn(args.classes, 300), "image:random"
-    print(
-        f"{'method':<12} {'params (M)':>11} {'GFLOPs':>9}   ({args.backbone}, {args.size} px, {args.classes} classes)"
-    )
-    for name in list_models():
-        model = create_model(name, num_classes=args.classes, label_graph=graph, backbone=args.backbone).eval()
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        with FlopCounterMode(display=False) as counter:  # (under no_grad its hooks trip on frozen stages)
-            model(torch.rand(1, 3, args.size, args.size))
-        print(f"{name:<12} {params:>11.2f} {counter.get_total_flops() / 1e9:>9.2f}")
+    prototypes, counts = class_prototypes(model, loader, table.num_classes, args.threshold)
+    metadata = {"class_names": json.dumps(table.class_names), "threshold": str(args.threshold), "model": args.model}
+    save_file({"prototypes": prototypes.contiguous(), "counts": counts}, args.out, metadata=metadata)
+    print(f"wrote {tuple(prototypes.shape)} prototypes to {args.out} ({int(counts.sum())} label features averaged)")
     return 0

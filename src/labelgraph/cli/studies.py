@@ -1,13 +1,91 @@
-"""Commands for studies: ``sweep`` (hyper-parameter grids) and ``evaluate`` (robustness under corruptions)."""
+"""Commands for studies: ``demo`` (the comparison), ``sweep`` (grids of runs) and ``evaluate`` (clean and under
+image corruptions)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
+from typing import Any
+
+from labelgraph.cli._common import UsageError, dataset_arguments, default_device, load_split
+
+
+def cmd_demo(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="labelgraph demo", description="Train and compare methods on synthetic scenes.")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: all registered)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument(
+        "--data",
+        choices=("auto", "fashion", "shapes"),
+        default="auto",
+        help="fashion outfits (needs Fashion-MNIST) or procedural shapes; auto picks fashion when found",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=2000, help="train images (val and test get a quarter each)")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--backbone", default="resnet10t")
+    p.add_argument("--pretrain-images", type=int, default=6000, help="isolated items for backbone pretraining")
+    p.add_argument(
+        "--model-args", default=None, help='JSON builder arguments for the methods, e.g. \'{"fusion": "dot"}\''
+    )
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (default 1e-3; backbone 0.1x)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = p.parse_args(argv)
+    from labelgraph.studies.demo import run_demo
+
+    run_demo(
+        out=args.out,
+        methods=args.methods.split(",") if args.methods else None,
+        epochs=args.epochs,
+        data=args.data,
+        seed=args.seed,
+        train_images=args.images,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        backbone=args.backbone,
+        progress=not args.no_progress,
+        pretrain_images=args.pretrain_images,
+        model_args=json.loads(args.model_args) if args.model_args else None,
+        lr=args.lr,
+    )
+    return 0
 
 
 def cmd_sweep(argv: list[str]) -> int:
+    args = sweep_parser().parse_args(argv)
+    from labelgraph.studies.sweep import in_process_runner, subprocess_runner
+
+    sweep = build_sweep(args)
+    out = Path(args.out or Path("sweeps") / sweep.name)
+    points = sweep.points()
+    if args.list:
+        for i, values in enumerate(points):
+            print(i, " ".join(f"{k}={v}" for k, v in values.items()))
+        return 0
+    point = args.point if args.point is not None else os.environ.get("LABELGRAPH_SWEEP_POINT")
+    failed: list[int] = []
+    if not args.collect:
+        from labelgraph.cli.sweep_point import fit_and_test
+
+        runner = in_process_runner(fit_and_test) if args.in_process else subprocess_runner("labelgraph.cli.sweep_point")
+        print(f"sweep {sweep.name}: {len(points)} points -> {out}")
+        failed = sweep.run(out, runner, point=None if point is None else int(point))
+        if point is not None:  # one job of a cluster array: the tables are written by --collect
+            return 1 if failed else 0
+    from labelgraph.studies.sweep_tables import write_tables
+
+    files = write_tables(sweep, out)
+    print(f"wrote {files['markdown']}, {files['csv'].name}, {files['plot'].name}")
+    if failed:
+        print(f"{len(failed)} point(s) failed: {failed}")
+    return 1 if failed else 0
+
+
+def sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labelgraph sweep",
         description="Train a grid of configurations and tabulate their test metrics (CSV, Markdown, plot).",
@@ -38,57 +116,78 @@ def cmd_sweep(argv: list[str]) -> int:
         help="run the points in this process (no per-point start-up; less isolated)",
     )
     p.add_argument("--list", action="store_true", help="print the points and exit")
-    args = p.parse_args(argv)
+    return p
 
-    from labelgraph.sweep import Sweep, parse_assignment
+
+def build_sweep(args: argparse.Namespace) -> Any:
+    """The sweep of the file (if any) with the command line's configs, grid and settings added."""
+    from labelgraph.studies.sweep import Sweep, parse_assignment
 
     try:
         grid = dict(parse_assignment(g, many=True) for g in args.grid)
         settings = dict(parse_assignment(s, many=False) for s in args.set)
-        if args.sweep_file:
-            sweep = Sweep.from_file(args.sweep_file, name=args.name, metric=args.metric)
-            sweep = Sweep(
-                sweep.configs + args.config,
-                sweep.grids + ([grid] if grid else []),
-                {**sweep.settings, **settings},
-                name=sweep.name,
-                metric=sweep.metric,
-            )
-        else:
-            sweep = Sweep(args.config, [grid], settings, name=args.name or "sweep", metric=args.metric or "mAP")
+        if not args.sweep_file:
+            return Sweep(args.config, [grid], settings, name=args.name or "sweep", metric=args.metric or "mAP")
+        sweep = Sweep.from_file(args.sweep_file, name=args.name, metric=args.metric)
+        return Sweep(
+            sweep.configs + args.config,
+            sweep.grids + ([grid] if grid else []),
+            {**sweep.settings, **settings},
+            name=sweep.name,
+            metric=sweep.metric,
+        )
     except (ValueError, KeyError, FileNotFoundError) as err:
-        raise SystemExit(f"labelgraph sweep: {err}") from None
-    out = Path(args.out or Path("sweeps") / sweep.name)
-    points = sweep.points()
-    if args.list:
-        for i, values in enumerate(points):
-            print(i, " ".join(f"{k}={v}" for k, v in values.items()))
-        return 0
-    point = args.point if args.point is not None else os.environ.get("LABELGRAPH_SWEEP_POINT")
-    failed: list[int] = []
-    if not args.collect:
-        print(f"sweep {sweep.name}: {len(points)} points -> {out}")
-        failed = sweep.run(out, point=None if point is None else int(point), in_process=args.in_process)
-        if point is not None:  # one job of a cluster array: the tables are written by --collect
-            return 1 if failed else 0
-    files = sweep.write_tables(out)
-    print(f"wrote {files['markdown']}, {files['csv'].name}, {files['plot'].name}")
-    if failed:
-        print(f"{len(failed)} point(s) failed: {failed}")
-    return 1 if failed else 0
+        raise UsageError(f"sweep: {err}") from None
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    from labelgraph.cli import _dataset_arguments, _load_split
-    from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES
-    from labelgraph.metrics import METRIC_PRESETS
+    args = evaluate_parser().parse_args(argv)
+    from labelgraph.data.classes import check_same_classes
+    from labelgraph.evaluation.robustness import evaluate_models
+    from labelgraph.models import load_trained_model
+
+    loaded = [(path, *load_trained_model(path)) for path in args.models]
+    table = load_split(args, args.split, loaded[0][2]["class_names"])
+    groups: dict[int, dict[str, object]] = {}  # models by input size: one decoding pass per size
+    for path, model, config in loaded:
+        check_same_classes(config["class_names"], table.class_names, f"model {path}", f"split {table.source}")
+        size = args.image_size or config["preprocessing"].get("image_size")
+        if not size:
+            raise UsageError(f"{path}: the model does not record its resolution; pass --image-size")
+        name = config["method"] if sum(c["method"] == config["method"] for _, _, c in loaded) == 1 else str(path)
+        groups.setdefault(int(size), {})[name] = model
+    corruptions, severities = corruption_settings(args)
+    results = {}
+    for size, models in groups.items():
+        print(f"evaluating {', '.join(models)} on {len(table)} images of {table.source} at {size} px")
+        results.update(
+            evaluate_models(
+                models, table, size, corruptions, severities, metrics=args.metrics, seed=args.seed,
+                batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
+                progress=bool(corruptions),
+            )
+        )  # fmt: skip
+    text = evaluation_tables(results, corruptions)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.out:
+        payload = {"split": str(table.source), "class_names": table.class_names, "corruptions": corruptions,
+                   "severities": severities, "metrics": args.metrics, "seed": args.seed, "models": results}  # fmt: skip
+        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    return 0
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    from labelgraph.data.corruptions import CORRUPTIONS
+    from labelgraph.evaluation.metrics import METRIC_PRESETS
 
     p = argparse.ArgumentParser(
         prog="labelgraph evaluate",
         description="Metrics of trained models on a split, clean and (--corruptions) under image corruptions.",
     )
     p.add_argument("models", nargs="+", help="exported model folders or checkpoints of labelgraph fit")
-    _dataset_arguments(p, "--split", "--data")
+    dataset_arguments(p, "--split", "--data")
     p.add_argument(
         "--corruptions",
         nargs="*",
@@ -102,64 +201,34 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", default=default_device())
     p.add_argument("--out", default=None, help="write every number to this JSON file")
     p.add_argument("--markdown", default=None, help="write the tables to this Markdown file")
-    args = p.parse_args(argv)
+    return p
 
-    import json
 
-    from labelgraph.classes import check_same_classes
-    from labelgraph.export import load_trained_model
-    from labelgraph.robustness import evaluate_models, robustness_table, severity_table
+def corruption_settings(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    """The corruptions (none without ``--corruptions``; all when it names none) and the severities."""
+    from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES
 
-    loaded = [(path, *load_trained_model(path)) for path in args.models]
-    class_names = loaded[0][2]["class_names"]
-    table = _load_split(args, args.split, class_names)
-    groups: dict[int, dict[str, object]] = {}
-    for path, model, config in loaded:
-        check_same_classes(config["class_names"], table.class_names, f"model {path}", f"split {table.source}")
-        size = args.image_size or config["preprocessing"].get("image_size")
-        if not size:
-            raise SystemExit(f"{path}: the model does not record its resolution; pass --image-size")
-        name = config["method"] if sum(c["method"] == config["method"] for _, _, c in loaded) == 1 else str(path)
-        groups.setdefault(int(size), {})[name] = model
     corruptions = [] if args.corruptions is None else (args.corruptions or list(CORRUPTIONS))
     try:
         severities = [int(s) for s in args.severities.split(",")]
     except ValueError:
-        raise SystemExit(
+        raise UsageError(
             f"--severities {args.severities!r}: expected comma-separated integers in {SEVERITIES}"
         ) from None
-    results = {}
-    for size, models in groups.items():
-        print(f"evaluating {', '.join(models)} on {len(table)} images of {table.source} at {size} px")
-        results.update(
-            evaluate_models(
-                models, table, size, corruptions, severities, metrics=args.metrics, seed=args.seed,
-                batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-                progress=bool(corruptions),
-            )
-        )  # fmt: skip
+    return corruptions, severities
+
+
+def evaluation_tables(results: dict[str, Any], corruptions: list[str]) -> str:
+    """Markdown: the robustness summary and one table per corruption, or the clean metrics."""
+    from labelgraph.evaluation.robustness import robustness_table, severity_table
+
     if corruptions:
-        text = [robustness_table(results)] + [severity_table(results, c) for c in corruptions]
-    else:
-        rows = ["| model | mAP | CF1 | OF1 | CF1 top-3 | OF1 top-3 |", "|---|---:|---:|---:|---:|---:|"]
-        for name, r in results.items():
-            values = [r["clean"][k] for k in ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3")]
-            rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-        text = ["\n".join(rows)]
-    print("\n\n".join(text))
-    if args.markdown:
-        Path(args.markdown).write_text("\n\n".join(text) + "\n")
-    if args.out:
-        payload = {"split": str(table.source), "class_names": table.class_names, "corruptions": corruptions,
-                   "severities": severities, "metrics": args.metrics, "seed": args.seed, "models": results}  # fmt: skip
-        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
-    return 0
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+        return "\n\n".join([robustness_table(results)] + [severity_table(results, c) for c in corruptions])
+    rows = ["| model | mAP | CF1 | OF1 | CF1 top-3 | OF1 top-3 |", "|---|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        values = [r["clean"][k] for k in ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3")]
+        rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return "\n".join(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from labelgraph.errors import InvalidInputError
+
 
 def class_mismatch_message(a: list[str], b: list[str], a_name: str, b_name: str) -> str:
     """Say how two class lists differ (count, names, or order)."""
@@ -19,6 +21,11 @@ def class_mismatch_message(a: list[str], b: list[str], a_name: str, b_name: str)
     return f"the {a_name}'s classes do not match the {b_name}'s: {diff}"
 
 
+class ClassMismatchError(InvalidInputError):
+    """Two class lists (a model's, a dataset's, a checkpoint's) differ in count, names or order."""
+
+
 def check_same_classes(a: list[str], b: list[str], a_name: str, b_name: str) -> None:
+    """Raise :class:`ClassMismatchError`, saying what differs, unless ``a`` and ``b`` are the same list."""
     if list(a) != list(b):
-        raise ValueError(class_mismatch_message(list(a), list(b), a_name, b_name))
+        raise ClassMismatchError(class_mismatch_message(list(a), list(b), a_name, b_name))

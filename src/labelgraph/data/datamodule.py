@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from labelgraph.classes import check_same_classes
+from labelgraph.data.classes import check_same_classes
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
@@ -135,7 +135,7 @@ class MultiLabelDataModule(L.LightningDataModule):
     @cached_property
     def label_graph(self) -> LabelGraph:
         """The train split's label statistics (or ``label_graph_file``), with the requested embeddings/knowledge."""
-        from labelgraph.graph.build import add_extras
+        from labelgraph.data.graph_build import add_extras
 
         if self.label_graph_file:
             graph = LabelGraph.load(self.label_graph_file)

@@ -97,26 +97,7 @@ def build_feature_cache(
                 num_workers=num_workers,
                 generator=torch.Generator().manual_seed(0),
             )
-            arrays: list[np.ndarray] = []
-            start = 0
-            for images, _ in loader:
-                feats = model.features(images.to(device))
-                if not arrays:
-                    arrays = [
-                        np.lib.format.open_memmap(
-                            tmp / f"stage{i}.npy",
-                            mode="w+",
-                            dtype=CACHE_DTYPES[dtype],
-                            shape=(len(table), *f.shape[1:]),
-                        )
-                        for i, f in enumerate(feats)
-                    ]
-                for array, f in zip(arrays, feats, strict=True):
-                    array[start : start + len(f)] = f.float().cpu().numpy().astype(CACHE_DTYPES[dtype])
-                start += len(images)
-            for array in arrays:
-                array.flush()
-            del arrays
+            _write_feature_maps(model, loader, len(table), tmp, CACHE_DTYPES[dtype], device)
         np.save(tmp / "targets.npy", np.ascontiguousarray(table.targets))
         meta = {
             "source": str(table.source),
@@ -139,6 +120,26 @@ def build_feature_cache(
         shutil.rmtree(tmp, ignore_errors=True)
         model.train(was_training)
     return final
+
+
+def _write_feature_maps(
+    model: torch.nn.Module, loader: DataLoader, count: int, folder: Path, dtype: type, device: torch.device | str
+) -> None:
+    """``folder/stage{i}.npy`` of shape (count, C_i, H_i, W_i): the backbone's maps of every image, in order."""
+    arrays: list[np.ndarray] = []
+    start = 0
+    for images, _ in loader:
+        feats = model.features(images.to(device))
+        if not arrays:  # the shapes are known from the first batch
+            arrays = [
+                np.lib.format.open_memmap(folder / f"stage{i}.npy", mode="w+", dtype=dtype, shape=(count, *f.shape[1:]))
+                for i, f in enumerate(feats)
+            ]
+        for array, f in zip(arrays, feats, strict=True):
+            array[start : start + len(f)] = f.float().cpu().numpy().astype(dtype)
+        start += len(images)
+    for array in arrays:
+        array.flush()
 
 
 def _stages(folder: Path) -> int:

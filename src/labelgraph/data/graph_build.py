@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from labelgraph.classes import check_same_classes
+from labelgraph.data.classes import check_same_classes
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
@@ -39,7 +39,7 @@ def add_extras(
     """
     check_same_classes(graph.class_names, train.class_names, "label graph", "train split")
     if embeddings and embeddings.startswith("image:"):
-        from labelgraph.export import load_model
+        from labelgraph.models import load_model
 
         model_dir = embeddings.split(":", 1)[1]
         model, config = load_model(model_dir)

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from labelgraph.errors import LabelgraphError
 
-class ImageLoadError(OSError):
+
+class ImageLoadError(LabelgraphError, OSError):
     """An image file that cannot be decoded; the message names the file."""
 
 

@@ -102,72 +102,79 @@ class FashionItems:
         return tile[..., None] * tint * 255, tile
 
 
+def _polygon(c: float, radius: float, rot: float, n: int, phase: float = 0.0) -> list[tuple[float, float]]:
+    """The ``n`` corners of a regular polygon centred at ``(c, c)``, rotated by ``rot + phase``."""
+    angles = [rot + phase + 2 * math.pi * k / n for k in range(n)]
+    return [(c + radius * math.cos(a), c + radius * math.sin(a)) for a in angles]
+
+
+def _bar(c: float, r: float, angle: float, half_width: float) -> list[tuple[float, float]]:
+    """A rectangle through the centre: length 2r along ``angle``, width 2 * half_width."""
+    dx, dy = r * math.cos(angle), r * math.sin(angle)
+    px, py = -half_width * math.sin(angle), half_width * math.cos(angle)
+    return [
+        (c - dx - px, c - dy - py),
+        (c + dx - px, c + dy - py),
+        (c + dx + px, c + dy + py),
+        (c - dx + px, c - dy + py),
+    ]
+
+
+def _disc(d: ImageDraw.ImageDraw, cx: float, cy: float, r: float, fill: int) -> None:
+    d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+
+
+def _draw_ring(d: ImageDraw.ImageDraw, c: float, r: float, rot: float) -> None:
+    _disc(d, c, c, r, 255)
+    _disc(d, c, c, 0.55 * r, 0)
+
+
+def _draw_crescent(d: ImageDraw.ImageDraw, c: float, r: float, rot: float) -> None:
+    _disc(d, c, c, r, 255)
+    off = 0.45 * r
+    _disc(d, c + off * math.cos(rot), c + off * math.sin(rot), r, 0)
+
+
+def _draw_diamond(d: ImageDraw.ImageDraw, c: float, r: float, rot: float) -> None:
+    pts = _polygon(c, r, rot, 4)
+    d.polygon([(c + 0.6 * (x - c), y) if k % 2 == 0 else (x, y) for k, (x, y) in enumerate(pts)], fill=255)  # rhombus
+
+
+def _draw_star(d: ImageDraw.ImageDraw, c: float, r: float, rot: float) -> None:
+    outer, inner = _polygon(c, r, rot, 5), _polygon(c, 0.45 * r, rot, 5, math.pi / 5)
+    d.polygon([p for pair in zip(outer, inner, strict=True) for p in pair], fill=255)
+
+
+def _draw_cross(d: ImageDraw.ImageDraw, c: float, r: float, rot: float) -> None:
+    for angle in (rot, rot + math.pi / 2):
+        d.polygon(_bar(c, r, angle, 0.32 * r), fill=255)
+
+
+# name -> draw(canvas, centre, radius, rotation): each fills its shape with 255 on a black canvas
+SHAPE_DRAWERS = {
+    "circle": lambda d, c, r, rot: _disc(d, c, c, r, 255),
+    "ring": _draw_ring,
+    "crescent": _draw_crescent,
+    "square": lambda d, c, r, rot: d.polygon(_polygon(c, r, rot, 4, math.pi / 4), fill=255),
+    "diamond": _draw_diamond,
+    "triangle": lambda d, c, r, rot: d.polygon(_polygon(c, r, rot, 3), fill=255),
+    "hexagon": lambda d, c, r, rot: d.polygon(_polygon(c, r, rot, 6), fill=255),
+    "star": _draw_star,
+    "cross": _draw_cross,
+    "bar": lambda d, c, r, rot: d.polygon(_bar(c, r, rot, 0.28 * r), fill=255),
+}
+
+
 def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """Mask (size, size) in [0, 1] of a randomly rotated shape."""
+    if name not in SHAPE_DRAWERS:
+        raise ValueError(f"unknown shape {name!r}")
     scale = 4  # draw large and downsample: anti-aliased edges
     s = size * scale
     img = Image.new("L", (s, s), 0)
-    d = ImageDraw.Draw(img)
     c, r = s / 2, s * rng.uniform(0.36, 0.46)
     rot = rng.uniform(0, 2 * math.pi)
-
-    def poly(n: int, radius: float, phase: float = 0.0) -> list[tuple[float, float]]:
-        return [
-            (
-                c + radius * math.cos(rot + phase + 2 * math.pi * k / n),
-                c + radius * math.sin(rot + phase + 2 * math.pi * k / n),
-            )
-            for k in range(n)
-        ]
-
-    def bar(angle: float, half_width: float) -> list[tuple[float, float]]:
-        """A rectangle through the centre: length 2r along ``angle``, width 2 * half_width."""
-        dx, dy = r * math.cos(angle), r * math.sin(angle)
-        px, py = -half_width * math.sin(angle), half_width * math.cos(angle)
-        return [
-            (c - dx - px, c - dy - py),
-            (c + dx - px, c + dy - py),
-            (c + dx + px, c + dy + py),
-            (c - dx + px, c - dy + py),
-        ]
-
-    if name == "circle":
-        d.ellipse((c - r, c - r, c + r, c + r), fill=255)
-    elif name == "ring":
-        d.ellipse((c - r, c - r, c + r, c + r), fill=255)
-        d.ellipse((c - 0.55 * r, c - 0.55 * r, c + 0.55 * r, c + 0.55 * r), fill=0)
-    elif name == "crescent":
-        d.ellipse((c - r, c - r, c + r, c + r), fill=255)
-        off = 0.45 * r
-        d.ellipse(
-            (
-                c - r + off * math.cos(rot),
-                c - r + off * math.sin(rot),
-                c + r + off * math.cos(rot),
-                c + r + off * math.sin(rot),
-            ),
-            fill=0,
-        )
-    elif name == "square":
-        d.polygon(poly(4, r, math.pi / 4), fill=255)
-    elif name == "diamond":
-        pts = poly(4, r)
-        pts = [(c + 0.6 * (x - c), y) if k % 2 == 0 else (x, y) for k, (x, y) in enumerate(pts)]  # a rhombus
-        d.polygon(pts, fill=255)
-    elif name == "triangle":
-        d.polygon(poly(3, r), fill=255)
-    elif name == "hexagon":
-        d.polygon(poly(6, r), fill=255)
-    elif name == "star":
-        outer, inner = poly(5, r), poly(5, 0.45 * r, math.pi / 5)
-        d.polygon([p for pair in zip(outer, inner, strict=True) for p in pair], fill=255)
-    elif name == "cross":
-        for angle in (rot, rot + math.pi / 2):
-            d.polygon(bar(angle, 0.32 * r), fill=255)
-    elif name == "bar":
-        d.polygon(bar(rot, 0.28 * r), fill=255)
-    else:
-        raise ValueError(f"unknown shape {name!r}")
+    SHAPE_DRAWERS[name](ImageDraw.Draw(img), c, r, rot)
     return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255
 
 

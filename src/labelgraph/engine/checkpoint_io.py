@@ -16,26 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read safely; the message names the file."""
-
-
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with a clear error for missing, truncated, corrupt or unsafe files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001  (torch raises several types: UnpicklingError, RuntimeError, EOFError)
-        reason = "it holds objects other than tensors and plain data (refused, nothing was run)"
-        if "weights_only" not in str(err) and "Unsupported global" not in str(err):
-            reason = f"truncated or corrupt ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
-        raise CheckpointError(f"{path}: cannot load this checkpoint: {reason}") from err
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path}: not a checkpoint (a {type(checkpoint).__name__}, not a dict)")
-    return checkpoint
+from labelgraph.models import read_checkpoint
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

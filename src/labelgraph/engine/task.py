@@ -13,12 +13,13 @@ import torch.nn as nn
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.utils import ModelEmaV3
 
-from labelgraph.classes import check_same_classes
+from labelgraph.data.classes import check_same_classes
+from labelgraph.engine.schedulers import planned_steps
+from labelgraph.errors import InvalidInputError
+from labelgraph.evaluation.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.graph import LabelGraph
 from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss, default_aux_losses
-from labelgraph.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
-from labelgraph.registry import create_model
-from labelgraph.schedulers import planned_steps
+from labelgraph.models import create_model, initialise_from
 
 
 def random_states() -> dict[str, Any]:
@@ -62,12 +63,12 @@ class MultiLabelTask(L.LightningModule):
             method's paper terms (``labelgraph.losses.METHOD_AUX_LOSSES``, e.g. A-GCN's graph sparsity), [] none.
         optimizer: a callable building the optimizer from parameter groups (default: SGD 0.1/0.9/1e-4).
         lr_scheduler: a callable building the scheduler from the optimizer; stepped per epoch, or per batch when the
-            scheduler says ``interval = "step"`` (``labelgraph.schedulers.OneCycleLR``, whose total steps the task
-            plans from the trainer).
+            scheduler says ``interval = "step"`` (``labelgraph.engine.schedulers.OneCycleLR``, whose total steps the
+            task plans from the trainer).
         backbone_lr_mult: learning-rate factor of the backbone (ML-GCN/ADD-GCN: 0.1).
         ema_decay: keep an exponential moving average of the weights with this decay (Query2Label: 0.9997) and
             evaluate it alongside the raw weights (logged under ``val_ema/``); None disables it.
-        metrics: a preset of ``labelgraph.metrics.METRIC_PRESETS`` naming how metrics are computed.
+        metrics: a preset of ``labelgraph.evaluation.metrics.METRIC_PRESETS`` naming how metrics are computed.
         threshold: override the preset's probability threshold.
         init_from: start from the weights of a trained model (an exported model folder or a Lightning checkpoint):
             every tensor whose name and shape match is copied, the rest keep their initialisation (SADCL's second
@@ -99,7 +100,7 @@ class MultiLabelTask(L.LightningModule):
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         if metrics not in METRIC_PRESETS:
-            raise ValueError(f"unknown metrics preset {metrics!r}; available: {', '.join(METRIC_PRESETS)}")
+            raise InvalidInputError(f"unknown metrics preset {metrics!r}; available: {', '.join(METRIC_PRESETS)}")
         self.save_hyperparameters(ignore=["label_graph", "criterion", "aux_losses", "optimizer", "lr_scheduler"])
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.label_graph = label_graph
@@ -114,8 +115,6 @@ class MultiLabelTask(L.LightningModule):
         if getattr(self.model.backbone, "frozen", None):  # frozen stages stay in eval mode on purpose
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         if init_from:
-            from labelgraph.export import initialise_from
-
             initialise_from(self.model, init_from)
         self.criterion = criterion if criterion is not None else MaskedBCEWithLogitsLoss()
         self.aux_losses = nn.ModuleList(default_aux_losses(method) if aux_losses is None else aux_losses)
@@ -220,7 +219,7 @@ class MultiLabelTask(L.LightningModule):
         if self._trainer is not None:
             with planned_steps(self._planned_total_steps):
                 scheduler = self.scheduler_factory(optimizer)
-        else:  # outside a Trainer (a caller may plan the steps itself with labelgraph.schedulers.planned_steps)
+        else:  # outside a Trainer (a caller may plan the steps itself with labelgraph.engine.schedulers.planned_steps)
             scheduler = self.scheduler_factory(optimizer)
         interval = getattr(scheduler, "interval", "epoch")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

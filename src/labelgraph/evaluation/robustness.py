@@ -19,7 +19,7 @@ from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.transforms import eval_transform
-from labelgraph.metrics import METRIC_PRESETS, evaluate
+from labelgraph.evaluation.metrics import METRIC_PRESETS, evaluate
 
 
 class CorruptedDataset(Dataset):

@@ -1,5 +1,7 @@
 """The model registry: ``register_model`` / ``create_model`` / ``list_models``.
 
+``labelgraph.models`` imports this module first, then every method module, whose ``@register_model`` lines fill it.
+
 Every method is one builder function registered under its name::
 
     @register_model("baseline")
@@ -16,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
+
+from labelgraph.errors import InvalidInputError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -34,14 +38,13 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 def list_models() -> list[str]:
     """Names of all registered methods, sorted."""
-    _import_builtin_models()
     return sorted(_MODELS)
 
 
 def get_model_builder(name: str) -> Callable[..., nn.Module]:
-    _import_builtin_models()
+    """The builder registered under ``name``."""
     if name not in _MODELS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(_MODELS))}")
+        raise InvalidInputError(f"unknown method {name!r}; available: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 
 
@@ -63,8 +66,3 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     model = builder(**kwargs)
     model.config = {"method": name, "kwargs": {k: v for k, v in kwargs.items() if k != "label_graph"}}
     return model
-
-
-def _import_builtin_models() -> None:
-    # Importing the package runs every method module's @register_model line.
-    import labelgraph.models  # noqa: F401

@@ -21,11 +21,11 @@ import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, normalize_adjacency
 from labelgraph.layers import GraphConvolution
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.baseline import global_pool
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import require_embeddings
-from labelgraph.registry import register_model
 
 
 class AdaptiveGraph(nn.Module):

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from labelgraph.graph import LabelGraph
 from labelgraph.layers.dynamic_graph import DynamicAdjacency, DynamicGraphConv, StaticGraphConv
 from labelgraph.layers.semantic_attention import SemanticAttention
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.registry import register_model
 
 
 class DynamicGraphHead(nn.Module):

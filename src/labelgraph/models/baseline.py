@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 
 from labelgraph.graph import LabelGraph
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.registry import register_model
 
 
 def global_pool(x: torch.Tensor, mode: Literal["max", "avg"]) -> torch.Tensor:

@@ -27,11 +27,11 @@ With all three switches off the model is exactly ADD-GCN (same modules, same par
 from __future__ import annotations
 
 from labelgraph.graph import LabelGraph
+from labelgraph.models._registry import register_model
 from labelgraph.models.add_gcn import DynamicGraphHead
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import gcn_adjacency
-from labelgraph.registry import register_model
 
 
 @register_model("db_dgcn")

@@ -20,10 +20,10 @@ import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, conditional_probability, ggnn_adjacency
 from labelgraph.layers import GatedGraphCell
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.baseline import global_pool
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.registry import register_model
 
 
 class GGNNHead(nn.Module):

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Literal
 
 from labelgraph.graph import LabelGraph
+from labelgraph.models._registry import register_model
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import GraphSource, build_ml_gcn, require_embeddings
-from labelgraph.registry import register_model
 
 
 @register_model("iml_gcn")

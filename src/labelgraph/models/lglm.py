@@ -23,11 +23,11 @@ import torch
 import torch.nn as nn
 
 from labelgraph.graph import LabelGraph
+from labelgraph.models._registry import register_model
 from labelgraph.models.a_gcn import AGCNHead
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import require_embeddings
-from labelgraph.registry import register_model
 
 
 class MFCFusion(nn.Module):

@@ -26,10 +26,10 @@ import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, ml_gcn_adjacency, normalize_adjacency
 from labelgraph.layers import GraphConvolution
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.baseline import global_pool
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.registry import register_model
 
 GraphSource = Literal["cooccurrence", "identity", "learned"]
 

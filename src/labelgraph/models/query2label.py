@@ -23,9 +23,9 @@ import torch.nn as nn
 from labelgraph.graph import LabelGraph
 from labelgraph.layers.label_transformer import LabelQueryTransformer
 from labelgraph.layers.position_encoding import sine_position_encoding
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.registry import register_model
 
 
 class GroupWiseLinear(nn.Module):

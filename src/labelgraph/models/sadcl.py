@@ -29,9 +29,9 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from labelgraph.graph import LabelGraph
+from labelgraph.models._registry import register_model
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.query2label import Query2LabelHead, build_query2label
-from labelgraph.registry import register_model
 
 
 class SADCLHead(Query2LabelHead):

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from labelgraph.graph import LabelGraph, conditional_probability
 from labelgraph.layers import GatedGraphCell
 from labelgraph.layers.semantic_decoupling import Formulation, SemanticDecoupling
+from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import require_embeddings
-from labelgraph.registry import register_model
 
 
 class SSGRLHead(nn.Module):

@@ -19,16 +19,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from labelgraph.apis.export import save_model
 from labelgraph.data import MultiLabelDataModule
+from labelgraph.data.graph_build import add_extras
 from labelgraph.data.synthetic import generate_dataset
-from labelgraph.export import save_model
+from labelgraph.engine.task import MultiLabelTask
+from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
-from labelgraph.graph.build import add_extras
-from labelgraph.html_report import write_html_report
 from labelgraph.losses import AsymmetricLoss
-from labelgraph.registry import list_models
-from labelgraph.report import results_table, write_report
-from labelgraph.task import MultiLabelTask
+from labelgraph.models import list_models
+from labelgraph.visualization.html_report import write_html_report
+from labelgraph.visualization.report import results_table, write_report
 
 DEMO_BACKBONE = "resnet10t"
 
@@ -193,6 +194,39 @@ def train_one(
     return row, history.rows, task
 
 
+def demo_datamodule(data: Path, image_size: int, batch_size: int) -> MultiLabelDataModule:
+    """The demo's splits through the real CSV loading path, with word vectors when installed."""
+    return MultiLabelDataModule(
+        train=str(data / "train.csv"),
+        val=str(data / "val.csv"),
+        test=str(data / "test.csv"),
+        classes=str(data / "classes.txt"),
+        image_size=image_size,
+        train_transform="flip",
+        batch_size=batch_size,
+        eval_batch_size=128,
+        num_workers=0,
+        embeddings=demo_embeddings(),
+    )
+
+
+def resolve_methods(methods: list[str] | None) -> list[str]:
+    """The methods asked for (every registered one by default); an unknown name is refused before any work."""
+    methods = methods or list_models()
+    unknown = [m for m in methods if m not in list_models()]
+    if unknown:
+        raise InvalidInputError(f"unknown method(s) {unknown}; available: {', '.join(list_models())}")
+    return methods
+
+
+def training_order(methods: list[str]) -> list[str]:
+    """IML-GCN's image embeddings come from the demo's own exported baseline, so the baseline trains first."""
+    order = sorted(methods, key=lambda m: m != "baseline")
+    if "iml_gcn" in methods and "baseline" not in methods:
+        order.insert(0, "baseline")
+    return order
+
+
 def run_demo(
     out: str | Path = "demo_out",
     methods: list[str] | None = None,
@@ -220,10 +254,7 @@ def run_demo(
     out = Path(out)
     for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to the table
         logging.getLogger(name).setLevel(logging.WARNING)
-    methods = methods or list_models()
-    unknown = [m for m in methods if m not in list_models()]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; available: {', '.join(list_models())}")
+    methods = resolve_methods(methods)
     t0 = time.perf_counter()
     dataset = prepare_data(out, data, seed, train_images)
     print(f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s)")
@@ -231,24 +262,9 @@ def run_demo(
     name = f"{backbone}-{dataset['kind']}-{seed}-{pretrain_images}.safetensors"
     weights = pretrain_backbone(dataset["kind"], backbone, out / "pretrained" / name, seed, images=pretrain_images)
     print(f"backbone: {backbone} pretrained on single {dataset['kind']} items ({time.perf_counter() - t0:.1f} s)")
-    dm = MultiLabelDataModule(
-        train=str(out / "data" / "train.csv"),
-        val=str(out / "data" / "val.csv"),
-        test=str(out / "data" / "test.csv"),
-        classes=str(out / "data" / "classes.txt"),
-        image_size=image_size,
-        train_transform="flip",
-        batch_size=batch_size,
-        eval_batch_size=128,
-        num_workers=0,
-        embeddings=demo_embeddings(),
-    )
+    dm = demo_datamodule(out / "data", image_size, batch_size)
     rows, histories, per_class = {}, {}, {}
-    # IML-GCN's image embeddings come from the demo's own exported baseline, so the baseline trains first.
-    order = sorted(methods, key=lambda m: m != "baseline")
-    if "iml_gcn" in methods and "baseline" not in methods:
-        order.insert(0, "baseline")
-    for method in order:
+    for method in training_order(methods):
         graph = image_label_graph(out / "baseline" / "model", dm) if method == "iml_gcn" else dm.label_graph
         print(f"training {method} ...")
         args = model_args if method in methods else None  # not for the baseline trained only for IML-GCN

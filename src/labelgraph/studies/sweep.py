@@ -11,8 +11,8 @@ varies its own keys around the base config). A sweep file holds the same in YAML
       model.model_args.tau: [0.1, 0.25, 0.4]
       model.model_args.p: [0.1, 0.25]
 
-Every point runs in its own process (``python -m labelgraph.sweep POINT_DIR``): fit, then test with the final weights;
-its merged config (``sweep_config.yaml``; Lightning writes the resolved one to ``config.yaml``), log and
+Every point runs in its own process (``python -m labelgraph.cli.sweep_point POINT_DIR``): fit, then test with the final
+weights; its merged config (``sweep_config.yaml``; Lightning writes the resolved one to ``config.yaml``), log and
 ``result.json`` stay in ``OUT/point-NNN``. Points with a result are not run again, so an
 interrupted sweep resumes, and ``--point I`` (e.g. ``$SLURM_ARRAY_TASK_ID``) runs one point per cluster job;
 ``--collect`` then writes the tables: ``results.csv``, ``results.md`` (a pivot table per two-key grid), ``results.png``.
@@ -21,13 +21,11 @@ interrupted sweep resumes, and ``--point I`` (e.g. ``$SLURM_ARRAY_TASK_ID``) run
 from __future__ import annotations
 
 import copy
-import csv
 import itertools
 import json
-import os
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +175,16 @@ class Sweep:
         return config
 
     # -- running ---------------------------------------------------------------------------------------------------
-    def run(self, out: str | Path, point: int | None = None, echo: bool = True, in_process: bool = False) -> list[int]:
+    def run(
+        self, out: str | Path, run_point: Callable[[Path], int], point: int | None = None, echo: bool = True
+    ) -> list[int]:
         """Run every point (or only ``point``) that has no result yet. Returns the indices of failed points.
 
-        ``in_process`` runs the points in this process instead of one process each: no start-up cost per point (a few
-        seconds of imports), at the price of isolation (a crash ends the sweep; it resumes where it stopped).
+        Args:
+            run_point: trains the point whose folder it is given (``sweep_config.yaml`` inside) and writes its
+                ``result.json``; returns an exit status. :func:`subprocess_runner` runs each point in its own process;
+                :func:`in_process_runner` in this one: no start-up cost per point (a few seconds of imports), at the
+                price of isolation (a crash ends the sweep; it resumes where it stopped).
         """
         out = Path(out)
         points = self.points()
@@ -201,7 +204,7 @@ class Sweep:
             label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in points[i].items())
             if echo:
                 print(f"[{i + 1}/{len(points)}] {label}", flush=True)
-            code = _run_in_process(folder) if in_process else _run_in_subprocess(folder)
+            code = run_point(folder)
             if code != 0:
                 failed.append(i)
                 if echo:
@@ -228,93 +231,47 @@ class Sweep:
             rows.append(row)
         return rows
 
-    def write_tables(self, out: str | Path) -> dict[str, Path]:
-        from labelgraph.sweep_tables import markdown_tables, plot_sweep
 
-        out = Path(out)
-        rows = self.collect(out)
-        keys = list(dict.fromkeys(k for g in self.grids for k in g))
-        columns = ["point", *keys, *RESULT_KEYS, "best_val_mAP", "seconds"]
-        with open(out / "results.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
-        (out / "results.md").write_text(markdown_tables(self, rows))
-        plot_sweep(self, rows, out / "results.png")
-        return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": out / "results.png"}
+def subprocess_runner(module: str) -> Callable[[Path], int]:
+    """A point runner that calls ``python -m MODULE POINT_DIR`` with the point's output in ``POINT_DIR/log.txt``."""
+
+    def run(folder: Path) -> int:
+        with open(folder / "log.txt", "w") as log:
+            return subprocess.call([sys.executable, "-m", module, str(folder)], stdout=log, stderr=log)
+
+    return run
 
 
-def _run_in_subprocess(folder: Path) -> int:
-    with open(folder / "log.txt", "w") as log:
-        return subprocess.call([sys.executable, "-m", "labelgraph.sweep", str(folder)], stdout=log, stderr=log)
+def in_process_runner(fit: Callable[[Path], Any]) -> Callable[[Path], int]:
+    """A point runner that calls ``fit(POINT_DIR)`` here, its output (Lightning's log too) in ``POINT_DIR/log.txt``."""
 
+    def run(folder: Path) -> int:
+        import contextlib
+        import gc
+        import logging
+        import traceback
 
-def _run_in_process(folder: Path) -> int:
-    import contextlib
-    import gc
-    import logging
-    import traceback
+        with open(folder / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            handler = logging.StreamHandler(log)
+            loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+            saved = [(lg.handlers, lg.propagate) for lg in loggers]
+            for lg in loggers:
+                lg.handlers, lg.propagate = [handler], False
+            try:
+                fit(folder)
+            except (Exception, SystemExit):  # the CLI exits on a bad config: record it, go on with the next point
+                traceback.print_exc(file=log)
+                return 1
+            finally:
+                for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
+                    lg.handlers, lg.propagate = handlers, propagate
+                gc.collect()  # the point's trainer, model and loaders
+        return 0
 
-    with open(folder / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        handler = logging.StreamHandler(log)  # Lightning's messages go to the point's log, not the console
-        loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-        saved = [(lg.handlers, lg.propagate) for lg in loggers]
-        for lg in loggers:
-            lg.handlers, lg.propagate = [handler], False
-        try:
-            fit_and_test(folder)
-        except (Exception, SystemExit):  # the CLI exits on a bad config: record it, go on with the next point
-            traceback.print_exc(file=log)
-            return 1
-        finally:
-            for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
-                lg.handlers, lg.propagate = handlers, propagate
-            gc.collect()  # the point's trainer, model and loaders
-    return 0
+    return run
 
 
 def _done(folder: Path, config: dict) -> bool:
     """A point is done when it has a result for this very config."""
     saved = folder / "sweep_config.yaml"
     return (folder / "result.json").is_file() and saved.is_file() and yaml.safe_load(saved.read_text()) == config
-
-
-# -- one point (run in a subprocess) ---------------------------------------------------------------------------------
-def fit_and_test(folder: str | Path) -> dict[str, Any]:
-    """Train ``folder/sweep_config.yaml`` through the CLI, test the final weights, write ``folder/result.json``."""
-    from labelgraph.cli import make_cli
-    from labelgraph.metrics import SCALAR_KEYS
-
-    folder = Path(folder)
-    cli = make_cli(["--config", str(folder / "sweep_config.yaml")], run=False)
-    history: list[float] = []
-
-    import lightning as L
-
-    class _ValHistory(L.Callback):
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if not trainer.sanity_checking and "val" in pl_module.results:
-                history.append(float(pl_module.results["val"]["mAP"]))
-
-    cli.trainer.callbacks.append(_ValHistory())
-    start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    fit_seconds = time.perf_counter() - start
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
-    test = {k: float(v) for k, v in cli.model.results["test"].items() if k in SCALAR_KEYS or "_top" in k}
-    result = {
-        "test": test,
-        "val_mAP": history,
-        "best_val_mAP": max(history) if history else None,
-        "seconds": time.perf_counter() - start,
-        "fit_seconds": fit_seconds,
-        "epochs": cli.trainer.current_epoch,
-    }
-    tmp = folder / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, folder / "result.json")
-    return result
-
-
-if __name__ == "__main__":
-    fit_and_test(sys.argv[1])

@@ -6,8 +6,9 @@ over seeds with the standard deviation (``67.31 ± 0.12``) and the number of see
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -15,8 +16,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-if TYPE_CHECKING:
-    from labelgraph.sweep import Sweep
+from labelgraph.studies.sweep import RESULT_KEYS, Sweep  # noqa: E402
 
 SEED_KEY = "seed_everything"
 
@@ -117,3 +117,18 @@ def plot_sweep(sweep: Sweep, rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_tables(sweep: Sweep, out: str | Path) -> dict[str, Path]:
+    """``results.csv`` (one row per point), ``results.md`` (pivots) and ``results.png`` of the points' results."""
+    out = Path(out)
+    rows = sweep.collect(out)
+    keys = list(dict.fromkeys(k for g in sweep.grids for k in g))
+    columns = ["point", *keys, *RESULT_KEYS, "best_val_mAP", "seconds"]
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
+    (out / "results.md").write_text(markdown_tables(sweep, rows))
+    plot_sweep(sweep, rows, out / "results.png")
+    return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": out / "results.png"}

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from labelgraph.report import plot_curves, plot_per_class_ap
+from labelgraph.visualization.report import plot_curves, plot_per_class_ap
 
 
 def _png(path_or_image: Path | Image.Image) -> str:
@@ -44,10 +44,10 @@ def _table(methods: dict[str, dict[str, Any]]) -> str:
 
 def _examples(run: Path, method: str, count: int) -> str:
     """Test images with the best method's labels, the truth, and the map of its top label."""
+    from labelgraph.apis.predict import Predictor
     from labelgraph.data.formats import load_table
     from labelgraph.data.image_io import load_image
-    from labelgraph.explain import explain, overlay
-    from labelgraph.predict import Predictor
+    from labelgraph.visualization.explain import explain, overlay
 
     test_csv, model_dir = run / "data" / "test.csv", run / method / "model"
     if not (test_csv.is_file() and model_dir.is_dir()):

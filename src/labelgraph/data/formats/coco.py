@@ -48,7 +48,7 @@ def read_coco(
     ids = sorted(categories) if class_order == "coco_id" else sorted(categories, key=lambda i: categories[i])
     names = [categories[i] for i in ids]
     if class_names is not None and list(class_names) != names:
-        from labelgraph.classes import check_same_classes
+        from labelgraph.data.classes import check_same_classes
 
         check_same_classes(names, list(class_names), f"{path} ({class_order})", "requested class list")
     column = {cid: k for k, cid in enumerate(ids)}

@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from labelgraph.data.label_table import LabelTable
+from labelgraph.errors import InvalidInputError
 
 UNKNOWN_PREFIX = "?"
 SEPARATOR = "|"
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InvalidInputError):
     """A malformed annotation file; the message names the file and line."""
 
 

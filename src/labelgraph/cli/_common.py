@@ -1,0 +1,64 @@
+"""What several commands share: the dataset arguments, loading a split from them, the default device."""
+
+from __future__ import annotations
+
+import argparse
+
+from labelgraph.data.formats import load_table, read_class_list
+from labelgraph.data.label_table import LabelTable
+from labelgraph.errors import LabelgraphError
+
+FORMATS_HELP = "csv, coco2014, voc2007, voc2012, nuswide, vg500, mirflickr"
+
+
+class UsageError(LabelgraphError):
+    """A command's arguments do not fit together (printed as one line, exit status 2)."""
+
+
+def dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split", *aliases: str) -> None:
+    """Add ``--format --root SPLIT_FLAG --classes --image-root --option`` (what :func:`load_split` reads)."""
+    p.add_argument("--format", default="csv", help=FORMATS_HELP)
+    p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
+    p.add_argument(split_flag, *aliases, required=True, help="split name (for csv: the CSV file)")
+    p.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
+    p.add_argument("--image-root", default=None)
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a format option, e.g. --option difficult=negative (repeatable)",
+    )
+
+
+def format_options(pairs: list[str]) -> dict:
+    """``["difficult=negative", ...]`` -> ``{"difficult": "negative"}`` (values read as YAML)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def load_split(args: argparse.Namespace, split: str, default_classes: list[str] | None = None) -> LabelTable:
+    """A split of the dataset named by the arguments, in ``--classes`` order, else ``default_classes`` (a model's
+    output order), else the dataset's own order."""
+    names = read_class_list(args.classes) if args.classes else default_classes
+    return load_table(
+        args.format,
+        split,
+        root=args.root,
+        class_names=names,
+        image_root=args.image_root,
+        **format_options(args.option),
+    )
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,86 @@
+"""``labelgraph data demo|graph|stats|check``: datasets and label graphs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from labelgraph.cli._common import dataset_arguments, format_options, load_split
+
+
+def cmd_data(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="labelgraph data", description="Datasets and label graphs.")
+    sub = p.add_subparsers(dest="action", required=True)
+    demo = sub.add_parser("demo", help="write the synthetic demo dataset (images + CSV)")
+    demo.add_argument("--out", default="demo_data")
+    demo.add_argument("--data", choices=("auto", "fashion", "shapes"), default="auto")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--images", type=int, default=2000)
+    graph = sub.add_parser("graph", help="build a label graph file from the train split's annotations")
+    dataset_arguments(graph, "--train")
+    graph.add_argument("--out", required=True, help="output .safetensors file")
+    graph.add_argument("--embeddings", default=None, help="onehot | glove:PATH | glove50 | image:MODEL_DIR")
+    graph.add_argument("--pca", type=int, default=None, help="PCA dimension of image embeddings (<= C - 1)")
+    graph.add_argument("--knowledge", default=None, help="vg:relationships.json, or a graph file (CSV/JSON)")
+    stats = sub.add_parser("stats", help="label statistics of a split")
+    dataset_arguments(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    check = sub.add_parser("check", help="open every image of a split and report the bad ones")
+    dataset_arguments(check)
+    args = p.parse_args(argv)
+    actions = {"demo": data_demo, "graph": data_graph, "stats": data_stats, "check": data_check}
+    return actions[args.action](args)
+
+
+def data_demo(args: argparse.Namespace) -> int:
+    from labelgraph.data.synthetic import generate_dataset
+
+    n = args.images
+    info = generate_dataset(args.out, kind=args.data, seed=args.seed, sizes={"train": n, "val": n // 4, "test": n // 4})
+    sizes = ", ".join(f"{k} {info[k]['num_images']}" for k in info["sizes"])
+    print(f"wrote {info['kind']} scenes to {args.out}: {sizes}")
+    return 0
+
+
+def data_graph(args: argparse.Namespace) -> int:
+    from labelgraph.data.graph_build import build_label_graph
+
+    g = build_label_graph(
+        args.train,
+        args.out,
+        format=args.format,
+        root=args.root,
+        format_options=format_options(args.option),
+        classes=args.classes,
+        image_root=args.image_root,
+        embeddings=args.embeddings,
+        pca=args.pca,
+        knowledge=args.knowledge,
+    )
+    emb = "none" if g.embeddings is None else f"{g.embedding_source} {tuple(g.embeddings.shape)}"
+    kg = "" if g.knowledge is None else f", knowledge graph of {len(g.knowledge.node_names)} nodes"
+    print(f"wrote {args.out}: {g.num_classes} classes over {g.num_images} images, embeddings {emb}{kg}")
+    return 0
+
+
+def data_stats(args: argparse.Namespace) -> int:
+    from labelgraph.data.inspect import split_statistics
+
+    stats = split_statistics(load_split(args, args.split))
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def data_check(args: argparse.Namespace) -> int:
+    from labelgraph.data.inspect import check_images
+
+    table = load_split(args, args.split)
+    problems = check_images(table)
+    for path, error in problems:
+        print(f"{path}: {error}")
+    print(f"checked {len(table)} images of {table.source}: {len(problems)} problem(s)")
+    return 1 if problems else 0

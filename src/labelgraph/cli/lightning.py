@@ -1,0 +1,39 @@
+"""``labelgraph fit|validate|test|predict``: LightningCLI over the task and the data module."""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from labelgraph.data import MultiLabelDataModule
+from labelgraph.engine.checkpoint_io import SafeCheckpointIO
+from labelgraph.engine.task import MultiLabelTask
+
+
+class LabelGraphCLI(LightningCLI):
+    """LightningCLI that passes what only the data knows to the model."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.label_graph", "model.label_graph", apply_on="instantiate")
+
+
+def make_cli(argv: list[str], run: bool = True) -> LabelGraphCLI:
+    """The Lightning CLI of ``labelgraph fit|validate|test|predict`` (``run=False``: instantiate only)."""
+    return LabelGraphCLI(
+        MultiLabelTask,
+        MultiLabelDataModule,
+        args=argv,
+        run=run,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"plugins": [SafeCheckpointIO()]},  # atomic checkpoint writes, weights_only reads
+        parser_kwargs={"parser_mode": "omegaconf"} if has_omegaconf() else {},
+    )
+
+
+def has_omegaconf() -> bool:
+    try:
+        import omegaconf  # noqa: F401
+    except ImportError:
+        return False
+    return True

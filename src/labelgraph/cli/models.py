@@ -1,0 +1,44 @@
+"""``labelgraph models [--details]``: the registered methods, and their parameters and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_models(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="labelgraph models", description="List the registered methods.")
+    p.add_argument("--details", action="store_true", help="parameters and forward FLOPs of every method")
+    p.add_argument("--backbone", default="resnet101", help="with --details (resnet101)")
+    p.add_argument("--size", type=int, default=448, help="with --details: input side (448)")
+    p.add_argument("--classes", type=int, default=80, help="with --details: number of classes (80)")
+    args = p.parse_args(argv)
+    from labelgraph.models import list_models
+
+    if not args.details:
+        print("\n".join(list_models()))
+        return 0
+    print_model_details(args.backbone, args.size, args.classes)
+    return 0
+
+
+def print_model_details(backbone: str, size: int, classes: int) -> None:
+    """Parameters and forward FLOPs of every method at one input size, on a random label graph."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from labelgraph.graph import LabelGraph
+    from labelgraph.models import create_model, list_models
+
+    rng = np.random.default_rng(0)
+    graph = LabelGraph.from_targets(
+        (rng.random((500, classes)) < 0.05).astype(np.int8), [str(c) for c in range(classes)]
+    )
+    graph.embeddings, graph.embedding_source = torch.randn(classes, 300), "image:random"
+    print(f"{'method':<12} {'params (M)':>11} {'GFLOPs':>9}   ({backbone}, {size} px, {classes} classes)")
+    for name in list_models():
+        model = create_model(name, num_classes=classes, label_graph=graph, backbone=backbone).eval()
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        with FlopCounterMode(display=False) as counter:  # (under no_grad its hooks trip on frozen stages)
+            model(torch.rand(1, 3, size, size))
+        print(f"{name:<12} {params:>11.2f} {counter.get_total_flops() / 1e9:>9.2f}")

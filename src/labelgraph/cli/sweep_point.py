@@ -1,0 +1,55 @@
+"""One point of a sweep: ``python -m labelgraph.cli.sweep_point POINT_DIR`` (``labelgraph sweep`` runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from labelgraph.cli.lightning import make_cli
+from labelgraph.evaluation.metrics import SCALAR_KEYS
+
+
+class ValidationHistory(L.Callback):
+    """The validation mAP after every epoch (sanity checks left out)."""
+
+    def __init__(self) -> None:
+        self.map: list[float] = []
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and "val" in pl_module.results:
+            self.map.append(float(pl_module.results["val"]["mAP"]))
+
+
+def fit_and_test(folder: str | Path) -> dict[str, Any]:
+    """Train ``folder/sweep_config.yaml`` through the CLI, test the final weights, write ``folder/result.json``."""
+    folder = Path(folder)
+    cli = make_cli(["--config", str(folder / "sweep_config.yaml")], run=False)
+    history = ValidationHistory()
+    cli.trainer.callbacks.append(history)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    fit_seconds = time.perf_counter() - start
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    test = {k: float(v) for k, v in cli.model.results["test"].items() if k in SCALAR_KEYS or "_top" in k}
+    result = {
+        "test": test,
+        "val_mAP": history.map,
+        "best_val_mAP": max(history.map) if history.map else None,
+        "seconds": time.perf_counter() - start,
+        "fit_seconds": fit_seconds,
+        "epochs": cli.trainer.current_epoch,
+    }
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, folder / "result.json")
+    return result
+
+
+if __name__ == "__main__":
+    fit_and_test(sys.argv[1])
