@@ -269,3 +269,15 @@ def test_functions_fit_on_a_screen():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
     assert long == [], f"functions longer than {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_kept_old_paths_resolve_to_the_moved_classes():
+    import importlib
+
+    import labelgraph.engine.finetuning as finetuning
+    import labelgraph.engine.schedulers as schedulers
+    import labelgraph.engine.task as task
+
+    assert importlib.import_module("labelgraph.task").MultiLabelTask is task.MultiLabelTask
+    assert importlib.import_module("labelgraph.schedulers").OneCycleLR is schedulers.OneCycleLR
+    assert importlib.import_module("labelgraph.finetuning").StagedFineTuning is finetuning.StagedFineTuning
