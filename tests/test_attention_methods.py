@@ -139,8 +139,12 @@ class TestSSGRL:
             model.head.cell.u_r.weight.add_(0.5)  # the official code never uses U_r
         assert not torch.allclose(before, model(x))
 
-    def test_only_the_last_stage_trains_and_frozen_batchnorm_keeps_its_statistics(self, graph):
-        model = build("ssgrl", graph).train()
+    def test_only_the_last_stage_trains_and_frozen_batchnorm_keeps_its_statistics(self, graph, tmp_path):
+        from safetensors.torch import save_file
+
+        weights = tmp_path / "backbone.safetensors"  # the official setting applies on pretrained weights
+        save_file({k: v.contiguous() for k, v in Backbone(TINY_BACKBONE).body.state_dict().items()}, str(weights))
+        model = build("ssgrl", graph, pretrained=str(weights)).train()
         trainable = {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
         assert trainable == {"layer4"}
         frozen_bn = model.backbone.body.layer3[0].bn1
@@ -148,8 +152,10 @@ class TestSSGRL:
         stats = frozen_bn.running_mean.clone()
         model.forward_train(torch.rand(2, 3, 64, 64))
         assert torch.equal(stats, frozen_bn.running_mean)
-        everything = build("ssgrl", graph, trainable_stages=None)
+        everything = build("ssgrl", graph, pretrained=str(weights), trainable_stages=None)
         assert all(p.requires_grad for p in everything.parameters())
+        assert all(p.requires_grad for p in build("ssgrl", graph).parameters())  # random weights: nothing frozen
+        assert build("ssgrl", graph, pretrained=str(weights)).config["kwargs"]["trainable_stages"] == 1  # recorded
 
 
 @pytest.mark.parametrize("name", ["resnet10t", "torchvision/resnet18"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from labelgraph.data import (
     AnnotationError,
@@ -148,15 +149,80 @@ class TestTransforms:
     def test_cutout_paints_a_half_size_square(self):
         import random
 
-        random.seed(1)
-        img = Cutout(0.5)(Image.new("RGB", (40, 40), (0, 0, 0)))
-        changed = (np.asarray(img).sum(-1) > 0).sum()
-        assert 0 < changed <= 20 * 20
+        for seed in range(40):
+            random.seed(seed)
+            img = Cutout(0.5)(Image.new("RGB", (40, 40), (1, 2, 3)))
+            changed = (np.asarray(img) != (1, 2, 3)).any(-1)
+            rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+            assert changed.sum() == len(rows) * len(cols)  # one solid rectangle
+            # a 20-px side (PIL's box is inclusive: 21), clipped by the border to no less than half of it (11);
+            # Query2Label's --cutout gives a few-pixel patch, which this refuses
+            assert 11 <= len(rows) <= 21 and 11 <= len(cols) <= 21, (seed, len(rows), len(cols))
+
+    @staticmethod
+    def draws(preset: str, image: Image.Image, n: int = 24) -> list[torch.Tensor]:
+        import random
+
+        out = []
+        for seed in range(n):
+            random.seed(seed)
+            torch.manual_seed(seed)
+            out.append(train_transform(preset, 24)(image))
+        return out
+
+    @staticmethod
+    def left_bright() -> Image.Image:
+        """Red falls from left to right, green from top to bottom: every crop keeps its left brighter than its right
+        (a flip reverses that), and crops of different sizes and places have different means."""
+        red = np.tile(np.linspace(255, 0, 48, dtype=np.float32), (40, 1))
+        green = np.tile(np.linspace(255, 0, 40, dtype=np.float32)[:, None], (1, 48))
+        return Image.fromarray(np.stack([red, green, np.full_like(red, 90)], -1).astype(np.uint8))
 
     @pytest.mark.parametrize("preset", TRAIN_PRESETS)
     def test_presets_give_unit_range_square_tensors(self, preset):
-        x = train_transform(preset, 24)(Image.new("RGB", (50, 40), (120, 30, 200)))
-        assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and x.max() <= 1
+        for x in self.draws(preset, self.left_bright(), n=4):
+            assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
+
+    def test_none_is_the_eval_pipeline(self):
+        img = self.left_bright()
+        assert all(torch.equal(x, eval_transform(24)(img)) for x in self.draws("none", img, n=3))
+
+    def test_flip_is_a_resize_flipped_half_the_time(self):
+        img = self.left_bright()
+        plain = eval_transform(24)(img)
+        flipped = [torch.equal(x, plain.flip(-1)) for x in self.draws("flip", img)]
+        assert all(f or torch.equal(x, plain) for f, x in zip(flipped, self.draws("flip", img), strict=True))
+        assert 4 <= sum(flipped) <= 20  # p = 0.5 over 24 draws
+
+    @pytest.mark.parametrize("preset", ["ml_gcn", "add_gcn"])
+    def test_multiscale_presets_crop_and_flip(self, preset):
+        img = self.left_bright()
+        plain = eval_transform(24)(img)
+        outs = self.draws(preset, img)
+        left_bright = [x[0, :, :4].mean() > x[0, :, -4:].mean() for x in outs]  # red: bright left third
+        assert 4 <= sum(left_bright) <= 20  # flipped about half the time
+        assert sum(not torch.allclose(x, plain, atol=0.02) and not torch.allclose(x, plain.flip(-1), atol=0.02)
+                   for x in outs) >= 12  # fmt: skip  # most draws are crops, not the whole image
+
+    def test_ssgrl_crops_but_never_flips(self):
+        img = self.left_bright()
+        outs = self.draws("ssgrl", img)
+        assert all(x[0, :, :3].mean() > x[0, :, -3:].mean() for x in outs)  # the bright left stays left
+        assert len({round(float(x.mean()), 4) for x in outs}) >= 3  # several crop sizes
+
+    def test_asl_and_review_are_the_papers_steps(self):
+        # their random colour and affine operations are torchvision's; what is ours is which steps, how often
+        asl = train_transform("asl", 24).transforms
+        assert isinstance(asl[1], Cutout) and asl[1].fraction == 0.5 and isinstance(asl[2], v2.RandAugment)
+        review = train_transform("review", 24).transforms
+        assert [type(t).__name__ for t in review[:4]] == [
+            "Resize",
+            "RandomApply",
+            "RandomApply",
+            "RandomHorizontalFlip",
+        ]
+        assert (review[1].p, review[2].p) == (0.3, 0.5)
+        assert review[2].transforms[0].degrees == [-45.0, 45.0]
 
     @pytest.mark.parametrize("preset", EVAL_PRESETS)
     def test_eval_presets(self, preset):

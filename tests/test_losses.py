@@ -58,8 +58,14 @@ def test_asl_presets_and_query2label_scaling():
     raw = AsymmetricLoss(gamma_neg=2, gamma_pos=0, clip=0, reduction="sum")(logits, targets)
     assert q2l.item() == pytest.approx(raw.item() / 20 * 1000, rel=1e-5)  # -sum / (B C) * 1000
     asl = AsymmetricLoss.from_preset("asl")
-    assert (asl.gamma_neg, asl.gamma_pos, asl.clip, asl.reduction) == (4.0, 0.0, 0.05, "sum")
-    assert set(ASL_PRESETS) == {"asl", "query2label"}
+    assert (asl.gamma_neg, asl.gamma_pos, asl.clip, asl.eps, asl.reduction) == (4.0, 0.0, 0.05, 1e-8, "sum")
+    q2l_loss = AsymmetricLoss.from_preset("query2label")
+    assert (q2l_loss.gamma_neg, q2l_loss.eps, q2l_loss.scale) == (2.0, 1e-5, 1000.0)  # Query2Label's eps is 1e-5
+    sadcl = AsymmetricLoss.from_preset("sadcl")
+    assert (sadcl.gamma_neg, sadcl.gamma_pos, sadcl.clip, sadcl.eps, sadcl.reduction, sadcl.scale) == (
+        4.0, 0.0, 0.0, 1e-5, "mean", 1000.0,
+    )  # fmt: skip
+    assert set(ASL_PRESETS) == {"asl", "query2label", "sadcl"}
     with pytest.raises(ValueError, match="preset"):
         AsymmetricLoss.from_preset("nope")
 
@@ -71,3 +77,38 @@ def test_asl_ignores_unknown_and_has_finite_gradients():
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
     assert (logits.grad[targets == -1] == 0).all()
+
+
+def test_each_method_carries_its_own_losses():
+    from labelgraph.losses import (
+        PrototypeToSampleContrastiveLoss,
+        SampleToSampleContrastiveLoss,
+        default_aux_losses,
+        default_criterion,
+    )
+
+    assert isinstance(default_criterion("ml_gcn"), MaskedBCEWithLogitsLoss)
+    q2l, sadcl = default_criterion("query2label"), default_criterion("sadcl")
+    assert isinstance(q2l, AsymmetricLoss) and (q2l.gamma_neg, q2l.scale) == (2.0, 1000.0)
+    assert isinstance(sadcl, AsymmetricLoss) and (sadcl.gamma_neg, sadcl.scale) == (4.0, 1000.0)
+    aux = default_aux_losses("sadcl")
+    assert [(type(a), a.weight) for a in aux] == [(SampleToSampleContrastiveLoss, 100.0),
+                                                  (PrototypeToSampleContrastiveLoss, 50.0)]  # fmt: skip
+
+
+def test_sadcl_weights_with_another_criterion_scale_are_warned_about():
+    import warnings
+
+    from labelgraph.losses import check_loss_scale, default_aux_losses, default_criterion
+
+    aux = default_aux_losses("sadcl")
+    with pytest.warns(UserWarning, match="calibrated against ASL with reduction 'mean' and scale 1000"):
+        check_loss_scale("sadcl", MaskedBCEWithLogitsLoss(), aux)
+    with pytest.warns(UserWarning, match="dominate"):
+        check_loss_scale("sadcl", AsymmetricLoss.from_preset("asl"), aux)  # ASL too, but summed: another scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_loss_scale("sadcl", default_criterion("sadcl"), aux)
+        check_loss_scale("sadcl", AsymmetricLoss.from_preset("query2label"), aux)  # same scale, other gamma
+        check_loss_scale("sadcl", MaskedBCEWithLogitsLoss(), [])  # no contrastive terms: nothing to warn about
+        check_loss_scale("a_gcn", MaskedBCEWithLogitsLoss(), default_aux_losses("a_gcn"))

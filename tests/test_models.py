@@ -72,8 +72,19 @@ class TestEveryModel:
             and n.split(".")[0] not in learnable_graph
         ]
         assert not suspicious, f"graph/embedding tensors registered as trainable parameters: {suspicious}"
-        for name_, buf in model.named_buffers():
-            assert not buf.requires_grad, name_
+
+    def test_fixed_priors_stay_fixed_through_a_training_step_and_travel_in_the_weights(self, name, label_graph):
+        model = build(name, label_graph).train()
+        statistics = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm's, updated by design
+        fixed = {n: b.clone() for n, b in model.head.named_buffers() if not n.endswith(statistics)}
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+        out = model.forward_train(torch.rand(3, 3, 48, 48))
+        sum(v.float().pow(2).mean() for v in out.values() if torch.is_tensor(v) and v.is_floating_point()).backward()
+        optimizer.step()
+        changed = [n for n, b in model.head.named_buffers() if n in fixed and not torch.equal(b, fixed[n])]
+        assert changed == [], f"buffers changed by a training step: {changed}"
+        state = model.state_dict()
+        assert all(f"head.{n}" in state for n in fixed)
 
     def test_export_round_trip(self, name, label_graph, tmp_path):
         model = build(name, label_graph).eval()

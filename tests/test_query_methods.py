@@ -66,12 +66,37 @@ class TestQuery2Label:
         expected = torch.stack([h[:, c] @ w[c] + b[c] for c in range(C)], dim=1)
         assert torch.allclose(model.head.classifier(h), expected, atol=1e-5)
 
-    def test_official_backbone_setting_frozen_batchnorm_and_stem(self):
-        model = build("query2label")
-        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
-        trained = {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
-        assert trained == {"layer2", "layer3", "layer4"}
+    def test_official_backbone_setting_on_pretrained_weights_only(self, tmp_path):
+        from labelgraph.models import Backbone
+
+        weights = tmp_path / "backbone.safetensors"
+        save_file({k: v.contiguous() for k, v in Backbone(TINY_BACKBONE).body.state_dict().items()}, str(weights))
+
+        def setting(model):
+            frozen_bn = not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+            return frozen_bn, {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
+
+        pretrained = build("query2label", pretrained=str(weights))
+        assert setting(pretrained) == (True, {"layer2", "layer3", "layer4"})  # the official ResNet setting
+        # from random weights, frozen statistics and stages would stay random: everything trains
+        assert setting(build("query2label")) == (False, {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"})
+        forced = build("query2label", trainable_stages=3, frozen_batchnorm=True)
+        assert setting(forced) == (True, {"layer2", "layer3", "layer4"})
+        assert setting(build("sadcl", pretrained=str(weights)))[0]
+        # the resolved setting is recorded, so a rebuild without the weights file is the same network
+        save_model(pretrained, tmp_path / "m", class_names=list("abcd"), image_size=64)
+        from labelgraph.models import load_model
+
+        loaded, _ = load_model(tmp_path / "m")
+        assert setting(loaded) == setting(pretrained)
         assert build("query2label", hidden=64).head.input_proj.out_channels == 64  # projection when widths differ
+
+    def test_feed_forward_is_four_times_the_hidden_width(self):
+        ffn = build("query2label", dim_feedforward=None).head.transformer
+        widths = {m.out_features for n, m in ffn.named_modules() if isinstance(m, torch.nn.Linear) and "ffn" in n}
+        assert max(widths) == 4 * 96  # test_resnet is 96 wide; R101's 2048 gives the official 8192
+        assert 4 * 64 in {m.out_features for m in build("query2label", hidden=64, dim_feedforward=None).modules()
+                          if isinstance(m, torch.nn.Linear)}  # fmt: skip
 
 
 def s2s_by_hand(z, targets, bank, bank_classes, t=0.2):

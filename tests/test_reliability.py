@@ -44,10 +44,15 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def last_val_map(run: Path) -> float:
-    logs = sorted((run / "runs" / "demo" / "lightning_logs").glob("version_*/metrics.csv"))
-    rows = [r for r in csv.DictReader(logs[-1].open()) if r.get("val/mAP")]
+def val_map(metrics_csv: Path) -> float:
+    rows = [r for r in csv.DictReader(metrics_csv.open()) if r.get("val/mAP")]
     return float(rows[-1]["val/mAP"])
+
+
+def last_val_map(run: Path) -> float:
+    """The last validation mAP of the newest run (version_10 is newer than version_9: compared as numbers)."""
+    logs = (run / "runs" / "demo" / "lightning_logs").glob("version_*/metrics.csv")
+    return val_map(max(logs, key=lambda p: int(p.parent.name.removeprefix("version_"))))
 
 
 @pytest.mark.slow
@@ -87,14 +92,16 @@ def test_ddp_validation_equals_one_process(tiny_dataset, tmp_path):
     ckpt = str(run / "runs" / "demo" / "checkpoints" / "last.ckpt")
     results = {}
     for name, extra in (("one", []), ("ddp", ["--trainer.strategy", "ddp", "--trainer.devices", "2"])):
+        log = run / "runs" / "demo" / "lightning_logs" / f"validate-{name}" / "metrics.csv"
+        assert not log.exists()
         out = run_cli(
             ["validate", *fit_args(data, "--data.num_workers", "0", "--trainer.accelerator", "cpu", *extra),
-             "--ckpt_path", ckpt], run,
+             "--trainer.logger.init_args.version", f"validate-{name}", "--ckpt_path", ckpt], run,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         if name == "ddp":
             assert "MEMBER: 2/2" in out.stderr  # two processes really ran
-        results[name] = last_val_map(run)
+        results[name] = val_map(log)  # this run's own log, written by this run
     assert results["one"] == pytest.approx(results["ddp"], abs=1e-6)
 
 

@@ -72,11 +72,28 @@ def test_training_lowers_the_loss_and_reports_every_metric(tiny_dataset, tmp_pat
 def test_ema_is_evaluated_alongside_raw_weights(tiny_dataset, tmp_path):
     dm = datamodule(tiny_dataset)
     task = task_for(dm, ema_decay=0.5)
-    t = trainer(tmp_path, epochs=1, enable_checkpointing=False)
+
+    class Weights(L.Callback):  # the raw weights after every optimisation step
+        def __init__(self):
+            self.steps: list[dict[str, torch.Tensor]] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.steps.append({k: v.detach().clone() for k, v in pl_module.model.named_parameters()})
+
+    weights = Weights()
+    t = trainer(tmp_path, epochs=1, enable_checkpointing=False, limit_train_batches=3, callbacks=[weights])
     t.fit(task, dm)
     assert "val/mAP" in t.callback_metrics and "val_ema/mAP" in t.callback_metrics
-    raw, ema = task.model.state_dict(), task.ema.module.state_dict()
-    assert any(not torch.equal(raw[k], ema[k]) for k in raw if raw[k].is_floating_point())
+    # timm's ModelEmaV3 copies the weights at the first step, then ema <- 0.5 ema + 0.5 w at each later one
+    expected = dict(weights.steps[0])
+    for step in weights.steps[1:]:
+        expected = {k: 0.5 * v + 0.5 * step[k] for k, v in expected.items()}
+    ema = dict(task.ema.module.named_parameters())
+    assert len(weights.steps) == 3
+    for name, value in expected.items():
+        assert torch.allclose(ema[name], value, atol=1e-6), name
+    raw = dict(task.model.named_parameters())
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw if raw[k].requires_grad)
     # the EMA is not trained by the optimizer
     opt_params = {id(p) for g in t.optimizers[0].param_groups for p in g["params"]}
     assert not any(id(p) in opt_params for p in task.ema.parameters())
@@ -117,3 +134,29 @@ def test_task_validates_its_arguments():
         MultiLabelTask(backbone=TINY_BACKBONE, num_classes=0)
     with pytest.raises(ValueError, match="metrics preset"):
         MultiLabelTask(backbone=TINY_BACKBONE, num_classes=3, metrics="mine")
+
+
+def test_checkpoints_hand_on_the_better_of_ema_and_raw_weights(tiny_dataset, tmp_path):
+    """export, init_from and sadcl prototypes read the weights the checkpoint records as better on validation."""
+    from labelgraph.models import initialise_from, load_trained_model, trained_state_dict
+
+    dm = datamodule(tiny_dataset)
+    task = task_for(dm, ema_decay=0.5)
+    t = trainer(tmp_path, epochs=1, enable_checkpointing=False, limit_train_batches=3)
+    t.fit(task, dm)
+    raw = {k: v.clone() for k, v in task.model.state_dict().items()}
+    ema = {k: v.clone() for k, v in task.ema.module.state_dict().items()}
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    for better, expected in (("ema", ema), ("model", raw)):
+        # the last validation decides: make the wanted one score higher
+        task.results["val"]["mAP"], task.results["val_ema"]["mAP"] = (10.0, 20.0) if better == "ema" else (20.0, 10.0)
+        path = tmp_path / f"{better}.ckpt"
+        t.save_checkpoint(path)
+        assert torch.load(path, weights_only=True)["labelgraph"]["weights"] == better
+        weights = trained_state_dict(path)
+        assert all(torch.equal(weights[k], expected[k]) for k in expected)
+        model, _ = load_trained_model(path)  # export and sadcl prototypes load this way
+        assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+        fresh = task_for(dm).model
+        initialise_from(fresh, path)
+        assert all(torch.equal(v, expected[k]) for k, v in fresh.state_dict().items())

@@ -30,9 +30,12 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("--backbone", default="resnet10t")
     p.add_argument("--pretrain-images", type=int, default=6000, help="isolated items for backbone pretraining")
     p.add_argument(
-        "--model-args", default=None, help='JSON builder arguments for the methods, e.g. \'{"fusion": "dot"}\''
+        "--model-args",
+        default=None,
+        help='JSON builder arguments, each to the methods that take it: \'{"fusion": "dot"}\'',
     )
-    p.add_argument("--lr", type=float, default=None, help="head learning rate (default 1e-3; backbone 0.1x)")
+    p.add_argument("--lr", type=float, default=None, help="graph methods' head learning rate (1e-3; backbone 0.1x)")
+    p.add_argument("--transformer-lr", type=float, default=None, help="Query2Label/SADCL peak learning rate (1e-4)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     from labelgraph.studies.demo import run_demo
@@ -51,6 +54,7 @@ def cmd_demo(argv: list[str]) -> int:
         pretrain_images=args.pretrain_images,
         model_args=json.loads(args.model_args) if args.model_args else None,
         lr=args.lr,
+        transformer_lr=args.transformer_lr,
     )
     return 0
 

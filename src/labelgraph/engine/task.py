@@ -14,11 +14,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.utils import ModelEmaV3
 
 from labelgraph.data.classes import check_same_classes
+from labelgraph.engine.recipes import method_recipe
 from labelgraph.engine.schedulers import planned_steps
 from labelgraph.errors import InvalidInputError
 from labelgraph.evaluation.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.graph import LabelGraph
-from labelgraph.losses import AuxiliaryLoss, MaskedBCEWithLogitsLoss, default_aux_losses
+from labelgraph.losses import AuxiliaryLoss, check_loss_scale, default_aux_losses, default_criterion
 from labelgraph.models import create_model, initialise_from
 
 
@@ -39,11 +40,6 @@ def restore_random_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def default_optimizer(params: Any) -> torch.optim.Optimizer:
-    """ML-GCN's recipe: SGD, lr 0.1, momentum 0.9, weight decay 1e-4."""
-    return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
-
-
 class MultiLabelTask(L.LightningModule):
     """Train, validate and test any registered method.
 
@@ -58,11 +54,15 @@ class MultiLabelTask(L.LightningModule):
         num_classes: number of classes (linked from the data).
         class_names: class names in output order (linked from the data; stored in checkpoints and checked on load).
         label_graph: label statistics of the train split (linked from the data).
-        criterion: classification loss on ``(logits, targets)``; default BCE that ignores unknown targets.
+        criterion: classification loss on ``(logits, targets)``; None (default): the method's own
+            (``labelgraph.losses.default_criterion``: ASL for Query2Label and SADCL, else BCE that ignores unknown
+            targets). A criterion of another scale than the one the method's auxiliary weights assume is warned about.
         aux_losses: method-specific terms computed from ``forward_train`` outputs; None (default) applies the
             method's paper terms (``labelgraph.losses.METHOD_AUX_LOSSES``, e.g. A-GCN's graph sparsity), [] none.
-        optimizer: a callable building the optimizer from parameter groups (default: SGD 0.1/0.9/1e-4).
-        lr_scheduler: a callable building the scheduler from the optimizer; stepped per epoch, or per batch when the
+        optimizer: a callable building the optimizer from parameter groups; None (default): the method's recipe
+            (``labelgraph.engine.recipes``: AdamW for Query2Label/SADCL, else SGD 0.1/0.9/1e-4).
+        lr_scheduler: a callable building the scheduler from the optimizer; None (default): the method's recipe
+            (one-cycle for Query2Label/SADCL, else constant); stepped per epoch, or per batch when the
             scheduler says ``interval = "step"`` (``labelgraph.engine.schedulers.OneCycleLR``, whose total steps the
             task plans from the trainer).
         backbone_lr_mult: learning-rate factor of the backbone (ML-GCN/ADD-GCN: 0.1).
@@ -86,7 +86,7 @@ class MultiLabelTask(L.LightningModule):
         label_graph: LabelGraph | None = None,
         criterion: nn.Module | None = None,
         aux_losses: list[AuxiliaryLoss] | None = None,
-        optimizer: OptimizerCallable = default_optimizer,
+        optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         backbone_lr_mult: float = 1.0,
         ema_decay: float | None = None,
@@ -116,10 +116,13 @@ class MultiLabelTask(L.LightningModule):
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         if init_from:
             initialise_from(self.model, init_from)
-        self.criterion = criterion if criterion is not None else MaskedBCEWithLogitsLoss()
+        self.criterion = criterion if criterion is not None else default_criterion(method)
         self.aux_losses = nn.ModuleList(default_aux_losses(method) if aux_losses is None else aux_losses)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = lr_scheduler
+        if aux_losses is None:  # the paper's weights, tied to the paper's criterion
+            check_loss_scale(method, self.criterion, list(self.aux_losses))
+        recipe = method_recipe(method)
+        self.optimizer_factory = optimizer if optimizer is not None else recipe.optimizer
+        self.scheduler_factory = lr_scheduler if lr_scheduler is not None else recipe.lr_scheduler
         self.backbone_lr_mult = backbone_lr_mult
         self.ema: ModelEmaV3 | None = None
         if ema_decay is not None:
@@ -245,6 +248,18 @@ class MultiLabelTask(L.LightningModule):
         batches = int(batches * limit) if isinstance(limit, float) else min(batches, int(limit))
         return max(1, math.ceil(batches / trainer.accumulate_grad_batches)) * trainer.max_epochs
 
+    def better_weights(self) -> str:
+        """``"ema"`` when the EMA scored at least as well as the raw weights in the last validation, else
+        ``"model"`` -- the weights the official Query2Label/SADCL code keeps, and the ones export, ``init_from`` and
+        ``sadcl prototypes`` read from a checkpoint."""
+        if self.ema is None or "val_ema" not in self.results or "val" not in self.results:
+            return "model"
+        return "ema" if self.results["val_ema"]["mAP"] >= self.results["val"]["mAP"] else "model"
+
+    def better_network(self) -> nn.Module:
+        """The network of :meth:`better_weights`."""
+        return self.ema.module if self.better_weights() == "ema" else self.model
+
     # -- checkpoints ------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record what ``labelgraph export`` needs to rebuild the model without the data: class names, the
@@ -256,6 +271,7 @@ class MultiLabelTask(L.LightningModule):
             "class_names": self.class_names,
             "model_config": self.model.config,
             "preprocessing": preprocessing,
+            "weights": self.better_weights(),  # which of model.* / ema.module.* trained and exported models read
         }
         if self.label_graph is not None:
             tensors, meta = self.label_graph.to_tensors()

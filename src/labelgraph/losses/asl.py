@@ -7,8 +7,11 @@ weights are computed without gradient by default (``disable_grad_focal``), and p
 ``eps`` inside the logs. Unknown (-1) targets contribute nothing.
 
 Presets (``AsymmetricLoss.from_preset``):
-    ``asl``: γ- = 4, γ+ = 0, m = 0.05, sum reduction (ASL's train.py; its class default γ+ = 1 is not what it trains);
-    ``query2label``: γ- = 2, γ+ = 0, m = 0, and Query2Label's scaling -sum / (B C) * 1000 (mean reduction x 1000).
+    ``asl``: γ- = 4, γ+ = 0, m = 0.05, sum reduction, eps 1e-8 (ASL's train.py; its class default γ+ = 1 is not what
+    it trains);
+    ``query2label``: γ- = 2, γ+ = 0, m = 0, eps 1e-5, and Query2Label's scaling -sum / (B C) * 1000 (mean reduction
+    x 1000);
+    ``sadcl``: Query2Label's loss with γ- = 4 (SADCL's scripts/sadcl/coco.sh, both stages).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import torch.nn as nn
 from labelgraph.losses.bce import known_mask
 
 ASL_PRESETS: dict[str, dict] = {
-    "asl": {"gamma_neg": 4.0, "gamma_pos": 0.0, "clip": 0.05, "reduction": "sum", "scale": 1.0},
-    "query2label": {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.0, "reduction": "mean", "scale": 1000.0},
+    "asl": {"gamma_neg": 4.0, "gamma_pos": 0.0, "clip": 0.05, "eps": 1e-8, "reduction": "sum", "scale": 1.0},
+    "query2label": {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.0, "eps": 1e-5, "reduction": "mean", "scale": 1000.0},
+    "sadcl": {"gamma_neg": 4.0, "gamma_pos": 0.0, "clip": 0.0, "eps": 1e-5, "reduction": "mean", "scale": 1000.0},
 }
 
 
@@ -59,7 +63,7 @@ class AsymmetricLoss(nn.Module):
         self.reduction, self.scale, self.disable_grad_focal = reduction, scale, disable_grad_focal
 
     @classmethod
-    def from_preset(cls, name: Literal["asl", "query2label"]) -> AsymmetricLoss:
+    def from_preset(cls, name: Literal["asl", "query2label", "sadcl"]) -> AsymmetricLoss:
         if name not in ASL_PRESETS:
             raise ValueError(f"unknown ASL preset {name!r}; available: {', '.join(ASL_PRESETS)}")
         return cls(**ASL_PRESETS[name])

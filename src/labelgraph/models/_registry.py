@@ -64,5 +64,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if unknown:
         raise TypeError(f"method {name!r} got unknown arguments {unknown}; it accepts: {', '.join(params)}")
     model = builder(**kwargs)
-    model.config = {"method": name, "kwargs": {k: v for k, v in kwargs.items() if k != "label_graph"}}
+    recorded = {k: v for k, v in kwargs.items() if k != "label_graph"}
+    # a builder that resolves an "auto" option (freezing that depends on pretrained weights) records the value it
+    # chose, so a rebuild without the weights file (export, load) gets the same network
+    recorded.update(getattr(model, "resolved_kwargs", {}))
+    model.config = {"method": name, "kwargs": recorded}
     return model

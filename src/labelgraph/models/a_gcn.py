@@ -9,9 +9,12 @@ applied by default through ``forward_train``'s ``"adjacency"``) keeps the graph 
 (d -> 1024 -> backbone width, LeakyReLU 0.2) turns the embeddings into classifiers applied to the globally
 max-pooled image feature, as in ML-GCN.
 
-Departures from the code: the co-occurrence matrix it loads into an unused parameter is not carried; pooling is
-adaptive (the code hard-codes 14 x 14); the graph projections get 4x the learning rate as the code's optimizer
-groups do (``graph_lr_mult``).
+Departures from the code: each class's graph projection is of that class's own embedding, L1_i = σ(W1 l_i), as the
+paper's formula writes it -- the released code feeds its 1x1 convolutions ``inp.view(1, 300, C, 1)`` of the C x 300
+embedding matrix, a reinterpretation of memory, not a transpose, so every "class" it projects is a mix of 300
+consecutive numbers spanning several classes' vectors; the co-occurrence matrix it loads into an unused parameter is
+not carried; pooling is adaptive (the code hard-codes 14 x 14); the graph projections get 4x the learning rate as
+the code's optimizer groups do (``graph_lr_mult``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -41,6 +42,15 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
     return state
+
+
+def official_if_pretrained(value: Any, pretrained: bool | str, official: Any, off: Any) -> Any:
+    """Resolve a method's ``"auto"`` freezing option: its official value when the backbone starts from pretrained
+    weights, ``off`` when it starts from random ones (frozen random stages or frozen random BatchNorm statistics only
+    keep them random). Any other value is the caller's and is returned as given."""
+    if value != "auto":
+        return value
+    return official if pretrained else off
 
 
 class Backbone(nn.Module):

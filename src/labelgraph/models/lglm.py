@@ -8,11 +8,12 @@ fully connected layer per class gives the logit Y_i. The paper reports that it c
 of 150. ``fusion="dot"`` switches MFC off ("LGLM without MFC" = A-GCN).
 
 Implemented from the paper, departing from the released code, which does not run as shipped (REFERENCES §6):
-the fusion layers are trained (the code's optimizer omits them, so under SGD they stay at their random
-initialisation); the fusion is vectorised over batch and classes (the code loops in Python); the defaults are
-the paper's m = 1024, g = 2 (the code's 358 / 358 make the fusion a single low-rank dot product); the final
-layer is one weight vector and bias per class over its m/g pooled values (the code's variant mixes all classes'
-pooled values in one Linear(C m/g -> C)).
+the graph projections take each class's own embedding (the code's ``inp.view(1, 300, C, 1)`` mixes classes; see
+``labelgraph.models.a_gcn``); the fusion layers are trained (the code's optimizer omits them, so under SGD they stay
+at their random initialisation); the fusion is vectorised over batch and classes (the code loops in Python); the
+defaults are the paper's m = 1024, g = 2 (the code's 358 / 358 make the fusion a single low-rank dot product); the
+final layer is one weight vector and bias per class over its m/g pooled values (the code's variant mixes all
+classes' pooled values in one Linear(C m/g -> C)).
 """
 
 from __future__ import annotations

@@ -2,20 +2,22 @@
 2021. https://arxiv.org/abs/2107.10834 -- official code: SlongLiu/query2labels.
 
 The last feature map (plus a 2-D sine position encoding) goes through a 1-layer transformer encoder; C learnable
-label queries cross-attend to it in a 2-layer decoder (4 heads, feed-forward 8192, hidden = backbone width,
-dropout 0.1, decoder self-attention removed as in the official code); a group-wise linear layer (one weight vector
-and bias per class) turns each label's output feature into its logit. The backbone follows the official ResNet
-setting: frozen BatchNorm everywhere, stem and layer1 frozen (``trainable_stages=3``).
+label queries cross-attend to it in a 2-layer decoder (4 heads, feed-forward 4 x hidden -- the official R101 setting
+is exactly that, 2048 -> 8192 --, hidden = backbone width, dropout 0.1, decoder self-attention removed as in the
+official code); a group-wise linear layer (one weight vector and bias per class) turns each label's output feature
+into its logit. On pretrained weights the backbone follows the official ResNet setting: frozen BatchNorm
+everywhere, stem and layer1 frozen (``trainable_stages=3``); from random weights nothing is frozen (``"auto"``).
 
 Departures from the official code, on purpose: the position encoding is computed for the actual feature-map size
 (the official one is a buffer fixed to the training resolution, so another input size fails); the input projection
 is applied whenever the backbone width differs from ``hidden`` (the official code replaces it by an identity
-unless asked, which only works when they are equal).
+unless asked, which only works when they are equal); the feed-forward width follows the hidden width (the official
+8192 is a constant, 16x a 512-wide backbone); freezing follows the weights (see above).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -24,7 +26,7 @@ from labelgraph.graph import LabelGraph
 from labelgraph.layers.label_transformer import LabelQueryTransformer
 from labelgraph.layers.position_encoding import sine_position_encoding
 from labelgraph.models._registry import register_model
-from labelgraph.models.backbone import Backbone
+from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
 
 
@@ -89,15 +91,23 @@ def build_query2label(
     num_classes: int,
     backbone: str,
     pretrained: bool | str,
-    trainable_stages: int | None,
+    trainable_stages: int | None | Literal["auto"],
+    frozen_batchnorm: bool | Literal["auto"],
     hidden: int | None,
     head_args: dict[str, Any],
 ) -> MultiLabelClassifier:
-    """Query2Label's backbone setting (frozen BatchNorm, stem and layer1 frozen) + a Query2Label-style head."""
-    body = Backbone(
-        backbone, pretrained=pretrained, out_indices=(-1,), trainable_stages=trainable_stages, frozen_batchnorm=True
-    )
-    return MultiLabelClassifier(body, head_class(body.channels[-1], num_classes, hidden, **head_args), num_classes)
+    """Query2Label's backbone setting (on pretrained weights: frozen BatchNorm, stem and layer1 frozen) + a
+    Query2Label-style head whose feed-forward width defaults to 4 x its hidden width."""
+    freezing = {
+        "trainable_stages": official_if_pretrained(trainable_stages, pretrained, official=3, off=None),
+        "frozen_batchnorm": official_if_pretrained(frozen_batchnorm, pretrained, official=True, off=False),
+    }
+    body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,), **freezing)
+    width = hidden or body.channels[-1]
+    head_args = {**head_args, "dim_feedforward": head_args.get("dim_feedforward") or 4 * width}
+    model = MultiLabelClassifier(body, head_class(body.channels[-1], num_classes, hidden, **head_args), num_classes)
+    model.resolved_kwargs = freezing
+    return model
 
 
 @register_model("query2label")
@@ -111,12 +121,14 @@ def query2label(
     nhead: int = 4,
     num_encoder_layers: int = 1,
     num_decoder_layers: int = 2,
-    dim_feedforward: int = 8192,
+    dim_feedforward: int | None = None,
     dropout: float = 0.1,
     decoder_self_attention: bool = False,
-    trainable_stages: int | None = 3,
+    trainable_stages: int | None | Literal["auto"] = "auto",
+    frozen_batchnorm: bool | Literal["auto"] = "auto",
 ) -> MultiLabelClassifier:
-    """Query2Label with the official R101 defaults (enc 1, dec 2, 4 heads, FFN 8192, hidden = backbone width).
+    """Query2Label with the official R101 defaults (enc 1, dec 2, 4 heads, FFN 4 x hidden = 8192 at 2048, hidden =
+    backbone width; on pretrained weights frozen BatchNorm and layer2-4 trained).
 
     No label graph is used (``label_graph`` is accepted and ignored).
     """
@@ -134,6 +146,7 @@ def query2label(
         backbone=backbone,
         pretrained=pretrained,
         trainable_stages=trainable_stages,
+        frozen_batchnorm=frozen_batchnorm,
         hidden=hidden,
         head_args=transformer,
     )

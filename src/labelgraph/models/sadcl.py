@@ -14,17 +14,23 @@ predicted positives of a trained Query2Label model -- the step the official rele
 The memory bank holds, for each class, the ``memory_size`` most recent label-level features of confidently
 predicted (σ > 0.8) present labels -- keyed by class, a FIFO per class. The official bank has one slot per position
 in the batch and pairs slot b with whatever image is at position b next time, i.e. with another image's labels;
-here an entry is only ever the feature of its own class in its own image. Each DDP process keeps its own bank (as
-the official code). With prototypes from a file the bank starts filled with them (as the official code); otherwise
-it starts empty.
+here an entry is only ever the feature of its own class in its own image. With prototypes from a file the bank
+starts filled with them (as the official code); otherwise it starts empty.
+
+Under DDP the bank is one bank for the whole job: every process adds the confident features of *every* process's
+batch, in rank order, so all processes hold the same bank -- the one a single process would hold with the global
+batch. (The official bank is per process; but its bank is a module buffer, and DDP's default ``broadcast_buffers``
+overwrites every process's buffers with rank 0's at each forward, so in practice each process trained against rank
+0's bank. With identical banks that broadcast changes nothing, and checkpoints hold the bank every process had.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 from safetensors.torch import load_file
 
@@ -90,12 +96,27 @@ class SADCLHead(Query2LabelHead):
         """Store the label-level features of this batch's confidently predicted present labels in the bank."""
         confident = (targets == 1) & (torch.sigmoid(outputs["logits"].detach().float()) > self.memory_threshold)
         features = outputs["label_features"].detach()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            features, confident = gather_batches(features), gather_batches(confident)  # every rank's, rank order
         size = self.memory.shape[1]
         for b, c in confident.nonzero().tolist():
             slot = int(self.memory_next[c])
             self.memory[c, slot] = features[b, c].to(self.memory.dtype)
             self.memory_valid[c, slot] = True
             self.memory_next[c] = (slot + 1) % size
+
+
+def gather_batches(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B_r, ...) of every process along dim 0, in rank order; batch sizes may differ by rank."""
+    world = dist.get_world_size()
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([len(x)], device=x.device))
+    longest = int(max(sizes).item())
+    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    padded[: len(x)] = x
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(n)] for part, n in zip(parts, sizes, strict=True)])
 
 
 def load_prototypes(path: str | Path, num_classes: int) -> torch.Tensor:
@@ -124,17 +145,28 @@ def sadcl(
     memory_size: int = 8,
     memory_threshold: float = 0.8,
     hidden: int | None = None,
-    trainable_stages: int | None = 3,
-    **transformer: Any,
+    nhead: int = 4,
+    num_encoder_layers: int = 1,
+    num_decoder_layers: int = 2,
+    dim_feedforward: int | None = None,
+    dropout: float = 0.1,
+    decoder_self_attention: bool = False,
+    trainable_stages: int | None | Literal["auto"] = "auto",
+    frozen_batchnorm: bool | Literal["auto"] = "auto",
 ) -> MultiLabelClassifier:
-    """SADCL with the official defaults: Query2Label's R101 setting (``transformer`` takes ``query2label``'s
-    transformer options), a projection to 1024, a bank threshold of 0.8."""
+    """SADCL with the official defaults: Query2Label's R101 setting and transformer options (see ``query2label``), a
+    projection to 1024, a bank threshold of 0.8."""
     head_args = {
         "projection_dim": projection_dim,
         "memory_size": memory_size,
         "memory_threshold": memory_threshold,
         "prototypes": load_prototypes(prototypes, num_classes) if prototypes else None,
-        **transformer,
+        "nhead": nhead,
+        "num_encoder_layers": num_encoder_layers,
+        "num_decoder_layers": num_decoder_layers,
+        "dim_feedforward": dim_feedforward,
+        "dropout": dropout,
+        "decoder_self_attention": decoder_self_attention,
     }
     return build_query2label(
         SADCLHead,
@@ -142,6 +174,7 @@ def sadcl(
         backbone=backbone,
         pretrained=pretrained,
         trainable_stages=trainable_stages,
+        frozen_batchnorm=frozen_batchnorm,
         hidden=hidden,
         head_args=head_args,
     )

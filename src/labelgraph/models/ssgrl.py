@@ -6,7 +6,8 @@ Semantic decoupling turns the last feature map (ResNet-101 layer4 followed by a 
 (``SemanticDecoupling``); a GGNN (T = 3, in- and out-edges of the co-occurrence graph A[i, j] = P(j | i), messages
 are the neighbours' raw 2048-d states, separate reset- and update-gate weights) lets the class features interact;
 the output o_c = tanh(W [h_c^T ; h_c^0]) (4096 -> 2048) is scored by one linear classifier per class.
-The recipe trains ResNet layer4 and the heads only (conv1..layer3 frozen, in eval mode): ``trainable_stages=1``.
+The recipe trains ResNet layer4 and the heads only (conv1..layer3 frozen, in eval mode): ``trainable_stages=1`` on
+pretrained weights; from random weights nothing is frozen (``"auto"``: frozen random stages stay random).
 
 Departures from the official code, on purpose:
 - the reset gate has its own U_r (the code reuses the update gate's U_z and leaves U_r unused);
@@ -18,6 +19,8 @@ Departures from the official code, on purpose:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -26,7 +29,7 @@ from labelgraph.graph import LabelGraph, conditional_probability
 from labelgraph.layers import GatedGraphCell
 from labelgraph.layers.semantic_decoupling import Formulation, SemanticDecoupling
 from labelgraph.models._registry import register_model
-from labelgraph.models.backbone import Backbone
+from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import require_embeddings
 
@@ -107,15 +110,19 @@ def ssgrl(
     hidden: int = 1024,
     steps: int = 3,
     feature_pool: int = 2,
-    trainable_stages: int | None = 1,
+    trainable_stages: int | None | Literal["auto"] = "auto",
     class_chunk: int = 16,
     formulation: Formulation = "chunked",
 ) -> MultiLabelClassifier:
-    """SSGRL with the official defaults (1024-d decoupling, T = 3, 2 x 2 pooling, only the last stage trained)."""
+    """SSGRL with the official defaults (1024-d decoupling, T = 3, 2 x 2 pooling; on pretrained weights only the last
+    stage trains, from random weights all do: ``trainable_stages="auto"``)."""
     graph = require_embeddings("ssgrl", label_graph, num_classes)
     adjacency = conditional_probability(graph.cooccurrence, graph.counts)
-    body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,), trainable_stages=trainable_stages)
+    stages = official_if_pretrained(trainable_stages, pretrained, official=1, off=None)
+    body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,), trainable_stages=stages)
     head = SSGRLHead(
         body.channels[-1], graph.embeddings, adjacency, hidden, steps, feature_pool, class_chunk, formulation
     )
-    return MultiLabelClassifier(body, head, num_classes)
+    model = MultiLabelClassifier(body, head, num_classes)
+    model.resolved_kwargs = {"trainable_stages": stages}
+    return model

@@ -60,11 +60,21 @@ def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_weights(checkpoint: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
-    """The network's tensors of a Lightning checkpoint of ``MultiLabelTask`` (the ``model.`` prefix removed)."""
+    """The network's tensors of a Lightning checkpoint of ``MultiLabelTask`` (prefix removed).
+
+    With an EMA the checkpoint holds two networks, ``model.*`` and ``ema.module.*``; the one it records as better on
+    validation (``labelgraph.weights``, written by the task) is returned, as the official Query2Label code keeps the
+    better of the two.
+    """
     state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
         raise InvalidInputError(f"{path}: a Lightning checkpoint has a 'state_dict'; this file does not")
-    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    which = checkpoint.get("labelgraph", {}).get("weights", "model")
+    prefix = "ema.module." if which == "ema" else "model."
+    weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not weights:
+        raise InvalidInputError(f"{path}: no {prefix}* tensors in its state_dict (not a labelgraph checkpoint?)")
+    return weights
 
 
 def initialise_from(model: nn.Module, source: str | Path) -> dict[str, list[str]]:

@@ -8,40 +8,38 @@ and the same seed, and each trained model is exported as it would be for ``predi
 from __future__ import annotations
 
 import dataclasses
-import functools
+import inspect
 import json
 import logging
+import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
 
 from labelgraph.apis.export import save_model
+from labelgraph.apis.prototypes import class_prototypes
 from labelgraph.data import MultiLabelDataModule
+from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.graph_build import add_extras
 from labelgraph.data.synthetic import generate_dataset
+from labelgraph.data.transforms import eval_transform
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
-from labelgraph.losses import AsymmetricLoss
-from labelgraph.models import list_models
+from labelgraph.losses import default_criterion
+from labelgraph.models import get_model_builder, list_models
+from labelgraph.studies.demo_recipes import demo_recipe
 from labelgraph.visualization.html_report import write_html_report
 from labelgraph.visualization.report import results_table, write_report
 
 DEMO_BACKBONE = "resnet10t"
-
-
-def method_criterion(method: str) -> torch.nn.Module | None:
-    """The classification loss a method is defined with, where it is part of the method (None: the default BCE).
-
-    Query2Label and SADCL train with ASL (Query2Label's preset: γ- 2, mean x 1000); SADCL's contrastive weights
-    (100, 50) are calibrated against that scale, so both use it -- which also keeps their comparison one of the
-    contrastive terms alone.
-    """
-    return AsymmetricLoss.from_preset("query2label") if method in ("query2label", "sadcl") else None
 
 
 class EpochHistory(Callback):
@@ -66,13 +64,6 @@ def prepare_data(out: Path, kind: str, seed: int, train_images: int) -> dict[str
     return generate_dataset(out / "data", kind=kind, seed=seed, sizes=sizes)
 
 
-DEMO_LR = 1e-3
-
-
-def demo_optimizer(params: Any, lr: float = DEMO_LR) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-
-
 def pretrain_backbone(
     kind: str, backbone: str, out: Path, seed: int, images: int = 6000, epochs: int = 2, size: int = 48
 ) -> Path:
@@ -85,8 +76,6 @@ def pretrain_backbone(
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.is_file():
         return out
-    from safetensors.torch import save_file
-
     from labelgraph.data.synthetic import single_item_images
     from labelgraph.models import Backbone
 
@@ -134,30 +123,59 @@ def train_one(
     datamodule: MultiLabelDataModule,
     label_graph: LabelGraph,
     out: Path,
-    epochs: int,
-    seed: int,
-    backbone: str,
-    progress: bool,
-    pretrained: bool | str = False,
+    settings: DemoSettings,
     model_args: dict[str, Any] | None = None,
-    lr: float | None = None,
+    epochs: int | None = None,
+    init_from: str | None = None,
+    recipe_of: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]], MultiLabelTask]:
-    L.seed_everything(seed, workers=True, verbose=False)
+    """Train ``method`` with its demo recipe (or ``recipe_of``'s recipe and loss), test it, export it to
+    ``out/<method>/model``.
+
+    Returns the test row (with the recipe), the per-epoch history and the task. With an EMA the better of EMA and
+    raw weights on validation is tested and exported, as the official Query2Label code keeps it.
+    """
+    epochs = epochs or settings.epochs
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    steps = math.ceil(len(datamodule.train_table) / datamodule.batch_size)
+    recipe = demo_recipe(recipe_of or method, epochs, steps, settings.lr, settings.transformer_lr)
     task = MultiLabelTask(
         method=method,
-        backbone=backbone,
-        pretrained=pretrained,
-        model_args=model_args,
-        backbone_lr_mult=0.1 if pretrained else 1.0,  # the papers' recipe: fine-tune the backbone at 0.1x
+        backbone=settings.backbone,
+        pretrained=settings.pretrained,
+        model_args={**recipe.model_args, **(model_args or {})},
+        backbone_lr_mult=recipe.backbone_lr_mult if settings.pretrained else 1.0,
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
         label_graph=label_graph,
-        criterion=method_criterion(method),
-        optimizer=functools.partial(demo_optimizer, lr=lr or DEMO_LR),
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+        criterion=default_criterion(recipe_of) if recipe_of else None,  # None: the method's own
+        optimizer=recipe.optimizer,
+        lr_scheduler=recipe.lr_scheduler,
+        ema_decay=recipe.ema_decay,
+        init_from=init_from,
     )
     history = EpochHistory()
-    trainer = L.Trainer(
+    trainer = demo_trainer(epochs, settings.progress, history)
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule)
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    seconds = time.perf_counter() - start
+    weights = task.better_weights()
+    test = task.results["test_ema" if weights == "ema" else "test"]
+    row = {k: test[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")}
+    row["params"] = sum(p.numel() for p in task.model.parameters())
+    row["seconds"] = seconds
+    row["per_class_AP"] = [round(float(v), 4) for v in test["AP"]]
+    row["recipe"] = {**recipe.description, "criterion": describe(task.criterion), "epochs": epochs, "weights": weights}
+    extra = {"trained_on": "labelgraph demo", "epochs": epochs, "seed": settings.seed, "recipe": row["recipe"],
+             "test_metrics": {k: row[k] for k in ("mAP", "CF1", "OF1")}}  # fmt: skip
+    save_model(task.better_network(), out / method / "model", class_names=datamodule.class_names,
+               image_size=datamodule.image_size, label_graph=label_graph, extra=extra)  # fmt: skip
+    return row, history.rows, task
+
+
+def demo_trainer(epochs: int, progress: bool, history: Callback) -> L.Trainer:
+    return L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
         devices=1,
@@ -169,29 +187,13 @@ def train_one(
         callbacks=[history],
         gradient_clip_val=10.0,
     )
-    start = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule)
-    trainer.test(task, datamodule=datamodule, verbose=False)
-    seconds = time.perf_counter() - start
-    test = task.results["test"]
-    row = {k: test[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")}
-    row["params"] = sum(p.numel() for p in task.model.parameters())
-    row["seconds"] = seconds
-    row["per_class_AP"] = [round(float(v), 4) for v in test["AP"]]
-    save_model(
-        task.model,
-        out / method / "model",
-        class_names=datamodule.class_names,
-        image_size=datamodule.image_size,
-        label_graph=label_graph,
-        extra={
-            "trained_on": "labelgraph demo",
-            "epochs": epochs,
-            "seed": seed,
-            "test_metrics": {k: row[k] for k in ("mAP", "CF1", "OF1")},
-        },
-    )
-    return row, history.rows, task
+
+
+def describe(criterion: torch.nn.Module) -> str:
+    """A loss in one line: its class and its hyper-parameters (ASL: γ-, γ+, clip, reduction, scale)."""
+    fields = ("gamma_neg", "gamma_pos", "clip", "eps", "reduction", "scale")
+    args = ", ".join(f"{k} {getattr(criterion, k)}" for k in fields if hasattr(criterion, k))
+    return f"{type(criterion).__name__}({args})" if args else type(criterion).__name__
 
 
 def demo_datamodule(data: Path, image_size: int, batch_size: int) -> MultiLabelDataModule:
@@ -227,6 +229,64 @@ def training_order(methods: list[str]) -> list[str]:
     return order
 
 
+@dataclass
+class DemoSettings:
+    """What every method of one demo run shares."""
+
+    epochs: int
+    seed: int
+    backbone: str
+    pretrained: bool | str
+    progress: bool
+    lr: float | None = None  # the graph methods' head learning rate (default 1e-3)
+    transformer_lr: float | None = None  # Query2Label's and SADCL's peak learning rate (default 1e-4, the paper's)
+
+
+def method_model_args(method: str, model_args: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The entries of ``model_args`` that ``method``'s builder accepts (``{"fusion": "dot"}`` reaches LGLM only)."""
+    if not model_args:
+        return None
+    accepted = inspect.signature(get_model_builder(method)).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+    return {k: v for k, v in model_args.items() if takes_any or k in accepted} or None
+
+
+def check_model_args(methods: list[str], model_args: dict[str, Any] | None) -> None:
+    """Refuse a builder argument that none of the methods accepts (a typo would otherwise pass silently)."""
+    used = {k for m in methods for k in method_model_args(m, model_args) or {}}
+    unused = sorted(set(model_args or {}) - used)
+    if unused:
+        raise InvalidInputError(f"--model-args {unused}: accepted by none of {', '.join(methods)}")
+
+
+def train_sadcl(
+    dm: MultiLabelDataModule, out: Path, settings: DemoSettings, model_args: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """SADCL's two stages within the demo's epochs (scripts/sadcl/coco.sh): Query2Label with SADCL's loss and
+    optimiser for the first half of the epochs, class prototypes from its better (EMA or raw) weights, then SADCL from
+    those weights and prototypes for the second half. The row's time covers both stages."""
+    first = math.ceil(settings.epochs / 2)
+    q2l_params = inspect.signature(get_model_builder("query2label")).parameters
+    stage1_args = {k: v for k, v in (model_args or {}).items() if k in q2l_params} or None
+    stage1_dir = out / "sadcl_stage1"
+    row1, history1, task1 = train_one("query2label", dm, dm.label_graph, stage1_dir, settings, stage1_args, first,
+                                      recipe_of="sadcl")  # fmt: skip
+    loader = DataLoader(
+        MultiLabelDataset(dm.train_table, eval_transform(dm.image_size)),
+        batch_size=128,
+        collate_fn=collate_skipping_bad,
+    )
+    prototypes, _ = class_prototypes(task1.better_network(), loader, dm.num_classes, threshold=0.85)
+    proto_file = stage1_dir / "prototypes.safetensors"
+    save_file({"prototypes": prototypes.contiguous()}, str(proto_file))
+    args = {**(model_args or {}), "prototypes": str(proto_file)}
+    init = str(stage1_dir / "query2label" / "model")
+    row, history, _ = train_one("sadcl", dm, dm.label_graph, out, settings, args, settings.epochs - first, init)
+    row["recipe"]["stage1"] = {**row1["recipe"], "test_mAP": row1["mAP"], "prototype_threshold": 0.85}
+    row["seconds"] += row1["seconds"]
+    return row, history1 + history
+
+
 def run_demo(
     out: str | Path = "demo_out",
     methods: list[str] | None = None,
@@ -241,12 +301,15 @@ def run_demo(
     pretrain_images: int = 6000,
     model_args: dict[str, Any] | None = None,
     lr: float | None = None,
+    transformer_lr: float | None = None,
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
 
     Args:
-        model_args: builder arguments given to every method trained (e.g. ``{"fusion": "dot"}`` for LGLM).
-        lr: the head learning rate of every method (default 1e-3; the backbone gets 0.1x).
+        model_args: builder arguments, each given to the methods whose builder takes it (e.g. ``{"fusion": "dot"}``
+            for LGLM); one that no listed method takes is refused.
+        lr: the head learning rate of the label-graph methods (default 1e-3; the backbone gets 0.1x).
+        transformer_lr: the peak learning rate of Query2Label and SADCL (default 1e-4, the paper's).
 
     Returns:
         the content of ``results.json``.
@@ -255,6 +318,7 @@ def run_demo(
     for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to the table
         logging.getLogger(name).setLevel(logging.WARNING)
     methods = resolve_methods(methods)
+    check_model_args(methods, model_args)
     t0 = time.perf_counter()
     dataset = prepare_data(out, data, seed, train_images)
     print(f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s)")
@@ -263,16 +327,19 @@ def run_demo(
     weights = pretrain_backbone(dataset["kind"], backbone, out / "pretrained" / name, seed, images=pretrain_images)
     print(f"backbone: {backbone} pretrained on single {dataset['kind']} items ({time.perf_counter() - t0:.1f} s)")
     dm = demo_datamodule(out / "data", image_size, batch_size)
+    settings = DemoSettings(epochs, seed, backbone, str(weights), progress, lr, transformer_lr)
     rows, histories, per_class = {}, {}, {}
     for method in training_order(methods):
-        graph = image_label_graph(out / "baseline" / "model", dm) if method == "iml_gcn" else dm.label_graph
         print(f"training {method} ...")
-        args = model_args if method in methods else None  # not for the baseline trained only for IML-GCN
-        row, history, _ = train_one(method, dm, graph, out, epochs, seed, backbone, progress, str(weights), args, lr)
-        if method not in methods:
-            continue
-        per_class[method] = row.pop("per_class_AP")
-        rows[method], histories[method] = row, history
+        args = method_model_args(method, model_args) if method in methods else None  # not for a helper baseline
+        if method == "sadcl":
+            row, history = train_sadcl(dm, out, settings, args)
+        else:
+            graph = image_label_graph(out / "baseline" / "model", dm) if method == "iml_gcn" else dm.label_graph
+            row, history, _ = train_one(method, dm, graph, out, settings, args)
+        if method in methods:
+            per_class[method] = row.pop("per_class_AP")
+            rows[method], histories[method] = row, history
     results = {
         "dataset": {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")},
         "methods": rows,
@@ -286,8 +353,6 @@ def run_demo(
             "seed": seed,
             "label_embeddings": dm.label_graph.embedding_source,
             "pretraining": f"single-label, isolated {dataset['kind']} items, {pretrain_images} images, 48 px, 2 epochs",
-            "backbone_lr_mult": 0.1,
-            "lr": lr or DEMO_LR,
             "model_args": model_args or {},
         },
         "history": histories,
