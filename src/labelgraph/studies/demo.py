@@ -266,8 +266,7 @@ def train_sadcl(
     optimiser for the first half of the epochs, class prototypes from its better (EMA or raw) weights, then SADCL from
     those weights and prototypes for the second half. The row's time covers both stages."""
     first = math.ceil(settings.epochs / 2)
-    q2l_params = inspect.signature(get_model_builder("query2label")).parameters
-    stage1_args = {k: v for k, v in (model_args or {}).items() if k in q2l_params} or None
+    stage1_args = method_model_args("query2label", model_args)
     stage1_dir = out / "sadcl_stage1"
     row1, history1, task1 = train_one("query2label", dm, dm.label_graph, stage1_dir, settings, stage1_args, first,
                                       recipe_of="sadcl")  # fmt: skip
