@@ -13,18 +13,57 @@ from .conftest import TINY_BACKBONE
 
 @pytest.mark.slow
 def test_methods_benchmark_covers_every_method_against_the_baseline():
-    result = bench_methods.run(backbone=TINY_BACKBONE, size=32, batch=2, classes=5, repeats=1)
-    assert set(result["methods"]) == set(list_models())
-    assert result["methods"]["baseline"]["time_vs_baseline"] == 1.0
-    assert all(r["activation_mb"] > 0 and r["gflops_per_image"] > 0 for r in result["methods"].values())
+    result = bench_methods.run(settings=((TINY_BACKBONE, 32),), batch=2, classes=5, rounds=1)
+    rows = result["settings"][0]["methods"]
+    assert set(rows) == set(list_models())
+    assert rows["baseline"]["time_vs_baseline"] == 1.0 and rows["baseline"]["head_over_baseline_step"] == 0.0
+    assert all(r["activation_mb"] > 0 and r["gflops_per_image"] > 0 for r in rows.values())
     assert "| methods | ml_gcn" in table({"methods": result})
 
 
 @pytest.mark.slow
 def test_data_benchmark_measures_both_pipelines():
-    result = bench_data.run(images=6, image_size=32, batch_size=3, repeats=1)
-    assert result["bare_decode_images_per_s"] > 0 and result["pipeline_images_per_s_workers_2"] > 0
+    result = bench_data.run(images=6, image_size=32, batch_size=3, rounds=1)
+    for kind in ("photos", "noise"):
+        r = result[kind]
+        assert r["bare_pil_images_per_s_workers_0_round"] > 0 and r["pipeline_images_per_s_workers_2"] > 0
+        assert r["pil_pipeline_over_bare_decode_jpeg_per_worker_0"] > 0
+    assert set(result["photos"]["mean_abs_pixel_difference_vs_pil"]) == {"ml_gcn", "add_gcn", "resize"}
     assert "| data |" in table({"data": result})
+
+
+def test_metrics_benchmark_fields():
+    from benchmarks import bench_metrics
+
+    result = bench_metrics.run(repeats=1)
+    assert result["max_abs_ap_difference_sklearn_tied"] < 1e-9
+    assert result["max_abs_ap_difference_torchmetrics_tied"] < 1e-6
+    assert result["evaluate_over_argsort_contiguous"] > 0
+    assert "| metrics |" in table({"metrics": result})
+
+
+def test_gpu_check_without_cuda_stops_with_a_message(monkeypatch, capsys, tmp_path):
+    from benchmarks import gpu_check
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert gpu_check.main(["--out", str(tmp_path / "g.json")]) == 2
+    assert "no CUDA device" in capsys.readouterr().err and not (tmp_path / "g.json").exists()
+
+
+@pytest.mark.slow
+def test_gpu_check_loop_runs_on_the_cpu(tmp_path, capsys):
+    import json
+
+    from benchmarks import gpu_check
+
+    argv = ["--device", "cpu", "--backbone", TINY_BACKBONE, "--size", "32", "--batch", "2", "--steps", "1",
+            "--methods", "baseline,lglm", "--workers", "0", "--loader-images", "4",
+            "--out", str(tmp_path / "g.json")]  # fmt: skip
+    assert gpu_check.main(argv) == 0
+    result = json.loads((tmp_path / "g.json").read_text())
+    assert set(result["methods"]) == {"baseline", "lglm"} and result["loader_images_per_s"] > 0
+    assert all(r[p]["images_per_s"] > 0 for r in result["methods"].values() for p in ("bf16", "fp16"))
+    assert "| lglm |" in capsys.readouterr().out
 
 
 @pytest.mark.slow

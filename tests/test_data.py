@@ -20,6 +20,7 @@ from labelgraph.data import (
     collate_skipping_bad,
     load_image,
     read_csv,
+    read_image,
     write_csv,
 )
 from labelgraph.data.transforms import (
@@ -107,8 +108,77 @@ class TestImageLoading:
         (tmp_path / "empty.jpg").write_bytes(b"")
         (tmp_path / "text.jpg").write_text("hello")
         for name in ("trunc.jpg", "empty.jpg", "text.jpg", "missing.jpg"):
-            with pytest.raises(ImageLoadError, match=name):
-                load_image(tmp_path / name)
+            for reader in (load_image, read_image):
+                with pytest.raises(ImageLoadError, match=name):
+                    reader(tmp_path / name)
+
+
+def as_tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1)
+
+
+def photo_like(w: int = 96, h: int = 72) -> Image.Image:
+    """Smooth gradients and noise: something JPEG encodes as it encodes photographs."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([np.sin(xx / 7) * 80 + 128, xx / w * 255, yy / h * 255], -1) + rng.normal(0, 6, (h, w, 3))
+    return Image.fromarray(base.clip(0, 255).astype(np.uint8))
+
+
+class TestReadImage:
+    """``read_image`` (the data pipeline's reader: torchvision's JPEG decoder, PIL for the rest) means what
+    ``load_image`` means, pixel for pixel."""
+
+    @pytest.mark.parametrize(
+        "mode, suffix",
+        [("RGB", ".jpg"), ("L", ".jpg"), ("CMYK", ".jpg"), ("RGB", ".png"), ("RGBA", ".png"), ("P", ".png"),
+         ("I;16", ".tiff"), ("LA", ".png")],
+    )  # fmt: skip
+    def test_same_pixels_as_load_image(self, tmp_path, mode, suffix):
+        img = photo_like()
+        img = img.convert(mode) if mode != "RGBA" else img.convert("RGBA").rotate(20)  # transparent corners
+        img.save(tmp_path / f"x{suffix}")
+        out = read_image(tmp_path / f"x{suffix}")
+        assert out.dtype == torch.uint8 and out.shape == (3, 72, 96)
+        assert torch.equal(out, as_tensor(load_image(tmp_path / f"x{suffix}")))
+
+    def test_exif_orientation_is_applied(self, tmp_path):
+        img = photo_like(20, 10)
+        exif = img.getexif()
+        exif[0x0112] = 6
+        img.save(tmp_path / "r.jpg", exif=exif)
+        out = read_image(tmp_path / "r.jpg")
+        assert out.shape == (3, 20, 10) and torch.equal(out, as_tensor(load_image(tmp_path / "r.jpg")))
+
+    def test_jpegs_go_to_torchvision_and_the_rest_to_pil(self, tmp_path, monkeypatch):
+        from labelgraph.data import image_io
+
+        real, calls = image_io.decode_jpeg, []
+
+        def counting(*args, **kwargs):
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(image_io, "decode_jpeg", counting)
+        for mode in ("RGB", "L", "CMYK"):
+            photo_like().convert(mode).save(tmp_path / f"{mode}.jpg")
+        photo_like().save(tmp_path / "x.png")
+        read_image(tmp_path / "RGB.jpg"), read_image(tmp_path / "L.jpg")
+        assert len(calls) == 2
+        read_image(tmp_path / "CMYK.jpg"), read_image(tmp_path / "x.png")
+        assert len(calls) == 2
+
+    @pytest.mark.parametrize("need, expected", [(None, (72, 96)), (36, (36, 48)), (20, (36, 48)), (17, (18, 24)),
+                                                (40, (72, 96))])  # fmt: skip
+    def test_large_jpegs_decode_at_a_dct_scale_that_keeps_the_needed_size(self, tmp_path, need, expected):
+        photo_like(96, 72).save(tmp_path / "big.jpg", quality=95)
+        out = read_image(tmp_path / "big.jpg", (need, need) if need else None)
+        assert tuple(out.shape[-2:]) == expected  # draft scales 1/2, 1/4, ...: both sides stay >= need
+        if need:
+            assert min(out.shape[-2:]) >= need
+        if expected == (36, 48):  # the DCT-scaled decode is the image, smaller: close to a resize of it
+            reference = as_tensor(load_image(tmp_path / "big.jpg").resize((48, 36), Image.BOX))
+            assert (out.float() - reference.float()).abs().mean() < 3
 
 
 class TestDataset:
@@ -118,9 +188,9 @@ class TestDataset:
         table = LabelTable(["ok.png", "bad.png"], ["a"], np.array([[1], [0]]), root=tmp_path)
         return MultiLabelDataset(table, eval_transform(16), skip_bad_images=skip)
 
-    def test_item_is_unit_range_tensor_and_int8_target(self, tmp_path):
+    def test_item_is_dense_channels_last_uint8_and_int8_target(self, tmp_path):
         image, target = self.make(tmp_path, skip=False)[0]
-        assert image.shape == (3, 16, 16) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
+        assert image.shape == (3, 16, 16) and image.dtype == torch.uint8 and image.permute(1, 2, 0).is_contiguous()
         assert target.dtype == torch.int8 and target.tolist() == [1]
 
     def test_bad_image_raises_or_is_skipped_and_counted(self, tmp_path):
@@ -130,7 +200,7 @@ class TestDataset:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             batch = collate_skipping_bad([ds[0], ds[1]])
-        assert batch[0].shape == (1, 3, 16, 16)
+        assert batch[0].shape == (1, 3, 16, 16) and batch[0].is_contiguous(memory_format=torch.channels_last)
         assert ds.skipped == [str(tmp_path / "bad.png")] and "bad.png" in str(caught[0].message)
         assert collate_skipping_bad([ds[1]]) is None
 
@@ -142,7 +212,7 @@ class TestTransforms:
         random.seed(0)
         crop = MultiScaleCrop(32)
         for _ in range(20):
-            assert crop(Image.new("RGB", (100, 60))).size == (32, 32)
+            assert crop(torch.zeros(3, 60, 100, dtype=torch.uint8)).shape == (3, 32, 32)
         offsets = MultiScaleCrop._offsets(100, 60, 60, 40)  # steps (10, 5)
         assert len(offsets) == 13 and (40, 20) in offsets and (20, 10) in offsets
 
@@ -151,8 +221,8 @@ class TestTransforms:
 
         for seed in range(40):
             random.seed(seed)
-            img = Cutout(0.5)(Image.new("RGB", (40, 40), (1, 2, 3)))
-            changed = (np.asarray(img) != (1, 2, 3)).any(-1)
+            img = Cutout(0.5)(torch.tensor([1, 2, 3], dtype=torch.uint8).view(3, 1, 1).expand(3, 40, 40))
+            changed = (img.permute(1, 2, 0).numpy() != (1, 2, 3)).any(-1)
             rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
             assert changed.sum() == len(rows) * len(cols)  # one solid rectangle
             # a 20-px side (PIL's box is inclusive: 21), clipped by the border to no less than half of it (11);
@@ -179,9 +249,16 @@ class TestTransforms:
         return Image.fromarray(np.stack([red, green, np.full_like(red, 90)], -1).astype(np.uint8))
 
     @pytest.mark.parametrize("preset", TRAIN_PRESETS)
-    def test_presets_give_unit_range_square_tensors(self, preset):
+    def test_presets_give_dense_channels_last_uint8_square_tensors(self, preset):
         for x in self.draws(preset, self.left_bright(), n=4):
-            assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
+            assert x.shape == (3, 24, 24) and x.dtype == torch.uint8 and x.permute(1, 2, 0).is_contiguous()
+
+    @pytest.mark.parametrize("preset", TRAIN_PRESETS)
+    def test_a_pil_image_and_its_tensor_give_the_same_draws(self, preset):
+        img = self.left_bright()
+        tensor = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # as read_image returns it: a (3, H, W) view
+        pairs = zip(self.draws(preset, img, 4), self.draws(preset, tensor, 4), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
 
     def test_none_is_the_eval_pipeline(self):
         img = self.left_bright()
@@ -198,25 +275,26 @@ class TestTransforms:
     def test_multiscale_presets_crop_and_flip(self, preset):
         img = self.left_bright()
         plain = eval_transform(24)(img)
-        outs = self.draws(preset, img)
+        outs = [x.float() for x in self.draws(preset, img)]
         left_bright = [x[0, :, :4].mean() > x[0, :, -4:].mean() for x in outs]  # red: bright left third
         assert 4 <= sum(left_bright) <= 20  # flipped about half the time
+        plain, outs = plain.float() / 255, [x / 255 for x in outs]
         assert sum(not torch.allclose(x, plain, atol=0.02) and not torch.allclose(x, plain.flip(-1), atol=0.02)
                    for x in outs) >= 12  # fmt: skip  # most draws are crops, not the whole image
 
     def test_ssgrl_crops_but_never_flips(self):
         img = self.left_bright()
-        outs = self.draws("ssgrl", img)
+        outs = [x.float() for x in self.draws("ssgrl", img)]
         assert all(x[0, :, :3].mean() > x[0, :, -3:].mean() for x in outs)  # the bright left stays left
         assert len({round(float(x.mean()), 4) for x in outs}) >= 3  # several crop sizes
 
     def test_asl_and_review_are_the_papers_steps(self):
         # their random colour and affine operations are torchvision's; what is ours is which steps, how often
-        asl = train_transform("asl", 24).transforms
+        asl = train_transform("asl", 24).transforms[1:]  # after the PIL -> tensor step
         assert isinstance(asl[1], Cutout) and asl[1].fraction == 0.5 and isinstance(asl[2], v2.RandAugment)
-        review = train_transform("review", 24).transforms
+        review = train_transform("review", 24).transforms[1:]
         assert [type(t).__name__ for t in review[:4]] == [
-            "Resize",
+            "SquashResize",
             "RandomApply",
             "RandomApply",
             "RandomHorizontalFlip",
@@ -233,7 +311,7 @@ class TestTransforms:
         img.paste((255, 255, 255), (0, 0, 20, 40))  # a white band on the left quarter, cropped away
         x = eval_transform(36, "center_crop")(img)  # shorter side -> 40, then the central 36 x 36
         assert x.max() == 0
-        assert eval_transform(36, "resize")(img).max() == 1
+        assert eval_transform(36, "resize")(img).max() == 255
 
     def test_unknown_preset(self):
         with pytest.raises(ValueError, match="available"):

@@ -65,6 +65,19 @@ def test_vectorised_mfc_equals_a_per_class_loop():
         MFCFusion(6, 3, m=9, g=2)
 
 
+def test_mfc_in_training_drops_out_the_hadamard_product_before_the_group_sums():
+    torch.manual_seed(0)
+    fusion = MFCFusion(dim=6, num_classes=3, m=8, g=2, dropout=0.5).train()
+    image, classifiers = torch.randn(4, 6), torch.randn(3, 6)
+    torch.manual_seed(1)
+    out = fusion(image, classifiers)
+    torch.manual_seed(1)
+    mask = torch.nn.functional.dropout(torch.ones(4, 3, 8), 0.5, training=True)  # the same draws: mask / (1 - p)
+    z = fusion.image_proj(image)[:, None] * fusion.class_proj(classifiers)[None] * mask  # (B, C, m)
+    expected = (z.view(4, 3, 4, 2).sum(-1) * fusion.weight).sum(-1) + fusion.bias
+    assert torch.allclose(out, expected, atol=1e-5) and (mask == 0).any()
+
+
 def test_lglm_with_dot_fusion_is_a_gcn(graph):
     x = torch.rand(2, 3, 32, 32)
     torch.manual_seed(7)

@@ -141,6 +141,51 @@ def test_noninterp_equals_sklearn_with_ties_and_unknowns(seed):
         assert ap[k] == pytest.approx(average_precision_score(targets[known, k], scores[known, k]), abs=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_ap_equals_sklearn_and_torchmetrics(dtype, ties):
+    """Two independent references, float32 (the packed-key sort) and float64 (argsort), with and without ties,
+    with unknown entries and negative logits."""
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    rng = np.random.default_rng(3)
+    n, c = 3000, 9
+    targets = (rng.random((n, c)) < 0.1).astype(np.int8)
+    targets[rng.random((n, c)) < 0.03] = -1
+    logits = rng.normal(size=(n, c)) + 2.0 * (targets == 1)
+    scores = (np.round(logits, 1) if ties else logits).astype(dtype)  # logits: negative scores and -0.0
+    scores[0, 0], scores[1, 0] = -0.0, 0.0
+    ap = average_precision(scores, targets)
+    for k in range(c):
+        known = targets[:, k] >= 0
+        assert ap[k] == pytest.approx(average_precision_score(targets[known, k], scores[known, k]), abs=1e-9)
+    tm = multilabel_average_precision(
+        torch.from_numpy(scores.astype(np.float64)), torch.from_numpy(targets).long(), num_labels=c, average=None,
+        ignore_index=-1,
+    )  # fmt: skip
+    np.testing.assert_allclose(ap, tm.numpy(), atol=1e-6)
+
+
+def test_float32_scores_are_not_widened_and_give_float64_ap():
+    rng = np.random.default_rng(0)
+    targets = (rng.random((200, 3)) < 0.3).astype(np.int8)
+    scores = rng.random((200, 3)).astype(np.float32)
+    ap32, ap64 = average_precision(scores, targets), average_precision(scores.astype(np.float64), targets)
+    assert ap32.dtype == np.float64 and np.array_equal(ap32, ap64)  # same order, same ties: the same numbers
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 12])
+def test_top_k_mask_marks_the_k_highest(k):
+    from labelgraph.evaluation.metrics import top_k_mask
+
+    scores = np.random.default_rng(k).random((300, 10))
+    mask = top_k_mask(scores, k)
+    assert (mask.sum(1) == min(k, 10)).all()
+    if k < 10:
+        kth = -np.sort(-scores, axis=1)[:, k - 1 : k]  # (N, 1) the k-th highest
+        assert (scores[mask].reshape(300, k) >= kth).all() and not (scores[~mask] > np.repeat(kth, 10 - k)).any()
+
+
 def voc_ap_reference(scores: np.ndarray, targets: np.ndarray) -> float:
     """The VOC all-point interpolated AP as SSGRL's voc12_mAP computes it (written independently, loops)."""
     order = np.argsort(-scores, kind="stable")
@@ -182,8 +227,9 @@ def test_presets_are_valid_arguments():
 
 
 def test_coco_val_sized_evaluation_is_fast():
-    """Every metric on 40,504 x 80 is no slower than scikit-learn's per-class AP alone, timed side by side (a ratio
-    holds on a busy machine where an absolute bound does not; on an idle 2-core VM: 0.31 s vs 0.55 s)."""
+    """Every metric on 40,504 x 80 costs less than 3 argsorts of the matrix and beats scikit-learn's per-class AP
+    alone, timed side by side (a ratio holds on a busy machine where an absolute bound does not; on an idle 2-core
+    VM: 1.6 argsorts; the benchmark's bound is 2)."""
     from sklearn.metrics import average_precision_score
 
     rng = np.random.default_rng(0)
@@ -200,9 +246,11 @@ def test_coco_val_sized_evaluation_is_fast():
             best = min(best, time.perf_counter() - start)
         return best
 
+    scores = scores.astype(np.float32)  # what models output
     ours = best_of_three(lambda: evaluate(scores, targets))
+    argsort = best_of_three(lambda: np.argsort(np.ascontiguousarray(scores.T), axis=1))
     sklearn = best_of_three(lambda: [average_precision_score(targets[:, k], scores[:, k]) for k in range(c)])
-    assert ours < sklearn
+    assert ours < sklearn and ours < 3 * argsort, (ours, argsort, sklearn)
 
 
 def test_streaming_accumulator_equals_one_shot():

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from labelgraph.data.image_io import ImageLoadError, load_image
-from labelgraph.data.transforms import eval_transform
+from labelgraph.data.dataset import stack_images
+from labelgraph.data.image_io import ImageLoadError, read_image
+from labelgraph.data.transforms import decode_size, eval_transform
 from labelgraph.models import load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -70,6 +71,7 @@ class Predictor:
         self.thresholds = np.broadcast_to(np.asarray(stored, dtype=np.float64), (len(self.classes),)).copy()
         self.calibrated = isinstance(stored, list)
         self.transform = eval_transform(self.image_size)
+        self.decode_size = (decode_size("resize", self.image_size),) * 2  # a phone photo decodes at a DCT scale
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
@@ -88,7 +90,7 @@ class Predictor:
 
     @torch.no_grad()
     def scores(self, images: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) in [0, 1] -> (B, C) probabilities."""
+        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities."""
         return torch.sigmoid(self.model(images.to(self.device)).float()).cpu().numpy()
 
     def predict(
@@ -119,7 +121,8 @@ class Predictor:
             for item in images[start : start + batch_size]:
                 name = str(item) if not isinstance(item, Image.Image) else f"<image {start + len(names)}>"
                 try:
-                    image = load_image(item) if not isinstance(item, Image.Image) else item.convert("RGB")
+                    is_pil = isinstance(item, Image.Image)
+                    image = item.convert("RGB") if is_pil else read_image(item, self.decode_size)
                 except ImageLoadError as err:
                     errors.append({"image": name, "error": str(err)})
                     continue
@@ -127,7 +130,7 @@ class Predictor:
                 tensors.append(self.transform(image))
             if not tensors:
                 continue
-            for name, probs in zip(names, self.scores(torch.stack(tensors)), strict=True):
+            for name, probs in zip(names, self.scores(stack_images(tensors)), strict=True):
                 order = np.argsort(-probs, kind="stable")
                 labels = [self.classes[c] for c in order if probs[c] >= thresholds[c]][:top_k]
                 scores = {c: round(float(p), 6) for c, p in zip(self.classes, probs, strict=True)}

@@ -16,7 +16,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from labelgraph.apis.predict import Predictor  # noqa: E402
-from labelgraph.data.image_io import ImageLoadError, load_image  # noqa: E402
+from labelgraph.data.dataset import stack_images  # noqa: E402
+from labelgraph.data.image_io import ImageLoadError, load_image, read_image  # noqa: E402
 
 
 @torch.no_grad()
@@ -27,12 +28,12 @@ def embed(predictor: Predictor, paths: list[Path], batch_size: int = 32) -> tupl
         tensors = []
         for path in paths[start : start + batch_size]:
             try:
-                tensors.append(predictor.transform(load_image(path)))
+                tensors.append(predictor.transform(read_image(path, predictor.decode_size)))
                 kept.append(path)
             except ImageLoadError as err:
                 errors.append({"image": str(path), "error": str(err)})
         if tensors:
-            maps = predictor.model.features(torch.stack(tensors).to(predictor.device))[-1]
+            maps = predictor.model.features(stack_images(tensors).to(predictor.device))[-1]
             feats.append(F.normalize(maps.mean(dim=(2, 3)).float(), dim=1).cpu())
     return (torch.cat(feats) if feats else torch.zeros(0, 1)), kept, errors
 

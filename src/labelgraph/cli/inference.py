@@ -175,8 +175,7 @@ def cmd_sadcl(argv: list[str]) -> int:
 
     from labelgraph.apis.prototypes import class_prototypes
     from labelgraph.data.classes import check_same_classes
-    from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
-    from labelgraph.data.transforms import eval_transform
+    from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
     from labelgraph.models import load_trained_model
 
     model, config = load_trained_model(args.model)
@@ -186,7 +185,7 @@ def cmd_sadcl(argv: list[str]) -> int:
     if not size:
         raise UsageError(f"{args.model}: the checkpoint does not record its training resolution; pass --image-size")
     loader = DataLoader(
-        MultiLabelDataset(table, eval_transform(size)),
+        eval_dataset(table, size),
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         collate_fn=collate_skipping_bad,

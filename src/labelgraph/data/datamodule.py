@@ -13,11 +13,11 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from labelgraph.data.classes import check_same_classes
-from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad, eval_dataset
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.samplers import SeededEpochSampler, UnpaddedDistributedSampler
-from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS, eval_transform, train_transform
+from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS, decode_size, train_transform
 from labelgraph.graph import LabelGraph
 
 
@@ -163,19 +163,15 @@ class MultiLabelDataModule(L.LightningDataModule):
     # -- Lightning hooks --------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
+            preset, size = self.train_transform_name, self.image_size
             self.train_set = MultiLabelDataset(
-                self.train_table, train_transform(self.train_transform_name, self.image_size), self.skip_bad_images
+                self.train_table, train_transform(preset, size), self.skip_bad_images, decode_size(preset, size)
             )
         for split, stages in (("val", (None, "fit", "validate")), ("test", (None, "test"))):
             table = getattr(self, f"{split}_table")
             if stage in stages and table is not None:
-                setattr(
-                    self,
-                    f"{split}_set",
-                    MultiLabelDataset(
-                        table, eval_transform(self.image_size, self.eval_transform_name), self.skip_bad_images
-                    ),
-                )
+                dataset = eval_dataset(table, self.image_size, self.eval_transform_name, self.skip_bad_images)
+                setattr(self, f"{split}_set", dataset)
             elif stage in stages and stage is not None and stage != "fit":
                 raise ValueError(f"no {split} split was given to the data module, so it cannot run '{stage}'")
         if self.feature_cache:
@@ -246,5 +242,6 @@ class MultiLabelDataModule(L.LightningDataModule):
             collate_fn=collate_skipping_bad,
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),  # uint8 batches, pinned for an asynchronous copy to the GPU
             generator=torch.Generator().manual_seed(0),  # worker seeds never draw from the global random state
         )

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from labelgraph.data.dataset import MultiLabelDataset
+from labelgraph.data.dataset import collate_images, eval_dataset
 from labelgraph.data.label_table import LabelTable
-from labelgraph.data.transforms import eval_transform
 
 CACHE_DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -92,9 +91,10 @@ def build_feature_cache(
     try:
         with torch.random.fork_rng(devices=[]):
             loader = DataLoader(
-                MultiLabelDataset(table, eval_transform(image_size, transform)),
+                eval_dataset(table, image_size, transform),
                 batch_size=batch_size,
                 num_workers=num_workers,
+                collate_fn=collate_images,
                 generator=torch.Generator().manual_seed(0),
             )
             _write_feature_maps(model, loader, len(table), tmp, CACHE_DTYPES[dtype], device)

@@ -11,10 +11,9 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from labelgraph.data.classes import check_same_classes
-from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
-from labelgraph.data.transforms import eval_transform
 from labelgraph.graph.embeddings import embeddings_from_source, image_embeddings
 from labelgraph.graph.knowledge import knowledge_from_source
 from labelgraph.graph.label_graph import LabelGraph
@@ -43,7 +42,7 @@ def add_extras(
 
         model_dir = embeddings.split(":", 1)[1]
         model, config = load_model(model_dir)
-        dataset = MultiLabelDataset(train, eval_transform(config["preprocessing"]["image_size"]))
+        dataset = eval_dataset(train, config["preprocessing"]["image_size"])
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skipping_bad)
         graph.embeddings = image_embeddings(model, loader, train.num_classes, pca_dim=pca)
         graph.embedding_source = f"image:{Path(model_dir).name}" + (f"+pca{pca}" if pca else "")

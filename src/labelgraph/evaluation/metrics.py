@@ -49,12 +49,21 @@ SCALAR_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
 
 def _to_numpy(x: Any, dtype: type) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().float().cpu().numpy() if dtype is np.float64 else x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        x = x.numpy()
     return np.asarray(x, dtype=dtype)
 
 
+def _scores_array(scores: Any) -> np.ndarray:
+    """Scores as float32 when they are float32 or narrower (nothing is gained by widening), else float64."""
+    dtype = getattr(scores, "dtype", None)
+    narrow = dtype in (np.float16, np.float32, torch.float16, torch.bfloat16, torch.float32)
+    return _to_numpy(scores, np.float32 if narrow else np.float64)
+
+
 def _check(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
-    s = _to_numpy(scores, np.float64)
+    s = _scores_array(scores)
     t = _to_numpy(targets, np.int8)
     if s.ndim != 2 or s.shape != t.shape:
         raise ValueError(f"scores and targets must both be (N, C); got {s.shape} and {t.shape}")
@@ -93,30 +102,71 @@ def average_precision(
 
 
 def _average_precision(s: np.ndarray, t: np.ndarray, mode: APMode, unknown: UnknownPolicy) -> np.ndarray:
+    """One sort per class, precision only at the positives' ranks, tie groups only where there are ties."""
     if mode not in ("noninterp", "voc_interp"):
         raise ValueError(f"ap mode {mode!r}; use 'noninterp' or 'voc_interp'")
-    pos, neg = _pos_neg(t, unknown)
-    s, pos, neg = s.T, pos.T, neg.T  # (C, N): sort along the contiguous axis
-    n = s.shape[1]
-    order = np.argsort(-s, axis=1)  # any order within ties: each tie group is scored at its end below
-    s_sorted = np.take_along_axis(s, order, axis=1)
-    pos_sorted = np.take_along_axis(pos, order, axis=1)
-    tp = np.cumsum(pos_sorted, axis=1, dtype=np.float64)
-    fp = np.cumsum(np.take_along_axis(neg, order, axis=1), axis=1, dtype=np.float64)
-    precision = tp / np.maximum(tp + fp, 1.0)  # (C, N), precision after each rank
-    # Tied scores are one operating point: every rank takes the precision at the end of its tie group.
-    group_end = np.ones_like(s_sorted, dtype=bool)
-    group_end[:, :-1] = s_sorted[:, :-1] != s_sorted[:, 1:]
-    end_index = np.where(group_end, np.arange(n), n)
-    end_index = np.minimum.accumulate(end_index[:, ::-1], axis=1)[:, ::-1]  # next group end at or after each rank
-    precision = np.take_along_axis(precision, end_index, axis=1)
-    if mode == "voc_interp":
-        precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # envelope: best precision to the right
-    num_pos = pos_sorted.sum(axis=1)
+    _pos_neg(t, unknown)  # validates ``unknown``
+    ranked, keys = _ranked_targets(s, t)  # (C, N) each
+    rows, ranks = np.nonzero(ranked == 1)  # the positives, class by class, best rank first
+    num_pos = np.bincount(rows, minlength=ranked.shape[0])
+    first = np.cumsum(num_pos) - num_pos  # index in (rows, ranks) of each class's first positive
+    tp = np.arange(1, len(rows) + 1) - first[rows]  # true positives up to and including each positive's rank
+    has_unknown = unknown == "ignore" and bool((t == -1).any())
+    counted = np.cumsum(ranked != -1, axis=1, dtype=np.int64) if has_unknown else None  # (C, N) ranks that count
+    seen = counted[rows, ranks] if has_unknown else ranks + 1  # predictions counted up to each positive
+    precision = tp / seen
+    tied = np.flatnonzero((keys[:, 1:] == keys[:, :-1]).any(axis=1))
+    for c in tied:  # tied scores are one operating point: each positive takes the precision at its tie group's end
+        block = slice(first[c], first[c] + num_pos[c])
+        precision[block] = _precision_at_group_ends(keys[c], ranked[c], ranks[block], counted, c)
+    if mode == "voc_interp":  # the envelope max_{r' >= r} P(r') is reached at a positive: look only at those
+        for c in np.flatnonzero(num_pos):
+            block = slice(first[c], first[c] + num_pos[c])
+            precision[block] = np.maximum.accumulate(precision[block][::-1])[::-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ap = (precision * pos_sorted).sum(axis=1) / num_pos
+        ap = np.bincount(rows, weights=precision, minlength=ranked.shape[0]) / num_pos
     ap[num_pos == 0] = np.nan
     return ap
+
+
+def _ranked_targets(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's targets in descending score order, and keys that are equal exactly where the scores tie.
+
+    float32 scores: each score's order-preserving 32-bit pattern and its target are packed into one int64, so that
+    one value sort (a SIMD sort, ~3x faster than ``argsort``) orders the scores and carries the targets along: no
+    index gather at all. float64 scores: ``argsort`` and two gathers.
+
+    Shapes: s (N, C), t (N, C) int8 -> ranked (C, N) int8 in {1, 0, -1}, keys (C, N).
+    """
+    if s.dtype == np.float32:
+        bits = np.add(s.T, np.float32(0), order="C").view(np.int32)  # (C, N); + 0 turns -0.0 into +0.0
+        flip = (bits >> 31) | np.int32(-(2**31))  # negative: flip every bit, positive: only the sign bit
+        packed = np.bitwise_xor(bits, flip).view(np.uint32).astype(np.int64)  # unsigned order = float order
+        packed <<= 2
+        packed |= t.T + 1  # low 2 bits: target + 1 in {0, 1, 2}
+        packed.sort(axis=1)
+        packed = packed[:, ::-1]  # descending
+        ranked = np.bitwise_and(packed, 3).astype(np.int8)
+        ranked -= 1
+        return ranked, packed >> 2
+    order = np.argsort(np.ascontiguousarray(s.T), axis=1)[:, ::-1]  # descending; any order within ties
+    ranked = np.take_along_axis(np.ascontiguousarray(t.T), order, axis=1)
+    return ranked, np.take_along_axis(np.ascontiguousarray(s.T), order, axis=1)
+
+
+def _precision_at_group_ends(
+    keys: np.ndarray, ranked: np.ndarray, ranks: np.ndarray, counted: np.ndarray | None, c: int
+) -> np.ndarray:
+    """Precision of one class's positives (at ``ranks``) taken at the end of the group of scores tied with each.
+
+    Shapes: keys (N,) in rank order (equal where scores tie), ranked (N,) int8 targets in that order, ranks (P,)
+    -> (P,).
+    """
+    ends = np.flatnonzero(np.append(keys[1:] != keys[:-1], True))  # the last rank of every tie group
+    end = ends[np.searchsorted(ends, ranks)]  # each positive's group end
+    tp = np.cumsum(ranked == 1)[end]
+    seen = counted[c, end] if counted is not None else end + 1
+    return tp / seen
 
 
 def _threshold_metrics(predicted: np.ndarray, t: np.ndarray, unknown: UnknownPolicy, cf1: CF1Mode) -> dict[str, float]:
@@ -148,13 +198,23 @@ def _harmonic(p: float, r: float) -> float:
 
 
 def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """(N, C) boolean mask of each row's k highest scores (all classes when k >= C)."""
+    """(N, C) boolean mask of each row's k highest scores (all classes when k >= C; ties: the first ones).
+
+    Small k (the papers' 3) takes k row-wise ``argmax`` passes, ~8x faster than ``argpartition`` at 40,504 x 80.
+    """
     n, c = scores.shape
     if k >= c:
         return np.ones((n, c), dtype=bool)
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     mask = np.zeros((n, c), dtype=bool)
-    np.put_along_axis(mask, top, True, axis=1)
+    if k > 8:
+        np.put_along_axis(mask, np.argpartition(-scores, k - 1, axis=1)[:, :k], True, axis=1)
+        return mask
+    remaining = scores.copy()
+    every_row = np.arange(n)
+    for _ in range(k):
+        best = remaining.argmax(axis=1)  # (N,)
+        mask[every_row, best] = True
+        remaining[every_row, best] = -np.inf
     return mask
 
 

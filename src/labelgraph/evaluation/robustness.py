@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.label_table import LabelTable
-from labelgraph.data.transforms import eval_transform
 from labelgraph.evaluation.metrics import METRIC_PRESETS, evaluate
 
 
@@ -28,7 +27,7 @@ class CorruptedDataset(Dataset):
     def __init__(
         self, table: LabelTable, image_size: int, corruption: str | None = None, severity: int = 1, seed: int = 0
     ) -> None:
-        self.images = MultiLabelDataset(table, eval_transform(image_size))
+        self.images = eval_dataset(table, image_size)
         self.corruption, self.severity, self.seed = corruption, severity, seed
         self.salt = 0 if corruption is None else list(CORRUPTIONS).index(corruption) + 1
 
@@ -36,8 +35,9 @@ class CorruptedDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, target = self.images[index]
+        image, target = self.images[index]  # uint8 (3, S, S)
         if self.corruption is not None:
+            image = image.float() / 255  # the corruptions are defined on [0, 1]
             seed = ((self.seed * 1_000_003 + index) * 11 + self.salt) * 7 + self.severity
             image = corrupt(image, self.corruption, self.severity, seed)
         return image, target

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from labelgraph.data.dataset import MultiLabelDataset
+from labelgraph.data.dataset import MultiLabelDataset, collate_images
 from labelgraph.data.label_table import LabelTable
 
 
@@ -23,5 +23,5 @@ def split_scores(
 
     An unreadable image stops here, naming the file: skipping it would misalign scores and targets.
     """
-    loader = DataLoader(MultiLabelDataset(table, transform), batch_size=batch_size, shuffle=False)
+    loader = DataLoader(MultiLabelDataset(table, transform), batch_size=batch_size, collate_fn=collate_images)
     return np.concatenate([score(images) for images, _ in loader])

@@ -20,15 +20,16 @@ class MultiLabelClassifier(nn.Module):
     A head may also declare ``lr_mults = {"submodule_prefix": factor}`` for its own parameter groups
     (e.g. A-GCN's 4x learning rate on the graph projections); everything else in the head uses factor 1.
 
-    Inputs are float images in [0, 1]: the model applies its backbone's mean/std itself (buffers ``input_mean``,
-    ``input_std``), so the data pipeline and ``predict`` can never use the wrong normalisation (TResNet expects
-    none, ImageNet ResNets expect ImageNet statistics -- a classic source of silently wrong scores).
+    Inputs are uint8 images (what the data pipeline delivers) or float images in [0, 1]: the model applies its
+    backbone's mean/std itself (buffers ``input_mean``, ``input_std``), so the data pipeline and ``predict`` can
+    never use the wrong normalisation (TResNet expects none, ImageNet ResNets expect ImageNet statistics -- a
+    classic source of silently wrong scores).
 
     ``forward`` and ``forward_train`` also accept the backbone's feature maps instead of images (a list of
     (B, C_i, H_i, W_i) tensors, as a feature cache stores them): the head then runs on them directly.
 
     Shapes:
-        images (B, 3, H, W) in [0, 1], at any H, W -> logits (B, num_classes).
+        images (B, 3, H, W) uint8, or float in [0, 1], at any H, W -> logits (B, num_classes).
     """
 
     config: dict[str, Any]  # set by registry.create_model: {"method": ..., "kwargs": {...}}
@@ -42,9 +43,19 @@ class MultiLabelClassifier(nn.Module):
         self.register_buffer("input_mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("input_std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1))
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 in [0, 255] or float in [0, 1] (B, 3, H, W) -> the backbone's normalised float input.
+
+        uint8 is what the data pipeline delivers: the division by 255 joins the normalisation, one multiply-add.
+        """
+        if images.dtype == torch.uint8:
+            scale = 1 / (255 * self.input_std)  # (1, 3, 1, 1)
+            return torch.addcmul(-self.input_mean / self.input_std, images.float(), scale)
+        return (images - self.input_mean) / self.input_std
+
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Normalise and run the backbone: (B, 3, H, W) in [0, 1] -> list of feature maps."""
-        return self.backbone((images - self.input_mean) / self.input_std)
+        """Normalise and run the backbone: (B, 3, H, W) uint8 or float in [0, 1] -> list of feature maps."""
+        return self.backbone(self.normalise(images))
 
     def _features_of(self, inputs: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
         """Images go through the backbone; a list of feature maps (from a feature cache) is used as it is."""

@@ -51,11 +51,15 @@ class MFCFusion(nn.Module):
         nn.init.uniform_(self.weight, -((g / m) ** 0.5), (g / m) ** 0.5)
 
     def forward(self, image: torch.Tensor, classifiers: torch.Tensor) -> torch.Tensor:
-        joint = self.image_proj(image)[:, None, :] * self.class_proj(classifiers)[None]  # (B, C, m) Hadamard
-        joint = self.dropout(joint)
-        b, c, m = joint.shape
-        pooled = joint.view(b, c, m // self.g, self.g).sum(-1)  # (B, C, m/g): sum-pooling in groups of g
-        return (pooled * self.weight).sum(-1) + self.bias  # (B, C): one fully connected layer per class
+        # The per-class layer over the group sums is linear, so it folds into the class side first:
+        # sum_j w_cj sum_{k in group j} drop(I_bk K_ck) = sum_k drop(I_bk K_ck w_c,k//g) -- the same numbers with the
+        # same dropout mask, two fewer (B, C, m) passes, and one matmul where dropout is off (evaluation).
+        weighted = self.class_proj(classifiers) * self.weight.repeat_interleave(self.g, dim=1)  # (C, m)
+        image = self.image_proj(image)  # (B, m)
+        if self.training and self.dropout.p > 0:
+            joint = self.dropout(image[:, None, :] * weighted[None])  # (B, C, m) Hadamard, dropped out
+            return joint.sum(-1) + self.bias  # (B, C)
+        return image @ weighted.T + self.bias  # (B, C)
 
 
 class LGLMHead(AGCNHead):

@@ -26,10 +26,9 @@ from torch.utils.data import DataLoader
 from labelgraph.apis.export import save_model
 from labelgraph.apis.prototypes import class_prototypes
 from labelgraph.data import MultiLabelDataModule
-from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
+from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.graph_build import add_extras
 from labelgraph.data.synthetic import generate_dataset
-from labelgraph.data.transforms import eval_transform
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
@@ -271,7 +270,7 @@ def train_sadcl(
     row1, history1, task1 = train_one("query2label", dm, dm.label_graph, stage1_dir, settings, stage1_args, first,
                                       recipe_of="sadcl")  # fmt: skip
     loader = DataLoader(
-        MultiLabelDataset(dm.train_table, eval_transform(dm.image_size)),
+        eval_dataset(dm.train_table, dm.image_size),
         batch_size=128,
         collate_fn=collate_skipping_bad,
     )
