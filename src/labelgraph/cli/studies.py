@@ -12,9 +12,7 @@ from typing import Any
 from labelgraph.cli._common import UsageError, dataset_arguments, default_device, load_split
 
 
-def cmd_demo(argv: list[str]) -> int:
-    from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR
-
+def demo_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labelgraph demo",
         description="Train and compare methods on synthetic scenes. With no options: the quick tour (the baseline, a "
@@ -48,8 +46,13 @@ def cmd_demo(argv: list[str]) -> int:
         "--frozen-backbone", action=argparse.BooleanOptionalAction, default=None,
         help="train heads on the frozen backbone's cached features (default: on for the tour, off otherwise)",
     )  # fmt: skip
-    args = p.parse_args(argv)
-    from labelgraph.studies.demo import run_demo
+    return p
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR, run_demo
+
+    args = demo_parser().parse_args(argv)
 
     preset = QUICK_TOUR if args.methods == "tour" else FULL_COMPARISON
     methods = {"tour": QUICK_TOUR.methods, "all": None}.get(args.methods) or args.methods.split(",")

@@ -386,10 +386,15 @@ def run_demo(
         },
         "history": histories,
     }
+    write_outputs(out, results, dm.class_names)
+    return results
+
+
+def write_outputs(out: Path, results: dict[str, Any], class_names: list[str]) -> None:
+    """``results.json``, ``report.md`` with its plots and ``report.html``; the table on stdout."""
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    write_report(out, results, histories, per_class, dm.class_names)
+    write_report(out, results, results["history"], results["per_class_AP"], class_names)
     html_page = write_html_report(out)
     print()
-    print(results_table(rows))
+    print(results_table(results["methods"]))
     print(f"\nwrote {out / 'results.json'}, {html_page}, {out / 'report.md'}; models in {out}/<method>/model")
-    return results
