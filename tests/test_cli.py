@@ -131,6 +131,15 @@ def test_demo_rejects_unknown_methods(tmp_path):
         run_demo(out=tmp_path, methods=["nope"], epochs=1, data="shapes", train_images=8)
 
 
+def test_demo_methods_option_names_the_tour_all_or_a_list():
+    from labelgraph.cli.studies import demo_methods
+    from labelgraph.studies.demo import QUICK_TOUR
+
+    assert demo_methods("tour") == QUICK_TOUR.methods == ["baseline", "ml_gcn", "add_gcn", "query2label"]
+    assert demo_methods("all") is None  # run_demo: every registered method
+    assert demo_methods("ml_gcn,ggnn") == ["ml_gcn", "ggnn"]
+
+
 def test_demo_is_deterministic(tmp_path):
     kw = dict(methods=["baseline"], train_images=16, batch_size=8, **TINY_DEMO)
     a = run_demo(out=tmp_path / "a", **kw)["methods"]["baseline"]

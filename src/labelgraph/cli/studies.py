@@ -49,13 +49,22 @@ def demo_parser() -> argparse.ArgumentParser:
     return p
 
 
+def demo_methods(value: str) -> list[str] | None:
+    """``--methods``: 'tour' -> the quick tour's methods, 'all' -> None (every registered one), else the list."""
+    from labelgraph.studies.demo import QUICK_TOUR
+
+    if value == "tour":
+        return list(QUICK_TOUR.methods)
+    return None if value == "all" else value.split(",")
+
+
 def cmd_demo(argv: list[str]) -> int:
     from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR, run_demo
 
     args = demo_parser().parse_args(argv)
 
     preset = QUICK_TOUR if args.methods == "tour" else FULL_COMPARISON
-    methods = {"tour": QUICK_TOUR.methods, "all": None}.get(args.methods) or args.methods.split(",")
+    methods = demo_methods(args.methods)
     run_demo(
         out=args.out,
         methods=methods,
