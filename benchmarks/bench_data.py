@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.io import decode_jpeg
 
-from benchmarks.common import RESULTS, write
+from benchmarks.common import RESULTS, interleaved, write
 from benchmarks.pil_reference import PILDataset, load_pil, pil_eval_transform, pil_train_transform
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad, seed_augmentations
 from labelgraph.data.label_table import LabelTable
@@ -94,17 +92,6 @@ def loader_pass(dataset, sampler, workers: int, batch_size: int) -> Callable[[],
 
     one_pass()  # warm-up (and worker start-up)
     return one_pass
-
-
-def interleaved(passes: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds of each pass over ``rounds`` rounds that run every pass once, in turn (noise hits all alike)."""
-    times: dict[str, list[float]] = {name: [] for name in passes}
-    for _ in range(rounds):
-        for name, one_pass in passes.items():
-            start = time.perf_counter()
-            one_pass()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def pixel_differences(files: list[Path], size: int, draws: int = 48) -> dict[str, float]:

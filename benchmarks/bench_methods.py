@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import RESULTS, saved_bytes, write
+from benchmarks.common import RESULTS, interleaved, saved_bytes, write
 from labelgraph import LabelGraph, create_model, list_models
 
 
@@ -57,18 +56,18 @@ def setting_rows(backbone: str, size: int, batch: int, classes: int, rounds: int
         maps = [f.detach().requires_grad_() for f in features[name]]
         loss_of(models[name].forward_train(maps)).backward()
 
-    timings = {}
-    for label, step in (("fwd_bwd_seconds", full_step), ("head_fwd_bwd_seconds", head_step)):
-        times: dict[str, list[float]] = {name: [] for name in models}
-        for round_ in range(rounds + 1):  # round 0 warms up
-            for name in models:
-                start = time.perf_counter()
-                step(name)
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                if round_:
-                    times[name].append(time.perf_counter() - start)
-        timings[label] = {name: statistics.median(t) for name, t in times.items()}
+    def synced(step: Callable[[str], None], name: str) -> Callable[[], None]:
+        def run() -> None:
+            step(name)
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        return run
+
+    timings = {
+        label: interleaved({name: synced(step, name) for name in models}, rounds, warmup=1)
+        for label, step in (("fwd_bwd_seconds", full_step), ("head_fwd_bwd_seconds", head_step))
+    }
     rows = {}
     for name, model in models.items():
         with FlopCounterMode(display=False) as flops:

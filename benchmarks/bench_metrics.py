@@ -14,27 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 from torchmetrics.functional.classification import multilabel_average_precision
 
-from benchmarks.common import RESULTS, write
+from benchmarks.common import RESULTS, interleaved, write
 from labelgraph.evaluation.metrics import average_precision, evaluate
-
-
-def interleaved(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def reference_aps(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,19 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 0) -> tuple[float, 
     return statistics.median(times), out
 
 
+def interleaved(contenders: dict[str, Callable[[], Any]], rounds: int, warmup: int = 0) -> dict[str, float]:
+    """Median seconds of each contender over ``rounds`` rounds that run every contender once, in turn (after
+    ``warmup`` untimed rounds), so that a noisy neighbour slows all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_ in range(warmup + rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def machine() -> dict[str, Any]:
     import torch
 
