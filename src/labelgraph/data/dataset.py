@@ -75,7 +75,8 @@ class MultiLabelDataset(Dataset):
                 self.skipped.append(str(path))
                 warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
             return None
-        image = self.transform(image) if self.transform is not None else image
+        if self.transform is not None:
+            image = self.transform(image)
         return image, torch.from_numpy(self.table.targets[index])
 
 

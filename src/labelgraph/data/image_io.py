@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +82,7 @@ def _worth_a_draft(size: tuple[int, int], min_size: tuple[int, int] | None) -> b
 
 def _decode_pil(img: Image.Image, min_size: tuple[int, int] | None) -> Image.Image:
     with img:
-        if min_size is not None and img.format == "JPEG" and _worth_a_draft(img.size, min_size):
+        if img.format == "JPEG" and _worth_a_draft(img.size, min_size):
             img.draft("RGB", min_size)  # DCT-domain downscale by 2, 4 or 8; both sides stay >= min_size
         img.load()  # decode now, so truncated files fail here and not inside a transform
         ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
@@ -91,28 +93,21 @@ def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W), a view of one copy
 
 
-class _errors_named:
+@contextmanager
+def _errors_named(path: Path) -> Iterator[None]:
     """Turns every way a file can fail to decode into an :class:`ImageLoadError` that names the file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, err, traceback) -> bool:
-        if err is None or isinstance(err, ImageLoadError):
-            return False
-        path = self.path
-        if isinstance(err, Image.DecompressionBombError):  # PIL's guard against images that would exhaust memory
-            raise ImageLoadError(
-                f"{path}: refused, larger than PIL.Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}) pixels ({err})"
-            ) from err
-        if isinstance(err, FileNotFoundError):
-            raise ImageLoadError(f"{path}: file not found") from err
-        if isinstance(err, (OSError, UnidentifiedImageError, ValueError, SyntaxError, RuntimeError)):
-            raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
-        return False
+    try:
+        yield
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as err:  # PIL's guard against images that would exhaust memory
+        raise ImageLoadError(
+            f"{path}: refused, larger than PIL.Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}) pixels ({err})"
+        ) from err
+    except FileNotFoundError as err:
+        raise ImageLoadError(f"{path}: file not found") from err
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, RuntimeError) as err:
+        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

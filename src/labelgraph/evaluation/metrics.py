@@ -75,9 +75,13 @@ def _check(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
     return s, t
 
 
-def _pos_neg(t: np.ndarray, unknown: UnknownPolicy) -> tuple[np.ndarray, np.ndarray]:
+def _check_unknown(unknown: UnknownPolicy) -> None:
     if unknown not in ("ignore", "negative"):
         raise ValueError(f"unknown={unknown!r}; use 'ignore' or 'negative'")
+
+
+def _pos_neg(t: np.ndarray, unknown: UnknownPolicy) -> tuple[np.ndarray, np.ndarray]:
+    _check_unknown(unknown)
     pos = t == 1
     neg = (t == 0) if unknown == "ignore" else ~pos
     return pos, neg
@@ -105,7 +109,7 @@ def _average_precision(s: np.ndarray, t: np.ndarray, mode: APMode, unknown: Unkn
     """One sort per class, precision only at the positives' ranks, tie groups only where there are ties."""
     if mode not in ("noninterp", "voc_interp"):
         raise ValueError(f"ap mode {mode!r}; use 'noninterp' or 'voc_interp'")
-    _pos_neg(t, unknown)  # validates ``unknown``
+    _check_unknown(unknown)
     ranked, keys = _ranked_targets(s, t)  # (C, N) each
     rows, ranks = np.nonzero(ranked == 1)  # the positives, class by class, best rank first
     num_pos = np.bincount(rows, minlength=ranked.shape[0])
@@ -149,9 +153,10 @@ def _ranked_targets(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarra
         ranked = np.bitwise_and(packed, 3).astype(np.int8)
         ranked -= 1
         return ranked, packed >> 2
-    order = np.argsort(np.ascontiguousarray(s.T), axis=1)[:, ::-1]  # descending; any order within ties
+    scores_cn = np.ascontiguousarray(s.T)  # (C, N)
+    order = np.argsort(scores_cn, axis=1)[:, ::-1]  # descending; any order within ties
     ranked = np.take_along_axis(np.ascontiguousarray(t.T), order, axis=1)
-    return ranked, np.take_along_axis(np.ascontiguousarray(s.T), order, axis=1)
+    return ranked, np.take_along_axis(scores_cn, order, axis=1)
 
 
 def _precision_at_group_ends(
