@@ -27,7 +27,7 @@ PACKAGE = ROOT / "src" / "labelgraph"
 # From the ground up. ``errors`` is the ground floor (imports nothing of ours); the package's ``__init__`` (the
 # public API) and the re-export shims kept for configs and checkpoints sit on top.
 ROOMS = ("errors", "layers", "losses", "graph", "models", "data", "evaluation",
-         "engine", "apis", "visualization", "studies", "cli")  # fmt: skip
+         "engine", "apis", "visualization", "serving", "studies", "cli")  # fmt: skip
 LIBRARY_ROOMS = ROOMS[: ROOMS.index("evaluation") + 1]
 SHIMS = ("labelgraph.task", "labelgraph.schedulers", "labelgraph.finetuning")
 

@@ -2,7 +2,8 @@
 
 The rooms, from the ground up (each imports only rooms below it): ``layers``, ``losses``, ``graph``, ``models``,
 ``data``, ``evaluation`` (the library), then ``engine`` (training), ``apis`` (using a trained model),
-``visualization`` (figures, reports), ``studies`` (demo, sweeps) and ``cli`` (the ``labelgraph`` command).
+``visualization`` (figures, reports), ``serving`` (HTTP), ``studies`` (demo, sweeps) and ``cli`` (the ``labelgraph``
+command).
 """
 
 from labelgraph.apis.predict import load

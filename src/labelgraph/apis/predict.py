@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 
 from labelgraph.data.dataset import stack_images
-from labelgraph.data.image_io import ImageLoadError, read_image
+from labelgraph.data.image_io import ImageLoadError, decode_image, read_image
 from labelgraph.data.transforms import decode_size, eval_transform
+from labelgraph.errors import InvalidInputError
 from labelgraph.models import load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -84,7 +85,7 @@ class Predictor:
             return self.thresholds
         if threshold == "calibrated":
             if not self.calibrated:
-                raise ValueError("this model has no calibrated thresholds: run `labelgraph calibrate` first")
+                raise InvalidInputError("this model has no calibrated thresholds: run `labelgraph calibrate` first")
             return self.thresholds
         return np.full(len(self.classes), float(threshold))
 
@@ -92,6 +93,23 @@ class Predictor:
     def scores(self, images: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities."""
         return torch.sigmoid(self.model(images.to(self.device)).float()).cpu().numpy()
+
+    def read(self, item: str | Path | bytes | Image.Image, name: str = "<bytes>") -> torch.Tensor:
+        """A path, encoded bytes (an upload, errors naming it ``name``) or a PIL image -> uint8 (3, H, W) as decoded
+        (JPEGs at a reduced DCT scale when they are at least twice the input size)."""
+        if isinstance(item, Image.Image):
+            return torch.from_numpy(np.array(item.convert("RGB"))).permute(2, 0, 1)
+        if isinstance(item, bytes | bytearray):
+            return decode_image(bytes(item), self.decode_size, name)
+        return read_image(item, self.decode_size)
+
+    def tag(self, probs: np.ndarray, thresholds: np.ndarray, top_k: int | None) -> dict[str, Any]:
+        """(C,) probabilities -> ``{"scores": {class: p}, "labels": [...]}``: the classes at or above their threshold,
+        most probable first, at most ``top_k``."""
+        order = np.argsort(-probs, kind="stable")
+        labels = [self.classes[c] for c in order if probs[c] >= thresholds[c]][:top_k]
+        scores = {c: round(float(p), 6) for c, p in zip(self.classes, probs, strict=True)}
+        return {"scores": scores, "labels": labels}
 
     def predict(
         self,
@@ -121,20 +139,15 @@ class Predictor:
             for item in images[start : start + batch_size]:
                 name = str(item) if not isinstance(item, Image.Image) else f"<image {start + len(names)}>"
                 try:
-                    is_pil = isinstance(item, Image.Image)
-                    image = item.convert("RGB") if is_pil else read_image(item, self.decode_size)
+                    tensors.append(self.transform(self.read(item)))
                 except ImageLoadError as err:
                     errors.append({"image": name, "error": str(err)})
                     continue
                 names.append(name)
-                tensors.append(self.transform(image))
             if not tensors:
                 continue
             for name, probs in zip(names, self.scores(stack_images(tensors)), strict=True):
-                order = np.argsort(-probs, kind="stable")
-                labels = [self.classes[c] for c in order if probs[c] >= thresholds[c]][:top_k]
-                scores = {c: round(float(p), 6) for c, p in zip(self.classes, probs, strict=True)}
-                predictions.append({"image": name, "scores": scores, "labels": labels})
+                predictions.append({"image": name, **self.tag(probs, thresholds, top_k)})
         return {"classes": self.classes, "predictions": predictions, "errors": errors}
 
 

@@ -15,6 +15,7 @@ Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``
     labelgraph predict MODEL PATH... [--out x.json|x.csv]  tag images, folders, globs; bad files listed, exit 1
     labelgraph calibrate MODEL --split val.csv             per-class F1-optimal thresholds, stored in the model
     labelgraph explain MODEL IMAGE... --out DIR            class-map / Grad-CAM overlays of the predicted labels
+    labelgraph serve MODEL [--port 8000] [--api-key KEY]   HTTP API (POST /predict, /health, /metadata) + web page
     labelgraph models --details [--backbone B --size S]    parameters and FLOPs of every method
     labelgraph viz tsne|graph|pr ...                       t-SNE of classifiers/prototypes, label graph, PR curves
     labelgraph retrieve MODEL --index PATH... --query IMG  nearest images by the model's features
@@ -33,7 +34,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from labelgraph.cli import data, figures, inference, models, studies
+from labelgraph.cli import data, figures, inference, models, serving, studies
 from labelgraph.errors import LabelgraphError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -47,6 +48,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "predict": inference.cmd_predict,
     "calibrate": inference.cmd_calibrate,
     "explain": inference.cmd_explain,
+    "serve": serving.cmd_serve,
     "viz": figures.cmd_viz,
     "retrieve": figures.cmd_retrieve,
     "report": figures.cmd_report,

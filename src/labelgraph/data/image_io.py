@@ -62,6 +62,12 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> tor
     path = Path(path)
     with _errors_named(path):
         data = path.read_bytes()
+    return decode_image(data, min_size, name=str(path))
+
+
+def decode_image(data: bytes, min_size: tuple[int, int] | None = None, name: str = "<bytes>") -> torch.Tensor:
+    """:func:`read_image` of an encoded image held in memory (an upload); errors name it ``name``."""
+    with _errors_named(name):
         if not data:
             raise ValueError("empty file")
         img = Image.open(io.BytesIO(data))  # reads the header only
@@ -94,7 +100,7 @@ def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 @contextmanager
-def _errors_named(path: Path) -> Iterator[None]:
+def _errors_named(path: Path | str) -> Iterator[None]:
     """Turns every way a file can fail to decode into an :class:`ImageLoadError` that names the file."""
     try:
         yield

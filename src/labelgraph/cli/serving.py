@@ -1,0 +1,58 @@
+"""``labelgraph serve MODEL_DIR``: an exported model behind an HTTP API and a web page."""
+
+from __future__ import annotations
+
+import argparse
+
+from labelgraph.cli._common import UsageError
+
+
+def cmd_serve(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="labelgraph serve",
+        description="Serve an exported model: POST /predict, GET /health, GET /metadata, the web page at /.",
+    )
+    p.add_argument("model", help="an exported model folder (labelgraph export, or the demo's <method>/model)")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default), or 0.0.0.0 / :: for every interface")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, default=16, help="requests batched together across clients (16)")
+    p.add_argument("--batch-timeout", type=float, default=0.01, help="seconds a batch waits to fill (0.01)")
+    p.add_argument("--workers", type=int, default=1, help="inference worker processes per device (1)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
+    p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
+    p.add_argument("--max-image-mb", type=float, default=20.0, help="largest image file accepted (20 MB)")
+    p.add_argument("--max-images", type=int, default=64, help="most images in one request (64)")
+    p.add_argument("--max-pixels", type=int, default=None, help="largest image in pixels (PIL's bomb limit)")
+    p.add_argument("--api-key", default=None, help="demand 'Authorization: Bearer KEY' (or $LABELGRAPH_API_KEY)")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without an API key")
+    p.add_argument("--quiet", action="store_true", help="no line per batch")
+    args = p.parse_args(argv)
+    if args.max_batch_size < 1 or args.workers < 1 or args.batch_timeout < 0:
+        raise UsageError("--max-batch-size and --workers must be >= 1, --batch-timeout >= 0")
+    try:
+        from labelgraph.serving.server import serve
+        from labelgraph.serving.uploads import UploadLimits
+    except ImportError as err:
+        raise UsageError(f"serving needs the serve extra: pip install 'labelgraph[serve]' ({err})") from err
+
+    limits = UploadLimits(max_image_bytes=int(args.max_image_mb * 2**20), max_images=args.max_images)
+    if args.max_pixels:
+        limits = UploadLimits(limits.max_image_bytes, limits.max_images, args.max_pixels)
+    threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        insecure=args.insecure,
+        max_batch_size=args.max_batch_size,
+        batch_timeout=args.batch_timeout,
+        workers=args.workers,
+        device=args.device,
+        threshold=threshold,
+        top_k=args.top_k,
+        limits=limits,
+        api_key=args.api_key,
+        log_batches=not args.quiet,
+    )
+    return 0

@@ -1,0 +1,131 @@
+"""``labelgraph serve MODEL_DIR``: an exported model behind HTTP, on LitServe (FastAPI + uvicorn underneath).
+
+Routes:
+    ``POST /predict``   images (multipart files in ``images``, or JSON with base64) -> scores, labels, maps
+    ``GET /health``     ``ok`` once the model is loaded (never needs the key)
+    ``GET /metadata``   method, classes in order, input size, thresholds, preprocessing, version, limits
+    ``GET /``           the web page: drop images, see labels and class-map overlays (offline: no CDN, no build)
+    ``GET /docs``       the OpenAPI page (FastAPI's)
+
+LitServe runs the model in its own inference worker process(es) (``--workers`` per device) and batches requests
+across clients (:class:`~labelgraph.serving.tagging_api.TaggingAPI`); the HTTP process only reads and checks the
+uploads (:mod:`~labelgraph.serving.uploads`). What LitServe does not do as this project needs, and how it is done
+here: its ``/`` answers ``litserve running`` (replaced by the page); its API-key option reads one global
+``X-API-Key`` and its ``authorize`` hook would guard ``/health`` too (a middleware demands ``Authorization: Bearer``
+instead); it writes a ``client.py`` into the working directory unless told not to (told not to).
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import litserve as ls
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from labelgraph.apis.predict import Predictor
+from labelgraph.errors import InvalidInputError
+from labelgraph.serving.access import BearerKeyMiddleware, is_loopback, resolve_api_key
+from labelgraph.serving.tagging_api import TaggingAPI
+from labelgraph.serving.uploads import RequestRefused, UploadLimits
+
+LITSERVE_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "0.0.0.0": "0.0.0.0", "::": "::"}
+
+
+class BatchLog(ls.Logger):
+    """LitServe's logger process: one line per batch the inference worker ran (how many requests and images)."""
+
+    def process(self, key: str, value: Any) -> None:
+        if key == "batch":
+            print(f"labelgraph serve: batch of {value['requests']} request(s), {value['images']} image(s)", flush=True)
+
+
+def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dict[str, Any]:
+    """What ``GET /metadata`` answers (computed once, in the parent process, from the loaded model)."""
+    import labelgraph
+
+    config = predictor.config
+    return {
+        "method": config.get("method"),
+        "classes": predictor.classes,
+        "input_size": predictor.image_size,
+        "thresholds": [float(t) for t in predictor.thresholds],
+        "calibrated": predictor.calibrated,
+        "preprocessing": config.get("preprocessing", {}),
+        "maps": "class maps" if hasattr(predictor.model.head, "class_maps") else "Grad-CAM",
+        "labelgraph_version": labelgraph.__version__,
+        "defaults": {"threshold": api.threshold, "top_k": api.top_k},
+        "batching": {"max_batch_size": api.max_batch_size, "batch_timeout": api.batch_timeout},
+        "limits": {
+            "max_image_mb": limits.max_image_bytes / 2**20,
+            "max_images": limits.max_images,
+            "max_pixels": limits.max_pixels,
+        },
+    }
+
+
+def build_server(
+    model_dir: str | Path,
+    *,
+    max_batch_size: int = 16,
+    batch_timeout: float = 0.01,
+    workers: int = 1,
+    device: str = "auto",
+    threshold: float | str | None = None,
+    top_k: int | None = None,
+    limits: UploadLimits | None = None,
+    api_key: str | None = None,
+    log_batches: bool = True,
+) -> ls.LitServer:
+    """The LitServer for one exported model, routes and checks in place (``run`` it to serve)."""
+    limits = limits or UploadLimits()
+    predictor = Predictor.load(model_dir)  # fail here, with the file named, rather than in a worker
+    predictor.resolve_thresholds(threshold)  # 'calibrated' on an uncalibrated model is refused now
+    api = TaggingAPI(str(model_dir), threshold, top_k, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    server = ls.LitServer(
+        api,
+        accelerator=device,
+        workers_per_device=workers,
+        max_payload_size=limits.max_request_bytes,
+        middlewares=[(BearerKeyMiddleware, {"key": api_key})] if api_key else [],
+        loggers=[BatchLog()] if log_batches else None,
+        model_metadata={"method": predictor.config.get("method"), "model_dir": str(model_dir)},
+    )
+    add_routes(server, metadata(predictor, api, limits), limits)
+    return server
+
+
+def add_routes(server: ls.LitServer, meta: dict[str, Any], limits: UploadLimits) -> None:
+    app = server.app
+    app.state.upload_limits = limits
+    app.state.calibrated = meta["calibrated"]
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/"]  # LitServe's stub
+    page = files("labelgraph.serving").joinpath("page", "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/metadata")
+    async def model_metadata() -> dict[str, Any]:
+        """The served model: method, classes in output order, input size, thresholds, limits, version."""
+        return meta
+
+    @app.exception_handler(RequestRefused)
+    async def refused(request: Request, err: RequestRefused) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status)
+
+
+def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, insecure: bool = False, **options):
+    """Build and run the server until interrupted; ``options`` as :func:`build_server` (``api_key`` included)."""
+    if host not in LITSERVE_HOSTS:
+        raise InvalidInputError(f"--host {host}: LitServe binds to one of {', '.join(LITSERVE_HOSTS)}")
+    options["api_key"] = resolve_api_key(options.get("api_key"), host, insecure)
+    server = build_server(model_dir, **options)
+    where = "loopback only" if is_loopback(host) else f"every interface ({host})"
+    access = "API key required (Authorization: Bearer)" if options["api_key"] else "no API key"
+    print(f"labelgraph serve: {model_dir} on http://{host}:{port}/ ({where}; {access})", file=sys.stderr, flush=True)
+    server.run(host=LITSERVE_HOSTS[host], port=port, generate_client_file=False, log_level="warning")

@@ -1,0 +1,130 @@
+"""The inference side of ``labelgraph serve``: a LitServe ``LitAPI`` that tags the images of batched requests.
+
+LitServe collects up to ``max_batch_size`` requests (waiting at most ``batch_timeout`` seconds) and hands them to
+:meth:`TaggingAPI.predict` together; their images -- a request may carry several -- are decoded, transformed and
+scored in chunks of ``max_batch_size`` images through the same :class:`~labelgraph.apis.Predictor` methods as
+``labelgraph predict``, so a served image gets the same numbers as a predicted file. An image that fails to decode
+(a truncated file) is an error entry of its own request; a request none of whose images could be read is answered
+with the first image's status (a 4xx), never with an exception that would fail the other requests of its batch.
+"""
+
+# No ``from __future__ import annotations`` here: LitServe and FastAPI read ``decode_request``'s annotation as a
+# live object (the dependency that parses the upload).
+import base64
+import io
+from typing import Annotated, Any
+
+import litserve as ls
+import numpy as np
+import torch
+from fastapi import Depends
+from fastapi.responses import JSONResponse
+from PIL import Image
+
+from labelgraph.apis.predict import Predictor
+from labelgraph.data.dataset import stack_images
+from labelgraph.data.image_io import ImageLoadError
+from labelgraph.serving.uploads import read_upload
+from labelgraph.visualization.explain import explain, overlay
+
+OVERLAY_SIDE = 384  # overlays are drawn on the image shrunk to at most this side (a PNG per label)
+
+
+class TaggingAPI(ls.LitAPI):
+    """Serves one exported model folder.
+
+    Args:
+        model_dir: the exported model (``labelgraph export``, or the demo's ``<method>/model``).
+        threshold: the server's default decision rule: None (the model's stored thresholds), a probability, or
+            ``"calibrated"``; a request may override it (``?threshold=``).
+        top_k: the default cap on labels per image (``?top_k=`` overrides).
+        max_batch_size, batch_timeout: LitServe's dynamic batching (requests per batch, seconds to wait).
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        threshold: float | str | None = None,
+        top_k: int | None = None,
+        max_batch_size: int = 16,
+        batch_timeout: float = 0.01,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        self.model_dir = str(model_dir)
+        self.threshold = threshold
+        self.top_k = top_k
+        self.predictor: Predictor | None = None
+
+    def setup(self, device: str) -> None:
+        self.predictor = Predictor.load(self.model_dir, device)
+
+    def decode_request(self, request: Annotated[dict, Depends(read_upload)]) -> dict[str, Any]:
+        """The checked upload -> decoded images, ``(3, S, S)`` uint8 each; decode failures join the errors."""
+        predictor = self.predictor
+        decoded = {"names": [], "indices": [], "inputs": [], "originals": [], "errors": list(request["errors"])}
+        for image in request["images"]:
+            try:
+                pixels = predictor.read(image["data"], image["name"])
+            except ImageLoadError as err:
+                decoded["errors"].append({"index": image["index"], "image": image["name"], "error": str(err)})
+                decoded["errors"][-1]["status"] = 400
+                continue
+            decoded["names"].append(image["name"])
+            decoded["indices"].append(image["index"])
+            decoded["inputs"].append(predictor.transform(pixels))
+            decoded["originals"].append(pixels if request["options"].get("maps") else None)
+        decoded["errors"].sort(key=lambda e: e["index"])
+        return {**decoded, "options": request["options"]}
+
+    def predict(self, requests: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
+        """All images of all requests of a batch scored together, in chunks of ``max_batch_size``."""
+        if isinstance(requests, dict):  # max_batch_size 1: LitServe's unbatched loop hands over one request
+            return self.predict([requests])[0]
+        inputs = [x for request in requests for x in request["inputs"]]
+        self.log("batch", {"requests": len(requests), "images": len(inputs)})
+        chunks = range(0, len(inputs), self.max_batch_size)
+        probs = [self.predictor.scores(stack_images(inputs[i : i + self.max_batch_size])) for i in chunks]
+        probs = np.concatenate(probs) if probs else np.zeros((0, len(self.predictor.classes)))
+        results, start = [], 0
+        for request in requests:
+            count = len(request["inputs"])
+            results.append(self.answer(request, probs[start : start + count]))
+            start += count
+        return results
+
+    def answer(self, request: dict[str, Any], probs: np.ndarray) -> dict[str, Any]:
+        """One request's (n, C) probabilities -> its predictions (with class-map overlays if asked for)."""
+        options = request["options"]
+        thresholds = self.predictor.resolve_thresholds(options.get("threshold", self.threshold))
+        top_k = options.get("top_k", self.top_k)
+        predictions = []
+        for i, (name, index) in enumerate(zip(request["names"], request["indices"], strict=True)):
+            prediction = {"index": index, "image": name, **self.predictor.tag(probs[i], thresholds, top_k)}
+            if options.get("maps"):
+                prediction.update(self.maps(request["inputs"][i], request["originals"][i], prediction))
+            predictions.append(prediction)
+        return {"predictions": predictions, "errors": request["errors"]}
+
+    def maps(self, x: torch.Tensor, original: torch.Tensor, prediction: dict[str, Any]) -> dict[str, Any]:
+        """The method's own class maps (or Grad-CAM) of the predicted labels (the most probable class if none), as
+        base64 PNG overlays on the image: ``{"maps": {class: "data:image/png;base64,..."}, "maps_kind": ...}``."""
+        scores = prediction["scores"]
+        names = prediction["labels"] or [max(scores, key=scores.get)]
+        classes = [self.predictor.classes.index(n) for n in names]
+        heat, kind = explain(self.predictor.model, x[None].to(self.predictor.device), classes)
+        image = Image.fromarray(original.permute(1, 2, 0).numpy())
+        image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
+        overlays = {}
+        for name, h in zip(names, heat, strict=True):
+            buffer = io.BytesIO()
+            overlay(image, h.float().cpu().numpy()).save(buffer, format="PNG")
+            overlays[name] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        return {"maps": overlays, "maps_kind": kind}
+
+    def encode_response(self, output: dict[str, Any]):  # no return annotation: FastAPI would take it for a model
+        """200 with the predictions (and the errors of any bad image beside them); a 4xx when none could be read."""
+        if not output["predictions"]:
+            first = output["errors"][0]
+            body = {"detail": f"no readable image: {first['error']}", "errors": output["errors"]}
+            return JSONResponse(body, status_code=first["status"])
+        return {"classes": self.predictor.classes, **output}
