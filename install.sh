@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs labelgraph into ./.venv (created if missing), with the test tools.
+# Installs labelgraph into ./.venv (created if missing), with the test tools and the serving extra.
 #
 # torch/torchvision are installed first and pinned, so that pip never resolves a newer (multi-GB CUDA) build:
 # the default pins are the builds this project is developed and tested with. Override with, e.g.,
@@ -15,12 +15,18 @@ TORCH_SPEC=${LABELGRAPH_TORCH:-"torch==2.14.1 torchvision==0.29.1"}
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
-.venv/bin/python -m pip install -q -e ".[dev,glove]"
+.venv/bin/python -m pip install -q -e ".[dev,glove,serve]"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
     || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }) \
     || echo "note: could not install dataset-fashion-mnist; the demo will use procedural shapes"
+fi
+# Debian's Chromium and its WebDriver: the serving tests open the web page in a headless browser (skipped without).
+if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }) \
+    || echo "note: could not install chromium + chromium-driver; the browser test will be skipped"
 fi
 # Real photographs no one here made (Debian's darknet package ships dog.jpg, person.jpg, horses.jpg, ...): the
 # prediction tests run on them when present. Downloaded and unpacked, not installed.

@@ -1,4 +1,4 @@
-"""``python -m labelgraph.cli ...`` is the ``labelgraph`` command."""
+"""``python -m labelgraph.cli``: the same as the ``labelgraph`` command."""
 
 from labelgraph.cli import main
 
