@@ -1,7 +1,7 @@
 """``python -m benchmarks``: run every benchmark, write ``benchmarks/results/*.json`` and the table in
 ``benchmarks/README.md`` (between the ``<!-- results -->`` markers).
 
-    python -m benchmarks [--only metrics,data,methods,inference,ssgrl_memory,cache]
+    python -m benchmarks [--only metrics,data,methods,inference,ssgrl_memory,cache,serve]
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ import json
 import re
 from pathlib import Path
 
-from benchmarks import bench_cache, bench_data, bench_inference, bench_methods, bench_metrics, bench_ssgrl_memory
+from benchmarks import (
+    bench_cache,
+    bench_data,
+    bench_inference,
+    bench_methods,
+    bench_metrics,
+    bench_serve,
+    bench_ssgrl_memory,
+)
 from benchmarks.common import RESULTS, machine, write
 
 BENCHMARKS = {
@@ -21,6 +29,7 @@ BENCHMARKS = {
     "inference": bench_inference.run,
     "ssgrl_memory": bench_ssgrl_memory.run,
     "cache": bench_cache.run,
+    "serve": bench_serve.run,
 }
 
 
@@ -106,7 +115,28 @@ def table(results: dict[str, dict]) -> str:
             f"{c['speedup_per_epoch_vs_2_workers']:.1f}x faster (build {c['cache_build_seconds']:.1f} s, "
             f"{c['cache_megabytes']:.0f} MB; pays off after {c['break_even_epochs']:.1f} epochs) |"
         )
+    if "serve" in results:
+        lines += serve_rows(results["serve"])
     return "\n".join(lines)
+
+
+def serve_rows(s: dict) -> list[str]:
+    rows = []
+    for r in s["settings"]:
+        where = f"{r['method']} on {r['backbone']} at {r['image_size']} px ({r['setting']}), {r['images']} photos"
+        rows.append(
+            f"| serve | labelgraph serve, 16 connections, 1 image per request (4 per request: "
+            f"{r['served_images_per_s_16_clients_4_per_request']:.0f} img/s), {where} | "
+            f"{r['served_images_per_s_16_clients']:.0f} img/s | offline predict, batch 16: "
+            f"{r['offline_images_per_s']:.0f} img/s | {r['served_over_offline']:.2f}x "
+            f"({r['served_4_per_request_over_offline']:.2f}x) |"
+        )
+        rows.append(
+            f"| serve | latency p50 / p99, 1 connection and 16 connections, {where} | "
+            f"{r['latency_ms_p50_1_clients']:.0f} / {r['latency_ms_p99_1_clients']:.0f} ms (1) | "
+            f"{r['latency_ms_p50_16_clients']:.0f} / {r['latency_ms_p99_16_clients']:.0f} ms (16) | - |"
+        )
+    return rows
 
 
 def main() -> None:

@@ -73,3 +73,15 @@ def test_cache_benchmark_times_both_paths():
     result = bench_cache.run(images=40, epochs=1, backbone=TINY_BACKBONE, image_size=32, data="shapes")
     assert result["cached_seconds_per_epoch"] > 0 and result["speedup_per_epoch"] > 0
     assert "| cache | ml_gcn stage 1" in table({"cache": result})
+
+
+@pytest.mark.slow
+def test_serve_benchmark_measures_the_server_against_offline_prediction():
+    pytest.importorskip("litserve")
+    from benchmarks import bench_serve
+
+    result = bench_serve.run(settings=((TINY_BACKBONE, 32, "tiny"),), images=16, rounds=1)
+    row = result["settings"][0]
+    assert row["offline_images_per_s"] > 0 and row["served_images_per_s_16_clients"] > 0
+    assert 0 < row["latency_ms_p50_1_clients"] <= row["latency_ms_p99_1_clients"]
+    assert "| serve |" in table({"serve": result})

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fastapi.responses import JSONResponse
 from PIL import Image
 
 from labelgraph import create_model, list_models
@@ -315,7 +316,7 @@ def test_every_method_in_the_inference_worker(method, tmp_path, photos):
     outputs = api.predict([api.decode_request(r) for r in requests])
     expected = Predictor.load(model_dir).predict([Image.open(io.BytesIO(photos[n])) for n in names])
     for output, reference in zip(outputs, expected["predictions"], strict=True):
-        body = api.encode_response(output)
+        body = json.loads(api.encode_response(output).body)
         assert np.allclose(list(body["predictions"][0]["scores"].values()), list(reference["scores"].values()),
                            atol=1e-5)  # fmt: skip
     assert outputs[2]["predictions"][0]["maps_kind"] in ("class maps", "Grad-CAM")
@@ -383,3 +384,36 @@ def test_web_page_in_headless_chromium(server, files_dir, offline, tmp_path):
     assert all(abs(score - answer["scores"][name]) < 1e-6 for name, score in shown)
     assert len(overlays) == max(1, len(answer["labels"]))
     assert Image.open(tmp_path / "page.png").size[0] > 0
+
+
+def test_uploads_stay_in_memory(monkeypatch, photos):
+    """A multipart file over starlette's 1 MB spool limit is read without a temporary file, and the checks run in the
+    HTTP process (the FastAPI dependency alone, on a bare app)."""
+    import tempfile
+
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from labelgraph.serving.uploads import RequestRefused, UploadLimits, read_upload
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was spooled to disk")
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_disk)
+    from starlette.formparsers import MultiPartParser
+
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 2**20)  # starlette's default (importing LitServe lifts it)
+    app = FastAPI()
+    app.state.upload_limits, app.state.calibrated = UploadLimits(max_image_bytes=8 * 2**20), False
+    app.add_exception_handler(RequestRefused, lambda request, err: JSONResponse(err.body(), err.status))
+
+    @app.post("/predict")
+    async def predict(upload: dict = Depends(read_upload)) -> dict:
+        return {"sizes": [len(i["data"]) for i in upload["images"]], "errors": upload["errors"]}
+
+    big = noise_png(1100)  # ~3.5 MB
+    assert len(big) > 2**20
+    answer = TestClient(app).post("/predict", files=[("images", ("big.png", big, "image/png"))])
+    assert answer.status_code == 200 and answer.json() == {"sizes": [len(big)], "errors": []}
+    refused = TestClient(app).post("/predict?maps=maybe", files=[("images", ("big.png", big, "image/png"))])
+    assert refused.status_code == 422

@@ -127,4 +127,4 @@ class TaggingAPI(ls.LitAPI):
             first = output["errors"][0]
             body = {"detail": f"no readable image: {first['error']}", "errors": output["errors"]}
             return JSONResponse(body, status_code=first["status"])
-        return {"classes": self.predictor.classes, **output}
+        return JSONResponse({"classes": self.predictor.classes, **output})  # already plain JSON: no jsonable_encoder
