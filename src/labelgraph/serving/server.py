@@ -18,6 +18,7 @@ instead); it writes a ``client.py`` into the working directory unless told not t
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,6 @@ class BatchLog(ls.Logger):
 
 def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dict[str, Any]:
     """What ``GET /metadata`` answers (computed once, in the parent process, from the loaded model)."""
-    import labelgraph
-
     config = predictor.config
     return {
         "method": config.get("method"),
@@ -56,7 +55,7 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
         "calibrated": predictor.calibrated,
         "preprocessing": config.get("preprocessing", {}),
         "maps": "class maps" if hasattr(predictor.model.head, "class_maps") else "Grad-CAM",
-        "labelgraph_version": labelgraph.__version__,
+        "labelgraph_version": version("labelgraph"),
         "defaults": {"threshold": api.threshold, "top_k": api.top_k},
         "batching": {"max_batch_size": api.max_batch_size, "batch_timeout": api.batch_timeout},
         "limits": {
