@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from labelgraph.data.dataset import stack_images
-from labelgraph.data.image_io import ImageLoadError, decode_image, read_image
+from labelgraph.data.image_io import ImageLoadError, decode_image, pil_to_tensor, read_image
 from labelgraph.data.transforms import decode_size, eval_transform
 from labelgraph.errors import InvalidInputError
 from labelgraph.models import load_model
@@ -98,7 +98,7 @@ class Predictor:
         """A path, encoded bytes (an upload, errors naming it ``name``) or a PIL image -> uint8 (3, H, W) as decoded
         (JPEGs at a reduced DCT scale when they are at least twice the input size)."""
         if isinstance(item, Image.Image):
-            return torch.from_numpy(np.array(item.convert("RGB"))).permute(2, 0, 1)
+            return pil_to_tensor(item.convert("RGB"))
         if isinstance(item, bytes | bytearray):
             return decode_image(bytes(item), self.decode_size, name)
         return read_image(item, self.decode_size)

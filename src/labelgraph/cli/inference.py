@@ -125,7 +125,7 @@ def cmd_explain(argv: list[str]) -> int:
 
     from labelgraph.apis.predict import Predictor
     from labelgraph.data.image_io import ImageLoadError, load_image
-    from labelgraph.visualization.explain import explain, overlay
+    from labelgraph.visualization.explain import overlays
 
     predictor = Predictor.load(args.model)
     out = Path(args.out)
@@ -147,10 +147,10 @@ def cmd_explain(argv: list[str]) -> int:
         scores = result["scores"]
         names = wanted or result["labels"] or [max(scores, key=scores.get)]  # at least the most likely class
         x = predictor.transform(image)[None]
-        maps, kind = explain(predictor.model, x, [predictor.classes.index(n) for n in names])
-        for name, heat in zip(names, maps, strict=True):
+        drawn, kind = overlays(predictor.model, x, image, [predictor.classes.index(n) for n in names])
+        for name, picture in zip(names, drawn, strict=True):
             target = out / f"{Path(path).stem}_{name.replace('/', '_').replace(' ', '_')}.png"
-            overlay(image, heat.cpu().numpy()).save(target)
+            picture.save(target)
             print(f"{target}  ({kind}, p={scores[name]:.3f})")
     return 1 if failed else 0
 

@@ -36,9 +36,7 @@ def cmd_serve(argv: list[str]) -> int:
     except ImportError as err:
         raise UsageError(f"serving needs the serve extra: pip install 'labelgraph[serve]' ({err})") from err
 
-    limits = UploadLimits(max_image_bytes=int(args.max_image_mb * 2**20), max_images=args.max_images)
-    if args.max_pixels:
-        limits = UploadLimits(limits.max_image_bytes, limits.max_images, args.max_pixels)
+    limits = UploadLimits(int(args.max_image_mb * 2**20), args.max_images, args.max_pixels or UploadLimits.max_pixels)
     threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
     serve(
         args.model,

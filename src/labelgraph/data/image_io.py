@@ -74,7 +74,7 @@ def decode_image(data: bytes, min_size: tuple[int, int] | None = None, name: str
         whole_jpeg = data[:3] == JPEG_MAGIC and data[-2:] == JPEG_END  # a truncated one goes to PIL, which says so
         if whole_jpeg and img.mode in ("RGB", "L") and not _worth_a_draft(img.size, min_size):
             return _decode_jpeg(data)
-        return _pil_to_tensor(_decode_pil(img, min_size))
+        return pil_to_tensor(_decode_pil(img, min_size))
 
 
 def _decode_jpeg(data: bytes) -> torch.Tensor:
@@ -95,7 +95,8 @@ def _decode_pil(img: Image.Image, min_size: tuple[int, int] | None) -> Image.Ima
         return _to_rgb(img)
 
 
-def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> uint8 (3, H, W), a view of one HWC copy (the layout :func:`read_image` returns)."""
     return torch.from_numpy(np.array(img)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W), a view of one copy
 
 

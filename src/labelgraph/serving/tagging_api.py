@@ -25,7 +25,7 @@ from labelgraph.apis.predict import Predictor
 from labelgraph.data.dataset import stack_images
 from labelgraph.data.image_io import ImageLoadError
 from labelgraph.serving.uploads import read_upload
-from labelgraph.visualization.explain import explain, overlay
+from labelgraph.visualization.explain import overlays
 
 OVERLAY_SIDE = 384  # overlays are drawn on the image shrunk to at most this side (a PNG per label)
 
@@ -66,8 +66,8 @@ class TaggingAPI(ls.LitAPI):
             try:
                 pixels = predictor.read(image["data"], image["name"])
             except ImageLoadError as err:
-                decoded["errors"].append({"index": image["index"], "image": image["name"], "error": str(err)})
-                decoded["errors"][-1]["status"] = 400
+                error = {"index": image["index"], "image": image["name"], "error": str(err), "status": 400}
+                decoded["errors"].append(error)
                 continue
             decoded["names"].append(image["name"])
             decoded["indices"].append(image["index"])
@@ -111,15 +111,15 @@ class TaggingAPI(ls.LitAPI):
         scores = prediction["scores"]
         names = prediction["labels"] or [max(scores, key=scores.get)]
         classes = [self.predictor.classes.index(n) for n in names]
-        heat, kind = explain(self.predictor.model, x[None].to(self.predictor.device), classes)
         image = Image.fromarray(original.permute(1, 2, 0).numpy())
         image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
-        overlays = {}
-        for name, h in zip(names, heat, strict=True):
+        drawn, kind = overlays(self.predictor.model, x[None].to(self.predictor.device), image, classes)
+        encoded = {}
+        for name, picture in zip(names, drawn, strict=True):
             buffer = io.BytesIO()
-            overlay(image, h.float().cpu().numpy()).save(buffer, format="PNG")
-            overlays[name] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-        return {"maps": overlays, "maps_kind": kind}
+            picture.save(buffer, format="PNG")
+            encoded[name] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        return {"maps": encoded, "maps_kind": kind}
 
     def encode_response(self, output: dict[str, Any]):  # no return annotation: FastAPI would take it for a model
         """200 with the predictions (and the errors of any bad image beside them); a 4xx when none could be read."""

@@ -35,6 +35,13 @@ def explain(model: torch.nn.Module, images: torch.Tensor, classes: list[int]) ->
     return grad_cam(model, images, classes), "Grad-CAM"
 
 
+def overlays(model: torch.nn.Module, images: torch.Tensor, image: Image.Image, classes: list[int]):
+    """:func:`explain` of ``classes`` for one model input ``images`` (1, 3, H, W), each map drawn over ``image`` by
+    :func:`overlay`: ``([PIL image per class], kind)``."""
+    maps, kind = explain(model, images, classes)
+    return [overlay(image, heat.float().cpu().numpy()) for heat in maps], kind
+
+
 def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
     """``heat`` (h, w), any range, min-max normalised, stretched to the image (the model saw the squash-resized
     whole image, so the grid covers it exactly) and blended in the ``jet`` colour map."""
