@@ -93,17 +93,22 @@ def update_config(model_dir: str | Path, **fields: Any) -> dict[str, Any]:
 def export_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, image_size: int | None = None, thresholds: Any = None
 ) -> Path:
-    """``labelgraph export``: a checkpoint of ``labelgraph fit`` -> an exported model folder."""
+    """``labelgraph export``: a checkpoint of ``labelgraph fit`` -> an exported model folder, with its model card
+    (``README.md``: :mod:`labelgraph.apis.model_card`)."""
+    from labelgraph.apis.model_card import write_model_card
+
     model, config = load_trained_model(checkpoint)
     size = image_size or config["preprocessing"].get("image_size")
     if not size:
         raise ValueError(f"{checkpoint}: the training image size is not recorded; pass --image-size")
-    return save_model(
+    out = save_model(
         model,
         out_dir,
         class_names=config["class_names"],
         image_size=int(size),
         thresholds=0.5 if thresholds is None else thresholds,
         label_graph=config["label_graph"],
-        extra={"exported_from": str(checkpoint)},
+        extra={"exported_from": str(checkpoint), **config.get("training", {})},
     )
+    write_model_card(out)
+    return out

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+import shlex
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -135,6 +138,7 @@ class MultiLabelTask(L.LightningModule):
         self.eval_metrics = nn.ModuleDict({name: MultiLabelMetrics(**metric_kwargs) for name in ("val", "test")})
         self.ema_metrics = nn.ModuleDict({name: MultiLabelMetrics(**metric_kwargs) for name in ("val", "test")})
         self.results: dict[str, dict[str, Any]] = {}  # last computed metrics per stage (incl. per-class AP)
+        self.eval_inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the scores/targets behind them
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -184,6 +188,7 @@ class MultiLabelTask(L.LightningModule):
             if not metric.update_called:
                 continue
             result = metric.compute()
+            self.eval_inputs[prefix] = metric.computed_inputs  # (N, C) scores and targets, for the figures
             metric.reset()
             self.results[prefix] = result
             scalars = {f"{prefix}/{k}": v for k, v in result.items() if k in SCALAR_KEYS or "_top" in k}
@@ -272,11 +277,22 @@ class MultiLabelTask(L.LightningModule):
             "model_config": self.model.config,
             "preprocessing": preprocessing,
             "weights": self.better_weights(),  # which of model.* / ema.module.* trained and exported models read
+            "metrics": self.scalar_results(),  # the last evaluation of each split, for the exported model's card
+            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         }
         if self.label_graph is not None:
             tensors, meta = self.label_graph.to_tensors()
             checkpoint["labelgraph"]["label_graph"] = {"tensors": tensors, "metadata": meta}
         checkpoint["labelgraph"]["rng"] = random_states()  # so a resumed run draws what the uninterrupted one did
+
+    def scalar_results(self) -> dict[str, dict[str, float | None]]:
+        """The last computed metrics of each split (``val``, ``val_ema``, ``test``), scalars only, with the epoch."""
+        out = {}
+        for prefix, result in self.results.items():
+            scalars = {k: float(v) for k, v in result.items() if k in SCALAR_KEYS or "_top" in k}
+            out[prefix] = {k: None if math.isnan(v) else round(v, 4) for k, v in scalars.items()}
+            out[prefix]["epoch"] = int(self.current_epoch)
+        return out
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("labelgraph", {}).get("class_names")

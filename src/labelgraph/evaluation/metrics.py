@@ -292,4 +292,5 @@ class MultiLabelMetrics(Metric):
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         scores = self.scores if isinstance(self.scores, torch.Tensor) else torch.cat(self.scores)
         targets = self.targets if isinstance(self.targets, torch.Tensor) else torch.cat(self.targets)
+        self.computed_inputs = (scores, targets)  # every process's scores (synced), for figures of this evaluation
         return evaluate(scores, targets, **self.evaluate_kwargs)

@@ -19,6 +19,7 @@ from safetensors.torch import load_model as load_safetensors_into
 from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
 from labelgraph.models._registry import create_model
+from labelgraph.models.hub_source import model_folder
 
 BUILD_TIME_FILES = ("pretrained", "prototypes")  # builder arguments read once at construction, not re-read on load
 
@@ -45,8 +46,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
 
 
 def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
-    """The model weights of an exported model folder or of a Lightning checkpoint (read without unpickling code)."""
-    path = Path(source)
+    """The model weights of an exported model folder (or ``hf-hub:`` name) or of a Lightning checkpoint (read without
+    unpickling code)."""
+    path = model_folder(source)
     if path.is_dir():
         from safetensors.torch import load_file
 
@@ -101,8 +103,11 @@ def initialise_from(model: nn.Module, source: str | Path) -> dict[str, list[str]
 
 
 def load_model(model_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild an exported model (in eval mode) and return it with its config."""
-    folder = Path(model_dir)
+    """Rebuild an exported model (in eval mode) and return it with its config.
+
+    ``model_dir``: a folder, or ``hf-hub:ORG/NAME[@REVISION]`` (fetched into the Hugging Face cache:
+    :mod:`labelgraph.models.hub_source`)."""
+    folder = model_folder(model_dir)
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder}: not an exported labelgraph model (no config.json)")
@@ -128,11 +133,10 @@ def load_model(model_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """An exported model folder (``load_model``) or a Lightning checkpoint of ``labelgraph fit``, in eval mode.
-
-    A checkpoint is rebuilt from the method, arguments and label graph it records.
+    """An exported model folder or ``hf-hub:`` name (``load_model``) or a Lightning checkpoint of ``labelgraph fit``,
+    in eval mode. A checkpoint is rebuilt from the method, arguments and label graph it records.
     """
-    path = Path(source)
+    path = model_folder(source)
     if path.is_dir():
         return load_model(path)
     if not path.is_file():
@@ -155,5 +159,6 @@ def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         "class_names": classes,
         "preprocessing": info["preprocessing"],
         "label_graph": graph,
+        "training": {k: info[k] for k in ("metrics", "command") if k in info},
     }
     return model.eval(), config
