@@ -194,8 +194,7 @@ class Sweep:
             if not 0 <= i < len(points):
                 raise IndexError(f"point {i}: the sweep has points 0..{len(points) - 1}")
             folder = out / f"point-{i:03d}"
-            config = self.config(points[i])
-            config.setdefault("trainer", {})["default_root_dir"] = str(folder)
+            config = relocate_outputs(self.config(points[i]), folder)
             if _done(folder, config):
                 continue
             folder.mkdir(parents=True, exist_ok=True)
@@ -275,3 +274,18 @@ def _done(folder: Path, config: dict) -> bool:
     """A point is done when it has a result for this very config."""
     saved = folder / "sweep_config.yaml"
     return (folder / "result.json").is_file() and saved.is_file() and yaml.safe_load(saved.read_text()) == config
+
+
+def relocate_outputs(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Point a run's outputs into its point's folder: the root directory, each logger's ``save_dir`` and each
+    checkpoint callback's ``dirpath`` (a recipe names ``runs/<recipe>``, which every point would share)."""
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(folder)
+    loggers = trainer.get("logger")
+    for entry in loggers if isinstance(loggers, list) else [loggers]:
+        if isinstance(entry, dict) and "save_dir" in entry.get("init_args", {}):
+            entry["init_args"]["save_dir"] = str(folder)
+    for entry in trainer.get("callbacks") or []:
+        if isinstance(entry, dict) and "dirpath" in (entry.get("init_args") or {}):
+            entry["init_args"]["dirpath"] = str(folder / "checkpoints")
+    return config

@@ -118,7 +118,16 @@ def plot_label_graph(graph: LabelGraph, path: str | Path, tau: float = 0.4) -> i
 
 
 def plot_pr_curves(scores: np.ndarray, targets: np.ndarray, class_names: list[str], path: str | Path) -> None:
-    """One precision-recall curve per class (unknown targets left out), AP in the legend."""
+    """One precision-recall curve per class (unknown targets left out), AP in the legend, saved to ``path``."""
+    fig = pr_curves_figure(scores, targets, class_names)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pr_curves_figure(
+    scores: np.ndarray, targets: np.ndarray, class_names: list[str], title: str = "Precision-recall per class (AP)"
+) -> plt.Figure:
+    """One precision-recall curve per class of (N, C) scores and {-1, 0, 1} targets (-1, unknown, left out)."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
@@ -129,9 +138,8 @@ def plot_pr_curves(scores: np.ndarray, targets: np.ndarray, class_names: list[st
             continue
         precision, recall, _ = precision_recall_curve(y, s)
         ax.plot(recall, precision, lw=1, label=f"{name} ({100 * average_precision_score(y, s):.1f})")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall per class (AP)")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
     ax.legend(fontsize=6, ncol=2 if len(class_names) > 12 else 1)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

@@ -13,7 +13,14 @@ import numpy as np  # noqa: E402
 
 
 def plot_per_class_ap(per_class: dict[str, list[float]], class_names: list[str], path: Path) -> None:
-    """Grouped bars: one group per class, one bar per method."""
+    """Grouped bars: one group per class, one bar per method (the test split's AP), saved to ``path``."""
+    fig = per_class_ap_figure(per_class, class_names, "Per-class average precision (test split)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def per_class_ap_figure(per_class: dict[str, list[float]], class_names: list[str], title: str) -> plt.Figure:
+    """Grouped bars: one group per class, one bar per entry of ``per_class`` (a method, or a split), AP in %."""
     methods = list(per_class)
     x = np.arange(len(class_names))
     width = 0.8 / max(len(methods), 1)
@@ -24,10 +31,9 @@ def plot_per_class_ap(per_class: dict[str, list[float]], class_names: list[str],
     ax.set_ylabel("AP (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize="small", ncol=min(len(methods), 4))
-    ax.set_title("Per-class average precision (test split)")
+    ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plot_curves(history: dict[str, list[dict[str, float]]], path: Path) -> None:
