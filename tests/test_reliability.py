@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,21 @@ def fit_args(data: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "labelgraph.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, wait_for: Path | None = None, send: int = 0
+) -> subprocess.CompletedProcess:
+    """``labelgraph ARGS`` in a child process; with ``wait_for``, send it signal ``send`` once that file exists."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", **(env or {})}
+    command = [sys.executable, "-m", "labelgraph.cli", *args]
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        if wait_for is not None:
+            deadline = time.monotonic() + 300
+            while not wait_for.exists() and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if p.poll() is None:
+                p.send_signal(send)
+        out, err = p.communicate(timeout=600)
+    return subprocess.CompletedProcess(command, p.returncode, out, err)
 
 
 def val_map(metrics_csv: Path) -> float:
@@ -96,7 +107,8 @@ def test_ddp_validation_equals_one_process(tiny_dataset, tmp_path):
         assert not log.exists()
         out = run_cli(
             ["validate", *fit_args(data, "--data.num_workers", "0", "--trainer.accelerator", "cpu", *extra),
-             "--trainer.logger.init_args.version", f"validate-{name}", "--ckpt_path", ckpt], run,
+             "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "runs/demo",
+             "--trainer.logger.version", f"validate-{name}", "--ckpt_path", ckpt], run,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         if name == "ddp":

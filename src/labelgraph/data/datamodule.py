@@ -16,6 +16,7 @@ from labelgraph.data.classes import check_same_classes
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad, eval_dataset
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
+from labelgraph.data.resumable_loader import ResumableDataLoader
 from labelgraph.data.samplers import SeededEpochSampler, UnpaddedDistributedSampler
 from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS, decode_size, train_transform
 from labelgraph.graph import LabelGraph
@@ -213,7 +214,13 @@ class MultiLabelDataModule(L.LightningDataModule):
         # order and augmentations drawn from (seed, epoch) only: a resumed run replays its epochs exactly
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         sampler = SeededEpochSampler(self.train_set, seed=seed, epoch_source=self._epoch)
-        return self._loader(self.train_set, self.batch_size, shuffle=False, drop_last=self.drop_last, sampler=sampler)
+        return self._loader(self.train_set, self.batch_size, shuffle=False, drop_last=self.drop_last, sampler=sampler,
+                            batches_done=self._batches_done)  # fmt: skip
+
+    def _batches_done(self) -> int:
+        """Batches of the current epoch trained on so far (saved with a mid-epoch checkpoint, skipped on resume)."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
 
     def _epoch(self) -> int:
         """The epoch the trainer is about to run (restored from the checkpoint on resume); 0 without a trainer."""
@@ -232,8 +239,11 @@ class MultiLabelDataModule(L.LightningDataModule):
             sampler = UnpaddedDistributedSampler(dataset)
         return self._loader(dataset, self.eval_batch_size, shuffle=False, sampler=sampler)
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool, drop_last: bool = False, sampler=None) -> DataLoader:
-        return DataLoader(
+    def _loader(
+        self, dataset, batch_size: int, shuffle: bool, drop_last: bool = False, sampler=None, batches_done=None
+    ) -> DataLoader:
+        extra = {"batches_done": batches_done} if batches_done is not None else {}
+        return (ResumableDataLoader if batches_done is not None else DataLoader)(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle if sampler is None else False,
@@ -244,4 +254,5 @@ class MultiLabelDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),  # uint8 batches, pinned for an asynchronous copy to the GPU
             generator=torch.Generator().manual_seed(0),  # worker seeds never draw from the global random state
+            **extra,
         )
