@@ -79,6 +79,24 @@ class Predictor:
         model, config = load_model(model_dir)
         return cls(model, config, device)
 
+    def score_classes(self, class_names: list[str], embeddings: str) -> Predictor:
+        """Zero-shot: score ``class_names`` from now on, each through a query made from its word vector
+        (``embeddings``: a source of :func:`labelgraph.graph.embeddings_from_source`, the one the model was trained
+        with). Only an ML-Decoder trained with ``queries="embeddings"`` can. The thresholds become the model's
+        single one (calibrated per-class thresholds belong to the trained classes)."""
+        from labelgraph.graph.embeddings import embeddings_from_source
+        from labelgraph.models.ml_decoder import score_new_classes
+
+        if not class_names:
+            raise InvalidInputError("no class names to score")
+        vectors, _ = embeddings_from_source(embeddings, class_names)
+        score_new_classes(self.model, vectors)
+        stored = self.config.get("thresholds", 0.5)
+        self.classes = list(class_names)
+        self.thresholds = np.full(len(self.classes), 0.5 if isinstance(stored, list) else float(stored))
+        self.calibrated = False
+        return self
+
     def resolve_thresholds(self, threshold: float | str | None) -> np.ndarray:
         """None -> the stored thresholds; ``"calibrated"`` -> the stored per-class ones (must exist); a number."""
         if threshold is None:

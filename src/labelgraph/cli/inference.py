@@ -67,11 +67,20 @@ def cmd_predict(argv: list[str]) -> int:
     p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--classes", default=None, metavar="FILE",
+                   help="zero-shot: score these class names (one per line) instead of the trained ones (ml_decoder "
+                   "with queries=embeddings); needs --embeddings")  # fmt: skip
+    p.add_argument("--embeddings", default=None, help="with --classes: the word vectors the model was trained with "
+                   "(glove50, glove:PATH)")  # fmt: skip
     args = p.parse_args(argv)
 
     from labelgraph.apis.predict import Predictor, expand_paths, write_predictions
 
     predictor = Predictor.load(args.model, args.device)
+    if args.classes:
+        if not args.embeddings:
+            raise UsageError("--classes needs --embeddings (the word vectors the model was trained with)")
+        predictor.score_classes(read_class_names(args.classes), args.embeddings)
     paths, missing = expand_paths(args.paths)
     threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
     result = predictor.predict(paths, threshold=threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True)
@@ -84,6 +93,17 @@ def cmd_predict(argv: list[str]) -> int:
     for error in result["errors"]:
         print(f"error: {error['image']}: {error['error']}", file=sys.stderr)
     return 1 if result["errors"] else 0
+
+
+def read_class_names(path: str) -> list[str]:
+    """A class list file: one name per line (blank lines and ``#`` comments skipped)."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"--classes {path}: no such file")
+    names = [line.strip() for line in file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        raise UsageError(f"--classes {path}: no class names in it (one per line)")
+    return names
 
 
 def cmd_calibrate(argv: list[str]) -> int:

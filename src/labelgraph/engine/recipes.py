@@ -30,6 +30,24 @@ def adamw(params: Any, lr: float = 1e-4, weight_decay: float = 1e-2) -> torch.op
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+class AdamNoDecayOn1d(torch.optim.Adam):
+    """ASL's and ML-Decoder's optimiser: Adam with L2 weight decay on the weight matrices and kernels only -- none on
+    biases, norms or other 1-D parameters (their ``add_weight_decay``). Each parameter group is split in two, keeping
+    its other entries (name, learning-rate multiplier)."""
+
+    def __init__(self, params: Any, lr: float = 1e-4, weight_decay: float = 1e-4) -> None:
+        groups = list(params)
+        if groups and isinstance(groups[0], torch.Tensor):
+            groups = [{"params": groups}]
+        split = []
+        for group in groups:
+            for keep, decay in ((lambda p: p.ndim > 1, weight_decay), (lambda p: p.ndim <= 1, 0.0)):
+                chosen = [p for p in group["params"] if keep(p)]
+                if chosen:
+                    split.append({**group, "params": chosen, "weight_decay": decay})
+        super().__init__(split, lr=lr)
+
+
 @dataclass(frozen=True)
 class OptimizationRecipe:
     """What a method's paper optimises with.
@@ -57,6 +75,11 @@ METHOD_RECIPES: dict[str, OptimizationRecipe] = {
         partial(adamw, lr=5e-5, weight_decay=5e-3),
         partial(OneCycleLR, pct_start=0.2),
         "SADCL scripts/sadcl/coco.sh: AdamW 5e-5, wd 5e-3, one-cycle (20 % warm-up) stepped per batch",
+    ),
+    "ml_decoder": OptimizationRecipe(
+        partial(AdamNoDecayOn1d, lr=1e-4, weight_decay=1e-4),
+        partial(OneCycleLR, pct_start=0.2),
+        "ML-Decoder train.py: Adam 1e-4, L2 1e-4 on weights only, one-cycle (20 % warm-up) stepped per batch",
     ),
 }
 

@@ -1,11 +1,11 @@
 """The losses each method is defined with, in one place: the task, the demo and the sweeps all read them here.
 
-A method's *criterion* is the classification loss its paper trains with (masked BCE unless the method says
-otherwise: Query2Label and SADCL train with ASL); its *auxiliary terms* are the extra losses of its paper (A-GCN/LGLM's
-graph sparsity, SADCL's two contrastive terms). Auxiliary weights can be tied to the scale of the criterion they
-were tuned with: SADCL's 100 and 50 are relative to ASL's mean x 1000 (Query2Label's scaling), against which the
-contrastive terms are a fraction of the total; against a plain BCE (~0.7) they are ~600x the classification loss and
-the label features collapse. :func:`check_loss_scale` warns about such a pairing.
+A method's *criterion* is the classification loss its paper trains with (masked BCE unless the method says otherwise:
+Query2Label, SADCL and ML-Decoder train with ASL); its *auxiliary terms* are the extra losses of its paper
+(A-GCN/LGLM's graph sparsity, SADCL's two contrastive terms). Auxiliary weights can be tied to the scale of the
+criterion they were tuned with: SADCL's 100 and 50 are relative to ASL's mean x 1000 (Query2Label's scaling), against
+which the contrastive terms are a fraction of the total; against a plain BCE (~0.7) they are ~600x the classification
+loss and the label features collapse. :func:`check_loss_scale` warns about such a pairing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from labelgraph.losses.graph_sparsity import GraphSparsityLoss
 METHOD_CRITERIA: dict[str, Callable[[], nn.Module]] = {
     "query2label": lambda: AsymmetricLoss.from_preset("query2label"),
     "sadcl": lambda: AsymmetricLoss.from_preset("sadcl"),
+    "ml_decoder": lambda: AsymmetricLoss.from_preset("asl"),  # ML-Decoder's train.py: γ- 4, γ+ 0, clip 0.05, sum
 }
 
 METHOD_AUX_LOSSES: dict[str, Callable[[], list[AuxiliaryLoss]]] = {

@@ -12,6 +12,7 @@ from labelgraph.models import (  # noqa: F401  (each registers its method)
     ggnn,
     iml_gcn,
     lglm,
+    ml_decoder,
     ml_gcn,
     query2label,
     sadcl,

@@ -168,7 +168,7 @@ def train_one(
         method=method,
         backbone=settings.backbone,
         pretrained=settings.pretrained,
-        model_args={**recipe.model_args, **(model_args or {})},
+        model_args={**(method_model_args(method, recipe.model_args) or {}), **(model_args or {})},
         backbone_lr_mult=recipe.backbone_lr_mult if settings.pretrained else 1.0,
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,

@@ -1,15 +1,15 @@
 """How each method trains in ``labelgraph demo``: its own paper's recipe, scaled to the demo's size.
 
-Every method sees the same images for the same number of epochs. The label-graph methods keep the demo's recipe
-(AdamW 1e-3, weight decay 1e-4, cosine over the epochs, the pretrained backbone at 0.1x: the graph papers fine-tune
-the backbone at a tenth of the head's rate). Query2Label and SADCL train as their papers do
-(:mod:`labelgraph.engine.recipes` and :mod:`labelgraph.losses.method_losses`): AdamW with their weight decay, one
-learning rate for every parameter, a one-cycle schedule with 20 % warm-up stepped per batch, ASL, and an EMA of the
-weights of which the better (EMA or raw, by validation mAP) is kept, at the paper's peak learning rate 1e-4. Two
-things differ from the papers, both because the demo's backbone is a stand-in: the EMA decay, whose horizon
-1 / (1 - decay) is one epoch of the demo (the official 0.9997 is ~2.6 COCO epochs at batch 64; on the demo's ~60 steps
-per epoch it would average the first epochs' weights), and BatchNorm, which is re-estimated on the scenes as it is
-for every other method instead of frozen (the papers freeze ImageNet statistics; the demo's weights carry the
+Every method sees the same images for the same number of epochs. The label-graph methods keep the demo's recipe (AdamW
+1e-3, weight decay 1e-4, cosine over the epochs, the pretrained backbone at 0.1x: the graph papers fine-tune the
+backbone at a tenth of the head's rate). Query2Label, SADCL and ML-Decoder train as their papers do
+(:mod:`labelgraph.engine.recipes` and :mod:`labelgraph.losses.method_losses`): AdamW (ML-Decoder: Adam) with their
+weight decay, one learning rate for every parameter, a one-cycle schedule with 20 % warm-up stepped per batch, ASL,
+and an EMA of the weights of which the better (EMA or raw, by validation mAP) is kept, at the paper's peak learning
+rate 1e-4. Two things differ from the papers, both because the demo's backbone is a stand-in: the EMA decay, whose
+horizon 1 / (1 - decay) is one epoch of the demo (the official 0.9997 is ~2.6 COCO epochs at batch 64; on the demo's
+~60 steps per epoch it would average the first epochs' weights), and BatchNorm, which is re-estimated on the scenes as
+it is for every other method instead of frozen (the papers freeze ImageNet statistics; the demo's weights carry the
 statistics of 48-px isolated items: frozen, Query2Label loses 3.3 mAP on the demo data -- README, "The demo").
 """
 
@@ -69,7 +69,8 @@ def demo_recipe(
         recipe.lr_scheduler,
         1.0,
         round(decay, 6),
-        {"optimizer": f"AdamW lr {peak:g} wd {weight_decay:g} (paper: {recipe.source})",
+        {"optimizer": f"{getattr(recipe.optimizer.func, '__name__', 'optimizer')} lr {peak:g} wd {weight_decay:g} "
+                      f"(paper: {recipe.source})",
          "schedule": "one-cycle, 20 % warm-up, per batch", "backbone_lr_mult": 1.0,
          "ema": f"{decay:.4f} (horizon one epoch), better of EMA/raw by val mAP",
          "batchnorm": "re-estimated, all stages trained (the stand-in weights are not ImageNet's)"},

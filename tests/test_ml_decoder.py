@@ -1,0 +1,106 @@
+"""ML-Decoder: group decoding against an explicit loop, no self-attention anywhere, the paper's defaults, fixed or
+learnable queries, class maps from the cross-attention, and word-vector queries that score new classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from labelgraph import LabelGraph, create_model
+from labelgraph.errors import InvalidInputError
+from labelgraph.layers.group_decoder import GroupFullyConnected
+from labelgraph.models.ml_decoder import score_new_classes
+
+from .conftest import TINY_BACKBONE
+
+
+def graph_with_embeddings(num_classes: int, dim: int = 12) -> LabelGraph:
+    targets = (np.random.default_rng(0).random((30, num_classes)) < 0.4).astype(np.int8)
+    graph = LabelGraph.from_targets(targets, [f"c{i}" for i in range(num_classes)])
+    graph.embeddings = torch.randn(num_classes, dim)
+    return graph
+
+
+@pytest.mark.parametrize("num_classes, groups", [(7, 7), (150, 100), (250, 100)])
+def test_group_decoding_equals_an_explicit_loop(num_classes, groups):
+    torch.manual_seed(0)
+    fc = GroupFullyConnected(groups, 16, num_classes)
+    nn.init.normal_(fc.bias)
+    h = torch.randn(3, groups, 16)
+    g = -(-num_classes // groups)  # ceil
+    assert fc.group_size == g
+    expected = torch.zeros(3, groups * g)
+    for k in range(groups):  # query k scores classes k g .. k g + g - 1 through its own (16 x g) matrix
+        expected[:, k * g : (k + 1) * g] = h[:, k] @ fc.weight[k]
+    expected = expected[:, :num_classes] + fc.bias
+    assert torch.allclose(fc(h), expected, atol=1e-5)
+
+
+def test_paper_defaults_and_query_count():
+    model = create_model("ml_decoder", num_classes=80, backbone=TINY_BACKBONE)
+    head = model.head
+    assert head.query_embed.weight.shape == (80, 768)  # K = min(100, C)
+    assert len(head.layers) == 1
+    layer = head.layers[0]
+    assert layer.cross_attn.num_heads == 8 and layer.ffn.net[0].out_features == 2048 and layer.dropout.p == 0.1
+    assert create_model("ml_decoder", num_classes=300, backbone=TINY_BACKBONE).head.query_embed.weight.shape[0] == 100
+    assert not head.query_embed.weight.requires_grad  # the official code's fixed random queries
+    learnable = create_model("ml_decoder", num_classes=80, backbone=TINY_BACKBONE, queries="learnable")
+    assert learnable.head.query_embed.weight.requires_grad
+
+
+def test_only_cross_attention_runs():
+    """Every attention call takes its keys from the image tokens, never from the queries (no self-attention)."""
+    model = create_model("ml_decoder", num_classes=5, backbone=TINY_BACKBONE, num_layers=3).eval()
+    attentions = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    assert len(attentions) == 3  # one per layer
+    calls = []
+    for attention in attentions:
+        attention.register_forward_hook(lambda m, args, out: calls.append((args[0].shape, args[1].shape)))
+    model(torch.rand(2, 3, 64, 96))  # test_resnet: a 2 x 3 feature map, 6 tokens; 5 queries
+    assert calls == [((2, 5, 768), (2, 6, 768))] * 3
+
+
+def test_fixed_queries_stay_fixed_while_training():
+    model = create_model("ml_decoder", num_classes=4, backbone=TINY_BACKBONE).train()
+    before = model.head.query_embed.weight.detach().clone()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(torch.rand(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    assert torch.equal(model.head.query_embed.weight, before)
+
+
+def test_class_maps_are_each_class_query_attention():
+    model = create_model("ml_decoder", num_classes=150, backbone=TINY_BACKBONE).eval()  # 100 queries, 2 classes each
+    maps = model.class_maps(torch.rand(2, 3, 64, 96))
+    assert maps.shape == (2, 150, 2, 3)
+    assert torch.allclose(maps.sum(dim=(2, 3)), torch.ones(2, 150), atol=1e-5)
+    assert torch.equal(maps[:, 0], maps[:, 1]) and not torch.equal(maps[:, 1], maps[:, 2])  # classes 0, 1: query 0
+
+
+def test_word_vector_queries_score_new_classes():
+    model = create_model("ml_decoder", num_classes=6, label_graph=graph_with_embeddings(6), backbone=TINY_BACKBONE,
+                         queries="embeddings").eval()  # fmt: skip
+    images = torch.rand(2, 3, 32, 32)
+    trained = model(images)
+    assert trained.shape == (2, 6)
+    new = torch.randn(9, 12)
+    score_new_classes(model, torch.cat([model.head.label_embed, new]))
+    scores = model(images)
+    assert scores.shape == (2, 15) and model.num_classes == 15
+    assert torch.allclose(scores[:, :6], trained, atol=1e-5)  # a class's score depends on its own query only
+    with pytest.raises(InvalidInputError, match="12-d"):
+        score_new_classes(model, torch.randn(3, 50))
+    with pytest.raises(InvalidInputError, match="queries='embeddings'"):
+        score_new_classes(create_model("ml_decoder", num_classes=3, backbone=TINY_BACKBONE), new)
+
+
+def test_per_class_vectors_are_the_group_columns():
+    model = create_model("ml_decoder", num_classes=150, backbone=TINY_BACKBONE).eval()
+    h = torch.randn(1, 100, 768)
+    vectors = model.head.per_class_vectors()  # (150, 768)
+    logits = model.head.classifier(h) - model.head.classifier.bias
+    for c in (0, 1, 77, 149):  # class c = query c // 2 through its own column
+        assert torch.allclose(logits[0, c], h[0, c // 2] @ vectors[c], atol=1e-4)
