@@ -38,12 +38,12 @@ def checkpoint(tiny_dataset, tmp_path_factory) -> Path:
     """One epoch of ``labelgraph fit`` with the demo config (in this process, its command line recorded)."""
     run = tmp_path_factory.mktemp("fit")
     args = [*cli_args(tiny_dataset, 1), "--model.method", "ml_gcn", "--data.embeddings", "onehot",
-            "--trainer.default_root_dir", str(run), "--trainer.logger", "false",
-            "--trainer.callbacks.dirpath", str(run / "checkpoints")]  # fmt: skip
+            "--trainer.logger", "false"]  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(run)  # the demo config writes runs/demo/checkpoints relative to the working directory
         mp.setattr("sys.argv", ["labelgraph", "fit", *args])
         cli_main(["fit", *args])
-    return run / "checkpoints" / "last.ckpt"
+    return run / "runs" / "demo" / "checkpoints" / "last.ckpt"
 
 
 def place_in_hf_cache(folder: Path, cache: Path, repo_id: str, commit: str = "0123456789" * 4) -> None:
