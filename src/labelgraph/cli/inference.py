@@ -80,7 +80,9 @@ def cmd_predict(argv: list[str]) -> int:
     if args.classes:
         if not args.embeddings:
             raise UsageError("--classes needs --embeddings (the word vectors the model was trained with)")
-        predictor.score_classes(read_class_names(args.classes), args.embeddings)
+        from labelgraph.data.formats import read_class_list
+
+        predictor.score_classes(read_class_list(args.classes), args.embeddings)
     paths, missing = expand_paths(args.paths)
     threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
     result = predictor.predict(paths, threshold=threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True)
@@ -93,17 +95,6 @@ def cmd_predict(argv: list[str]) -> int:
     for error in result["errors"]:
         print(f"error: {error['image']}: {error['error']}", file=sys.stderr)
     return 1 if result["errors"] else 0
-
-
-def read_class_names(path: str) -> list[str]:
-    """A class list file: one name per line (blank lines and ``#`` comments skipped)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"--classes {path}: no such file")
-    names = [line.strip() for line in file.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    if not names:
-        raise UsageError(f"--classes {path}: no class names in it (one per line)")
-    return names
 
 
 def cmd_calibrate(argv: list[str]) -> int:

@@ -191,7 +191,7 @@ class MultiLabelTask(L.LightningModule):
             self.eval_inputs[prefix] = metric.computed_inputs  # (N, C) scores and targets, for the figures
             metric.reset()
             self.results[prefix] = result
-            scalars = {f"{prefix}/{k}": v for k, v in result.items() if k in SCALAR_KEYS or "_top" in k}
+            scalars = {f"{prefix}/{k}": v for k, v in scalar_metrics(result).items()}
             scalars = {k: (0.0 if math.isnan(v) else v) for k, v in scalars.items()}
             main = f"{prefix}/mAP"
             self.log(main, scalars.pop(main), prog_bar=True)
@@ -289,7 +289,7 @@ class MultiLabelTask(L.LightningModule):
         """The last computed metrics of each split (``val``, ``val_ema``, ``test``), scalars only, with the epoch."""
         out = {}
         for prefix, result in self.results.items():
-            scalars = {k: float(v) for k, v in result.items() if k in SCALAR_KEYS or "_top" in k}
+            scalars = {k: float(v) for k, v in scalar_metrics(result).items()}
             out[prefix] = {k: None if math.isnan(v) else round(v, 4) for k, v in scalars.items()}
             out[prefix]["epoch"] = int(self.current_epoch)
         return out
@@ -300,3 +300,8 @@ class MultiLabelTask(L.LightningModule):
             check_same_classes(saved, self.class_names, "checkpoint", "dataset")
         if "rng" in checkpoint.get("labelgraph", {}):
             restore_random_states(checkpoint["labelgraph"]["rng"])
+
+
+def scalar_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The one-number entries of an evaluation (mAP, CP, ..., the top-k variants), without per-class AP."""
+    return {k: v for k, v in result.items() if k in SCALAR_KEYS or "_top" in k}

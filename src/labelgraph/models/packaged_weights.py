@@ -14,6 +14,7 @@ pads symmetrically and would shift every feature map by half a pixel). Input: me
 from __future__ import annotations
 
 import importlib.resources
+import importlib.resources.abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -112,8 +113,8 @@ def packaged_entry(source: str, backbone: str) -> PackagedWeights:
     return entry
 
 
-def read_packaged_file(entry: PackagedWeights) -> dict[str, torch.Tensor]:
-    """The weights file of ``entry`` in the package's own naming; a clear error when the package is missing."""
+def packaged_file(entry: PackagedWeights) -> importlib.resources.abc.Traversable:
+    """Where the weights file of ``entry`` is; a clear error when the package or the file is missing."""
     try:
         path = importlib.resources.files(entry.module).joinpath(entry.file)
     except ModuleNotFoundError as err:
@@ -121,7 +122,12 @@ def read_packaged_file(entry: PackagedWeights) -> dict[str, torch.Tensor]:
         raise InvalidInputError(f"packaged weights need {entry.distribution}: {need}") from err
     if not path.is_file():
         raise InvalidInputError(f"{entry.distribution} is installed but has no {entry.file} (another version?)")
-    with importlib.resources.as_file(path) as local:
+    return path
+
+
+def read_packaged_file(entry: PackagedWeights) -> dict[str, torch.Tensor]:
+    """The weights file of ``entry`` in the package's own naming (``torch.load(weights_only=True)``)."""
+    with importlib.resources.as_file(packaged_file(entry)) as local:
         state = torch.load(local, map_location="cpu", weights_only=True)
     return dict(state)
 

