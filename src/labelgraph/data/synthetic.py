@@ -165,7 +165,7 @@ SHAPE_DRAWERS = {
 }
 
 
-def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+def shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """Mask (size, size) in [0, 1] of a randomly rotated shape."""
     if name not in SHAPE_DRAWERS:
         raise ValueError(f"unknown shape {name!r}")
@@ -180,7 +180,7 @@ def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
 
 class ShapeItems:
     def draw(self, cls: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        mask = _shape_mask(SHAPE_CLASSES[cls], size, rng)
+        mask = shape_mask(SHAPE_CLASSES[cls], size, rng)
         colour = rng.uniform(60, 255, size=3)
         return mask[..., None] * colour, mask
 
