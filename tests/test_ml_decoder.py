@@ -1,6 +1,6 @@
 """ML-Decoder: group decoding against an explicit loop, no self-attention anywhere, the paper's defaults, fixed or
 learnable queries, class maps from the cross-attention, word-vector queries that score new classes, and a zero-shot
-run: trained on twelve coloured demo shapes, it ranks four colour-shape pairs it never saw well above chance."""
+run: trained on twenty coloured demo shapes, it ranks five colour-shape pairs it never saw well above chance."""
 
 from __future__ import annotations
 
@@ -158,10 +158,9 @@ def colour_shape_scenes(n: int, allowed: list[str], rng: np.random.Generator) ->
             size = int(rng.integers(20, cell + 1))
             mask = shape_mask(shape, size, rng)[..., None]
             rgb = np.clip(np.array(COLOURS[colour]) + rng.normal(0, 15, 3), 0, 255)
-            y0, x0 = (
-                (k // 2) * cell + int(rng.integers(0, cell - size + 1)),
-                (k % 2) * cell + int(rng.integers(0, cell - size + 1)),
-            )
+            row, col = divmod(k, 2)
+            y0 = row * cell + int(rng.integers(0, cell - size + 1))
+            x0 = col * cell + int(rng.integers(0, cell - size + 1))
             region = canvas[y0 : y0 + size, x0 : x0 + size]
             region[:] = region * (1 - mask) + rgb * mask
             targets[i, PAIRS.index(name)] = 1
@@ -201,10 +200,11 @@ def test_zero_shot_held_out_classes_score_above_chance():
     with torch.no_grad():
         scores = torch.cat([model(x) for x in test_x.split(100)]).numpy()
     held = [PAIRS.index(name) for name in HELD_OUT]
-    ap, prevalence = average_precision(scores, test_t)[held], test_t[:, held].mean(axis=0)
+    per_class = average_precision(scores, test_t)
+    ap, prevalence = per_class[held], test_t[:, held].mean(axis=0)
     print(f"held-out AP {np.round(100 * ap, 1)} (mean {100 * ap.mean():.1f}), chance {np.round(100 * prevalence, 1)}")
     assert ap.mean() > 3 * prevalence.mean(), (ap, prevalence)  # 4.5x to 8.9x over six seeds
-    assert np.nanmean(average_precision(scores, test_t)[seen]) > 0.8  # the trained classes were learnt: 0.90-0.98
+    assert np.nanmean(per_class[seen]) > 0.8  # the trained classes were learnt: 0.90-0.98
     # the name decides: a held-out pair's images are ranked by its own name's scores, not by any new name's
     # cross[i, j]: AP of new name j's scores for pair i's images
     cross = np.stack([average_precision(scores[:, held], np.repeat(test_t[:, [c]], len(held), 1)) for c in held])
