@@ -29,7 +29,8 @@ from labelgraph import create_model, list_models
 from labelgraph.data.dataset import MultiLabelDataset, collate_skipping_bad
 from labelgraph.data.samplers import SeededEpochSampler
 from labelgraph.data.transforms import decode_size, train_transform
-from labelgraph.losses.method_losses import default_aux_losses, default_criterion
+from labelgraph.engine.recipes import build_aux_losses, build_criterion
+from labelgraph.models import get_recipe
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -40,7 +41,8 @@ def train_rate(method: str, precision: str, args: argparse.Namespace, device: to
     graph = label_graph(args.classes)
     model = create_model(method, num_classes=args.classes, label_graph=graph, backbone=args.backbone).to(device)
     model = model.to(memory_format=torch.channels_last).train()
-    criterion, aux_losses = default_criterion(method).to(device), default_aux_losses(method)
+    recipe = get_recipe(method)
+    criterion, aux_losses = build_criterion(recipe).to(device), build_aux_losses(recipe)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     images = torch.randint(0, 256, (args.batch, 3, args.size, args.size), dtype=torch.uint8, device=device)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from labelgraph.cli.lightning import LabelGraphCLI
 from labelgraph.data import MultiLabelDataModule
+from labelgraph.engine.lightning_cli import LabelGraphCLI
+from labelgraph.engine.recipes import component_class
 from labelgraph.engine.schedulers import planned_steps
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.graph import KnowledgeGraph
+from labelgraph.models import Component, Recipe, get_recipe
 
 from . import fixtures
 from .conftest import TINY_BACKBONE, TINY_SIZE
@@ -67,12 +70,90 @@ def test_recipe_instantiates(config, tiny_dataset, graph_file, monkeypatch, tmp_
     with planned_steps(100):  # what the Trainer would plan for step-wise schedules (OneCycle)
         opt = cli.model.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
-    mult = recipe["model"].get("backbone_lr_mult", 1.0)
+    mult = recipe["model"].get("backbone_lr_mult", 1.0)  # (pretrained false here: the recipes' factors are for weights)
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs["backbone"] == pytest.approx(lrs["head"] * mult)
 
 
-def test_every_registered_method_has_a_recipe():
+RECIPE_CONFIGS = [c for c in CONFIGS if c.stem != "demo"]  # configs/<method>_<backbone>_<dataset>-<size>.yaml
+
+
+def resolved(component: dict | Component | None) -> tuple[str, dict] | None:
+    """A class path and its arguments with the class's own defaults filled in (what would be instantiated)."""
+    if component is None:
+        return None
+    if isinstance(component, dict):
+        component = Component(component["class_path"], component.get("init_args", {}))
+    parameters = inspect.signature(component_class(component)).parameters.values()
+    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return component.class_path.rsplit(".", 1)[-1], {**defaults, **component.init_args}
+
+
+def config_recipe_fields(config: dict) -> dict:
+    """The recipe fields a shipped config sets, each with the value training gets when the config leaves it out."""
+    model, data, trainer = config["model"], config["data"], config["trainer"]
+    recipe = get_recipe(model["method"])
+    callbacks = {c["class_path"].rsplit(".", 1)[-1]: c.get("init_args", {}) for c in trainer.get("callbacks", [])}
+    return {
+        "model_args": model.get("model_args", {}),
+        "criterion": resolved(model.get("criterion", recipe.criterion)),
+        "aux_losses": [resolved(a) for a in model.get("aux_losses", recipe.aux_losses)],
+        "optimizer": resolved(model.get("optimizer", recipe.optimizer)),
+        "backbone_lr_mult": model.get("backbone_lr_mult", recipe.backbone_lr_mult),
+        "lr_scheduler": resolved(model.get("lr_scheduler", recipe.lr_scheduler)),
+        "ema_decay": model.get("ema_decay", recipe.ema_decay),
+        "metrics": model.get("metrics", recipe.metrics),
+        "epochs": trainer.get("max_epochs"),
+        "gradient_clip_val": trainer.get("gradient_clip_val"),
+        "early_stopping_patience": callbacks.get("EarlyStopping", {}).get("patience"),
+        "batch_size": data.get("batch_size", 16),
+        "drop_last": data.get("drop_last", False),
+        "image_size": data.get("image_size", 448),
+        "train_transform": data.get("train_transform", "ml_gcn"),
+        "eval_transform": data.get("eval_transform", "resize"),
+    }
+
+
+def recipe_fields(recipe: Recipe) -> dict:
+    fields = {name: getattr(recipe, name) for name in config_recipe_fields(BARE)}
+    for name in ("criterion", "optimizer", "lr_scheduler"):
+        fields[name] = resolved(fields[name])
+    fields["aux_losses"] = [resolved(a) for a in recipe.aux_losses]
+    return fields
+
+
+BARE = {"model": {"method": "baseline"}, "data": {}, "trainer": {}}
+
+
+@pytest.mark.parametrize("config", RECIPE_CONFIGS, ids=[c.stem for c in RECIPE_CONFIGS])
+def test_config_agrees_with_its_method_recipe(config):
+    """A shipped config restates its method's recipe (``models/<method>.py``): a value that drifts from it fails here.
+    The file's name says its backbone and size; another backbone than the recipe's is a like-for-like variant."""
+    text = yaml.safe_load(config.read_text())
+    method = text["model"]["method"]
+    assert config.stem.startswith(f"{method}_"), f"{config.name} is named after another method than {method}"
+    backbone_dataset, size = config.stem.removeprefix(f"{method}_").rsplit("-", 1)
+    backbone = backbone_dataset.rsplit("_", 1)[0]
+    recipe = get_recipe(method)
+    stated = text["model"].get("backbone", recipe.backbone)
+    assert stated.removeprefix("torchvision/") == backbone and int(size) == text["data"]["image_size"]
+    if backbone == recipe.backbone.removeprefix("torchvision/"):
+        assert stated == recipe.backbone
+    found, expected = config_recipe_fields(text), recipe_fields(recipe)
+    drift = {k: (found[k], expected[k]) for k in expected if found[k] != expected[k]}
+    assert drift == {}, f"{config.name} departs from {method}'s recipe (config, recipe): {drift}"
+
+
+def test_a_drifting_config_is_caught():
+    text = yaml.safe_load((CONFIGS[0].parent / "ml_gcn_resnet101_coco2014-448.yaml").read_text())
+    assert config_recipe_fields(text) == recipe_fields(get_recipe("ml_gcn"))
+    text["model"]["optimizer"]["init_args"]["momentum"] = 0.8
+    text["data"]["eval_transform"] = "center_crop"
+    found, expected = config_recipe_fields(text), recipe_fields(get_recipe("ml_gcn"))
+    assert {k for k in expected if found[k] != expected[k]} == {"optimizer", "eval_transform"}
+
+
+def test_every_method_but_the_baseline_has_a_shipped_config():
     from labelgraph import list_models
 
     methods = {yaml.safe_load(c.read_text())["model"]["method"] for c in CONFIGS}

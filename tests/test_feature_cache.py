@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from labelgraph.data.feature_cache import CachedFeatureDataset, build_feature_cache
-from labelgraph.engine.finetuning import StagedFineTuning
+from labelgraph.engine.callbacks import StagedFineTuning
 from labelgraph.engine.task import MultiLabelTask
 
 from .conftest import TINY_BACKBONE, TINY_SIZE

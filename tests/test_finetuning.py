@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from labelgraph import list_models
-from labelgraph.engine.finetuning import StagedFineTuning, TwoStageCosineLR
+from labelgraph.engine.callbacks import StagedFineTuning
+from labelgraph.engine.schedulers import TwoStageCosineLR
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.models import Backbone
 

@@ -9,7 +9,7 @@ import pytest
 
 from labelgraph.cli import main
 from labelgraph.data import AnnotationError, load_table
-from labelgraph.data.inspect import check_images, split_statistics
+from labelgraph.data.split_stats import check_images, split_statistics
 
 from . import fixtures
 

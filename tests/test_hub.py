@@ -72,7 +72,7 @@ def test_export_pushes_folder_and_card_to_the_hub(checkpoint, tmp_path):
         assert data == (out / name).read_bytes(), name  # byte for byte what was exported
     assert set(hub.authorizations) == {"Bearer hf_test_token"}
     card = uploaded["files"]["README.md"].decode()
-    val = torch.load(checkpoint, weights_only=True)["labelgraph"]["metrics"]["val"]
+    val = torch.load(checkpoint, weights_only=True)["labelgraph"]["config"]["metrics"]["val"]
     assert "library_name: labelgraph" in card and "https://arxiv.org/abs/1904.03582" in card  # ML-GCN's paper
     assert f"| val | {val['mAP']:.2f} |" in card and "labelgraph fit --config" in card
     assert "`circle`" in card and f'labelgraph.load("hf-hub:{REPO}")' in card
@@ -103,8 +103,8 @@ def test_card_describes_a_demo_export(tmp_path):
     from labelgraph.apis import save_model
 
     net = create_model("baseline", num_classes=2, backbone="test_resnet")
-    extra = {"trained_on": "labelgraph demo", "test_metrics": {"mAP": 61.6, "CF1": 50.2}}
-    folder = save_model(net, tmp_path, class_names=["cat", "dog"], image_size=64, thresholds=[0.3, 0.6], extra=extra)
+    folder = save_model(net, tmp_path, class_names=["cat", "dog"], image_size=64, thresholds=[0.3, 0.6],
+                        command="labelgraph demo", metrics={"test": {"mAP": 61.6, "CF1": 50.2}})  # fmt: skip
     card = model_card(folder)
     assert "| test | 61.60 | 50.20 |" in card and "calibrated per class (0.30 .. 0.60)" in card
     assert "64 x 64" in card and "(2, in output order): `cat`, `dog`" in card

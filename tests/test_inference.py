@@ -125,7 +125,7 @@ class TestExportFromCheckpoint:
         t.save_checkpoint(tmp_path / "m.ckpt")
         assert cli_main(["export", str(tmp_path / "m.ckpt"), "--out", str(tmp_path / "model"), "--onnx"]) == 0
         model, config = load_model(tmp_path / "model")
-        assert config["class_names"] == dm.class_names and config["preprocessing"]["image_size"] == TINY_SIZE
+        assert config.class_names == dm.class_names and config.image_size == TINY_SIZE
         x = torch.rand(3, 3, TINY_SIZE, TINY_SIZE)
         assert torch.allclose(model(x), task.model.eval()(x), atol=1e-6)
         assert torch.equal(model.head.adj, task.model.head.adj)  # the graph travels inside the checkpoint

@@ -50,7 +50,7 @@ def test_every_recipe_logs_to_tensorboard_and_csv_with_figures(recipe):
     loggers = [entry["class_path"].rsplit(".", 1)[1] for entry in trainer["logger"]]
     assert loggers == ["TensorBoardLogger", "CSVLogger"]
     callbacks = [entry["class_path"] for entry in trainer["callbacks"]]
-    assert "labelgraph.visualization.validation_figures.ValidationFigures" in callbacks
+    assert "labelgraph.engine.callbacks.ValidationFigures" in callbacks
 
 
 def test_sweep_points_log_into_their_own_folder(tmp_path):

@@ -80,35 +80,36 @@ def test_asl_ignores_unknown_and_has_finite_gradients():
 
 
 def test_each_method_carries_its_own_losses():
-    from labelgraph.losses import (
-        PrototypeToSampleContrastiveLoss,
-        SampleToSampleContrastiveLoss,
-        default_aux_losses,
-        default_criterion,
-    )
+    from labelgraph.engine.recipes import build_aux_losses, build_criterion
+    from labelgraph.losses import PrototypeToSampleContrastiveLoss, SampleToSampleContrastiveLoss
+    from labelgraph.models import get_recipe
 
-    assert isinstance(default_criterion("ml_gcn"), MaskedBCEWithLogitsLoss)
-    q2l, sadcl = default_criterion("query2label"), default_criterion("sadcl")
+    assert isinstance(build_criterion(get_recipe("ml_gcn")), MaskedBCEWithLogitsLoss)
+    q2l, sadcl = build_criterion(get_recipe("query2label")), build_criterion(get_recipe("sadcl"))
     assert isinstance(q2l, AsymmetricLoss) and (q2l.gamma_neg, q2l.scale) == (2.0, 1000.0)
     assert isinstance(sadcl, AsymmetricLoss) and (sadcl.gamma_neg, sadcl.scale) == (4.0, 1000.0)
-    aux = default_aux_losses("sadcl")
+    aux = build_aux_losses(get_recipe("sadcl"))
     assert [(type(a), a.weight) for a in aux] == [(SampleToSampleContrastiveLoss, 100.0),
                                                   (PrototypeToSampleContrastiveLoss, 50.0)]  # fmt: skip
+    assert build_aux_losses(get_recipe("baseline")) == []
 
 
 def test_sadcl_weights_with_another_criterion_scale_are_warned_about():
     import warnings
 
-    from labelgraph.losses import check_loss_scale, default_aux_losses, default_criterion
+    from labelgraph.engine.recipes import build_aux_losses, build_criterion, check_loss_scale
+    from labelgraph.models import get_recipe
 
-    aux = default_aux_losses("sadcl")
-    with pytest.warns(UserWarning, match="calibrated against ASL with reduction 'mean' and scale 1000"):
-        check_loss_scale("sadcl", MaskedBCEWithLogitsLoss(), aux)
+    sadcl = get_recipe("sadcl")
+    aux = build_aux_losses(sadcl)
+    with pytest.warns(UserWarning, match=r"calibrated against AsymmetricLoss\(.*reduction mean, scale 1000\)"):
+        check_loss_scale("sadcl", sadcl, MaskedBCEWithLogitsLoss(), aux)
     with pytest.warns(UserWarning, match="dominate"):
-        check_loss_scale("sadcl", AsymmetricLoss.from_preset("asl"), aux)  # ASL too, but summed: another scale
+        check_loss_scale("sadcl", sadcl, AsymmetricLoss.from_preset("asl"), aux)  # ASL too, but summed: another scale
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_loss_scale("sadcl", default_criterion("sadcl"), aux)
-        check_loss_scale("sadcl", AsymmetricLoss.from_preset("query2label"), aux)  # same scale, other gamma
-        check_loss_scale("sadcl", MaskedBCEWithLogitsLoss(), [])  # no contrastive terms: nothing to warn about
-        check_loss_scale("a_gcn", MaskedBCEWithLogitsLoss(), default_aux_losses("a_gcn"))
+        check_loss_scale("sadcl", sadcl, build_criterion(sadcl), aux)
+        check_loss_scale("sadcl", sadcl, AsymmetricLoss.from_preset("query2label"), aux)  # same scale, other gamma
+        check_loss_scale("sadcl", sadcl, MaskedBCEWithLogitsLoss(), [])  # no contrastive terms: nothing to warn about
+        a_gcn = get_recipe("a_gcn")
+        check_loss_scale("a_gcn", a_gcn, MaskedBCEWithLogitsLoss(), build_aux_losses(a_gcn))

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from labelgraph.cli.lightning import make_cli
 from labelgraph.data import load_table
 from labelgraph.data.synthetic import SceneConfig, generate_dataset
+from labelgraph.engine.lightning_cli import make_cli
 from labelgraph.engine.schedulers import OneCycleLR
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.losses import AsymmetricLoss, MaskedBCEWithLogitsLoss
+from labelgraph.models import Backbone, list_models
 
 from .conftest import TINY_BACKBONE
 
@@ -23,7 +25,7 @@ EPOCHS = "5"
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
-def test_task_defaults_are_the_methods_own():
+def test_task_defaults_are_the_methods_own(tmp_path):
     q2l = MultiLabelTask(method="query2label", backbone=TINY_BACKBONE, num_classes=3)
     assert isinstance(q2l.criterion, AsymmetricLoss) and q2l.criterion.gamma_neg == 2.0
     params = [torch.nn.Parameter(torch.zeros(2))]
@@ -31,12 +33,46 @@ def test_task_defaults_are_the_methods_own():
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.defaults["lr"] == 1e-4 and optimizer.defaults["weight_decay"] == 1e-2
     assert isinstance(q2l.scheduler_factory(optimizer, total_steps=10), OneCycleLR)
+    assert q2l.ema is not None and q2l.ema.decay == 0.9997 and q2l.backbone_lr_mult == 1.0
+    assert q2l.metric_kwargs["ap_mode"] == "voc_interp"  # Query2Label evaluates with interpolated AP
+    assert MultiLabelTask(method="query2label", backbone=TINY_BACKBONE, num_classes=3, ema_decay=None).ema is None
     sadcl = MultiLabelTask(method="sadcl", backbone=TINY_BACKBONE, num_classes=3, model_args={"dim_feedforward": 8})
     assert isinstance(sadcl.criterion, AsymmetricLoss) and sadcl.criterion.gamma_neg == 4.0
     assert [a.weight for a in sadcl.aux_losses] == [100.0, 50.0]
-    graph = MultiLabelTask(method="baseline", backbone=TINY_BACKBONE, num_classes=3)
-    assert isinstance(graph.criterion, MaskedBCEWithLogitsLoss) and graph.scheduler_factory is None
-    assert isinstance(graph.optimizer_factory(params), torch.optim.SGD)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in Backbone(TINY_BACKBONE).body.state_dict().items()}, str(weights))
+    graph = MultiLabelTask(method="baseline", backbone=TINY_BACKBONE, num_classes=3, pretrained=str(weights))
+    assert isinstance(graph.criterion, MaskedBCEWithLogitsLoss) and graph.ema is None
+    assert isinstance(graph.optimizer_factory(params), torch.optim.SGD) and graph.backbone_lr_mult == 0.1
+    assert isinstance(graph.scheduler_factory(torch.optim.SGD(params, lr=0.1)), torch.optim.lr_scheduler.StepLR)
+    default = MultiLabelTask(method="baseline", num_classes=3)
+    assert default.model.config["kwargs"]["backbone"] == "torchvision/resnet101"  # the recipe's backbone
+    assert default.backbone_lr_mult == 1.0  # the recipe's 0.1 is for pretrained weights
+
+
+@pytest.mark.parametrize("method", list_models())
+def test_every_recipe_names_what_exists(method):
+    """Each recipe's classes import and build, its presets exist, its builder takes its arguments."""
+    import inspect
+
+    from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS
+    from labelgraph.engine.recipes import build_aux_losses, build_criterion, optimizer_factory, scheduler_factory
+    from labelgraph.evaluation.metrics import METRIC_PRESETS
+    from labelgraph.models import get_model_builder, get_recipe
+
+    recipe = get_recipe(method)
+    assert isinstance(build_criterion(recipe), torch.nn.Module)
+    assert all(a.weight > 0 for a in build_aux_losses(recipe))
+    optimizer = optimizer_factory(recipe)([{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "lr_mult": 1.0}])
+    schedule = scheduler_factory(recipe)
+    if schedule is not None:
+        assert schedule(optimizer, total_steps=10) if recipe.warms_up else schedule(optimizer)
+    assert recipe.train_transform in TRAIN_PRESETS and recipe.eval_transform in EVAL_PRESETS
+    assert recipe.metrics in METRIC_PRESETS
+    accepted = inspect.signature(get_model_builder(method)).parameters
+    assert set(recipe.model_args) <= set(accepted), set(recipe.model_args) - set(accepted)
+    if recipe.prerequisite is not None:
+        get_model_builder(recipe.prerequisite.method)
 
 
 def test_sadcl_with_another_criterion_is_warned_about():
@@ -112,15 +148,22 @@ def test_demo_model_args_reach_only_the_methods_that_take_them():
 
 
 def test_demo_recipes_are_the_methods_own_scaled_to_the_demo():
-    from labelgraph.studies.demo_recipes import demo_recipe
+    from labelgraph.engine.recipes import optimizer_factory, scheduler_factory
+    from labelgraph.models import get_recipe
 
-    graph = demo_recipe("ml_gcn", epochs=6, steps_per_epoch=63)
-    assert graph.backbone_lr_mult == 0.1 and graph.ema_decay is None
-    assert isinstance(graph.optimizer([torch.nn.Parameter(torch.zeros(1))]), torch.optim.AdamW)
+    size = {"epochs": 6, "steps_per_epoch": 63, "batch_size": 32, "image_size": 96}
+    graph = get_recipe("ml_gcn").scaled(**size)
+    assert graph.backbone_lr_mult == 0.1 and graph.ema_decay is None and graph.epochs == 6
+    assert isinstance(optimizer_factory(graph)([torch.nn.Parameter(torch.zeros(1))]), torch.optim.AdamW)
+    assert graph.lr_scheduler.init_args == {"T_max": 6} and graph.train_transform == "flip"
     for method, weight_decay in (("query2label", 1e-2), ("sadcl", 5e-3)):
-        recipe = demo_recipe(method, epochs=6, steps_per_epoch=63)
-        optimizer = recipe.optimizer([torch.nn.Parameter(torch.zeros(1))])
+        recipe = get_recipe(method).scaled(**size)
+        optimizer = optimizer_factory(recipe)([torch.nn.Parameter(torch.zeros(1))])
         assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == weight_decay
+        assert optimizer.defaults["lr"] == 1e-4  # the short-run peak: Query2Label's paper peak
         assert recipe.backbone_lr_mult == 1.0  # one learning rate for every parameter, as the official code
         assert recipe.ema_decay == pytest.approx(1 - 1 / 63)  # a horizon of one demo epoch
-        assert isinstance(recipe.lr_scheduler(optimizer, total_steps=10), OneCycleLR)
+        assert isinstance(scheduler_factory(recipe)(optimizer, total_steps=10), OneCycleLR)
+        assert recipe.criterion == get_recipe(method).criterion and recipe.aux_losses == get_recipe(method).aux_losses
+    assert get_recipe("ml_decoder").scaled(**size, peak_lr=3e-4).optimizer.init_args["lr"] == 3e-4
+    assert get_recipe("ml_gcn").scaled(**size, lr=5e-3).optimizer.init_args["lr"] == 5e-3

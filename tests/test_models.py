@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from labelgraph import LabelGraph, create_model, list_models
 from labelgraph.apis import load_model, save_model
-from labelgraph.models import Backbone, register_model
+from labelgraph.models import Backbone, Recipe, register_model
 
 from .conftest import TINY_BACKBONE
 
@@ -93,8 +93,7 @@ class TestEveryModel:
         loaded, config = load_model(tmp_path / "m")
         x = torch.rand(2, 3, 48, 48)
         assert torch.equal(model(x), loaded(x))
-        assert config["class_names"] == classes and config["method"] == name
-        assert config["preprocessing"]["image_size"] == 48
+        assert config.class_names == classes and config.method == name and config.image_size == 48
 
 
 def test_registry_errors_name_the_alternatives():
@@ -103,7 +102,9 @@ def test_registry_errors_name_the_alternatives():
     with pytest.raises(TypeError, match="unknown arguments"):
         create_model("baseline", num_classes=3, backbone=TINY_BACKBONE, bogus=1)
     with pytest.raises(ValueError, match="already registered"):
-        register_model("baseline")(lambda **k: None)
+        register_model("baseline", recipe=Recipe(source="test"))(lambda **k: None)
+    with pytest.raises(TypeError, match="recipe must be a labelgraph.models.Recipe"):
+        register_model("another", recipe={"optimizer": "sgd"})
 
 
 def test_baseline_pooling_modes():
@@ -163,7 +164,7 @@ def test_parameter_groups_and_lr_multiplier():
     task = MultiLabelTask(
         backbone=TINY_BACKBONE, num_classes=3, backbone_lr_mult=0.1, optimizer=lambda p: torch.optim.SGD(p, lr=0.5)
     )
-    opt = task.configure_optimizers()
+    opt = task.configure_optimizers()["optimizer"]  # (with the baseline recipe's step schedule)
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs == {"backbone": pytest.approx(0.05), "head": pytest.approx(0.5)}
     n_opt = sum(p.numel() for g in opt.param_groups for p in g["params"])

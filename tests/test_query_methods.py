@@ -210,7 +210,6 @@ class TestSADCL:
         t.save_checkpoint(tmp_path / "q2l.ckpt")
         out = tmp_path / "prototypes.safetensors"
         args = [
-            "sadcl",
             "prototypes",
             "--model",
             str(tmp_path / "q2l.ckpt"),
@@ -231,7 +230,7 @@ class TestSADCL:
         save_file({"prototypes": torch.zeros(C + 1, 96)}, str(path))
         with pytest.raises(ValueError, match="for 4 classes"):
             build("sadcl", prototypes=str(path))
-        with pytest.raises(FileNotFoundError, match="labelgraph sadcl prototypes"):
+        with pytest.raises(FileNotFoundError, match="labelgraph prototypes"):
             build("sadcl", prototypes=str(tmp_path / "missing.safetensors"))
 
     def test_training_step_adds_both_terms_and_fills_the_bank(self, tiny_dataset, tmp_path):

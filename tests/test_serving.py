@@ -109,7 +109,8 @@ class TestRoutes:
         config = json.loads((model_dir / "config.json").read_text())
         assert meta["method"] == "add_gcn" and meta["classes"] == CLASSES and meta["input_size"] == 96
         assert meta["thresholds"] == [0.5] * len(CLASSES) and meta["maps"] == "class maps"
-        assert meta["preprocessing"] == config["preprocessing"] and meta["labelgraph_version"]
+        assert meta["preprocessing"]["eval_transform"] == config["eval_transform"] == "resize"
+        assert meta["preprocessing"]["image_size"] == config["image_size"] and meta["labelgraph_version"]
         assert meta["batching"] == {"max_batch_size": 8, "batch_timeout": 0.02}
         page = httpx.get(server.url + "/")
         assert (

@@ -26,10 +26,12 @@ PACKAGE = ROOT / "src" / "labelgraph"
 
 # From the ground up. ``errors`` is the ground floor (imports nothing of ours); the package's ``__init__`` (the
 # public API) and the re-export shims kept for configs and checkpoints sit on top.
+# engine sits above visualization: its callbacks draw the validation figures.
 ROOMS = ("errors", "layers", "losses", "graph", "models", "data", "evaluation",
-         "engine", "apis", "visualization", "serving", "studies", "cli")  # fmt: skip
+         "apis", "visualization", "engine", "serving", "studies", "cli")  # fmt: skip
 LIBRARY_ROOMS = ROOMS[: ROOMS.index("evaluation") + 1]
-SHIMS = ("labelgraph.task", "labelgraph.schedulers", "labelgraph.finetuning")
+SHIMS = ("labelgraph.task", "labelgraph.schedulers", "labelgraph.finetuning",
+         "labelgraph.visualization.validation_figures")  # fmt: skip
 
 
 def ruff() -> list[str]:
@@ -139,7 +141,7 @@ def upward_imports(graph: dict[str, list[tuple[str, str | None]]], rooms: tuple[
     bad = []
     for importer, targets in graph.items():
         own = room_of(importer, rooms)
-        if own is None:
+        if own is None or importer in SHIMS:
             continue  # the package's __init__ and the shims stand above every room
         for module, _ in targets:
             target = room_of(module, rooms)
@@ -274,10 +276,12 @@ def test_functions_fit_on_a_screen():
 def test_the_kept_old_paths_resolve_to_the_moved_classes():
     import importlib
 
-    import labelgraph.engine.finetuning as finetuning
+    import labelgraph.engine.callbacks as callbacks
     import labelgraph.engine.schedulers as schedulers
     import labelgraph.engine.task as task
 
     assert importlib.import_module("labelgraph.task").MultiLabelTask is task.MultiLabelTask
     assert importlib.import_module("labelgraph.schedulers").OneCycleLR is schedulers.OneCycleLR
-    assert importlib.import_module("labelgraph.finetuning").StagedFineTuning is finetuning.StagedFineTuning
+    assert importlib.import_module("labelgraph.finetuning").StagedFineTuning is callbacks.StagedFineTuning
+    figures = importlib.import_module("labelgraph.visualization.validation_figures")
+    assert figures.ValidationFigures is callbacks.ValidationFigures

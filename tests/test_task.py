@@ -115,7 +115,7 @@ def test_checkpoint_is_pickle_free_and_refuses_other_classes(tiny_dataset, tmp_p
     t.fit(task_for(dm), dm)
     ckpt = t.checkpoint_callback.best_model_path or t.checkpoint_callback.last_model_path
     state = torch.load(ckpt, weights_only=True)  # no custom objects inside
-    assert state["labelgraph"]["class_names"] == dm.class_names
+    assert state["labelgraph"]["config"]["class_names"] == dm.class_names
     other = MultiLabelTask(backbone=TINY_BACKBONE, num_classes=dm.num_classes, class_names=dm.class_names[::-1])
     with pytest.raises(ValueError, match="different order"):
         other.on_load_checkpoint(state)
@@ -137,7 +137,7 @@ def test_task_validates_its_arguments():
 
 
 def test_checkpoints_hand_on_the_better_of_ema_and_raw_weights(tiny_dataset, tmp_path):
-    """export, init_from and sadcl prototypes read the weights the checkpoint records as better on validation."""
+    """export, init_from and labelgraph prototypes read the weights the checkpoint records as better on validation."""
     from labelgraph.models import initialise_from, load_trained_model, trained_state_dict
 
     dm = datamodule(tiny_dataset)
@@ -155,7 +155,7 @@ def test_checkpoints_hand_on_the_better_of_ema_and_raw_weights(tiny_dataset, tmp
         assert torch.load(path, weights_only=True)["labelgraph"]["weights"] == better
         weights = trained_state_dict(path)
         assert all(torch.equal(weights[k], expected[k]) for k in expected)
-        model, _ = load_trained_model(path)  # export and sadcl prototypes load this way
+        model, _ = load_trained_model(path)  # export and labelgraph prototypes load this way
         assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
         fresh = task_for(dm).model
         initialise_from(fresh, path)

@@ -1,8 +1,9 @@
 """Exported models: a folder with ``model.safetensors`` + ``config.json`` (+ ``label_graph.safetensors``).
 
-Loading needs neither the training data nor pickle: the config names the method and its arguments, the class
-names in output order and the preprocessing; the weights (fixed graph priors included) are safetensors.
-Files are written to a temporary name and renamed, so a crash never leaves a half-written model.
+Loading needs neither the training data nor pickle: the config (:class:`~labelgraph.models.ModelConfig`) names the
+method and its arguments, the class names in output order and the preprocessing, eval transform included; the weights
+(fixed graph priors included) are safetensors. Files are written to a temporary name and renamed, so a crash never
+leaves a half-written model.
 """
 
 from __future__ import annotations
@@ -10,19 +11,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 from safetensors.torch import save_model as save_safetensors_from
 
+from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
-from labelgraph.models import BUILD_TIME_FILES, load_trained_model
+from labelgraph.models import ModelConfig, load_trained_model
+from labelgraph.models.model_config import CONFIG_FILE, GRAPH_FILE, WEIGHTS_FILE
+from labelgraph.models.weights import read_model_config
 
-FORMAT_VERSION = 1
 
-
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -34,6 +38,26 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def write_config(folder: Path, config: ModelConfig) -> None:
+    """``config.json`` of an exported model (atomically)."""
+    text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False)
+    atomic_write(folder / CONFIG_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
+
+
+def write_model(model: nn.Module, out_dir: str | Path, config: ModelConfig, label_graph: LabelGraph | None) -> Path:
+    """Write ``model`` with ``config`` as an exported folder: the label graph it was built from, weights and config,
+    each atomically, the config last."""
+    if (label_graph is None) != (config.label_graph is None):
+        raise ValueError("the config's label graph summary does not match the label graph given")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if label_graph is not None:
+        atomic_write(out / GRAPH_FILE, label_graph.save)
+    atomic_write(out / WEIGHTS_FILE, lambda p: save_safetensors_from(model, p))
+    write_config(out, config)
+    return out
+
+
 def save_model(
     model: nn.Module,
     out_dir: str | Path,
@@ -41,8 +65,9 @@ def save_model(
     class_names: list[str],
     image_size: int,
     label_graph: LabelGraph | None = None,
+    eval_transform: str = "resize",
     thresholds: float | list[float] = 0.5,
-    extra: dict[str, Any] | None = None,
+    **training: Any,
 ) -> Path:
     """Export a :class:`MultiLabelClassifier` built by ``create_model``.
 
@@ -51,64 +76,39 @@ def save_model(
         out_dir: folder to write (created).
         class_names: names in output order.
         image_size: the square input side the model was trained at.
-        label_graph: the graph it was built from (needed to rebuild graph methods).
+        label_graph: the graph it was built from (default: the one ``create_model`` recorded, ``model.label_graph``).
+        eval_transform: how an image is brought to that size (``resize``; ``center_crop`` as SSGRL evaluates).
         thresholds: one probability threshold, or one per class.
-        extra: anything else worth recording (metrics, training recipe), JSON-serialisable.
+        **training: what else is known: ``recipe``, ``metrics``, ``command``, ``extra`` (:class:`ModelConfig`).
     """
-    if not getattr(model, "config", None):
-        raise ValueError("model has no registry config; build it with labelgraph.create_model")
-    if len(class_names) != model.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    kwargs = {k: v for k, v in model.config["kwargs"].items() if k not in ("num_classes", *BUILD_TIME_FILES)}
-    config = {
-        "format_version": FORMAT_VERSION,
-        "method": model.config["method"],
-        "model_kwargs": kwargs,
-        "class_names": list(class_names),
-        "preprocessing": {"image_size": image_size, "resize": "squash", "input_range": [0, 1], **model.preprocessing},
-        "thresholds": thresholds,
-        "has_label_graph": label_graph is not None,
-        "extra": extra or {},
-    }
-    if label_graph is not None:
-        _atomic_write(out / "label_graph.safetensors", label_graph.save)
-    _atomic_write(out / "model.safetensors", lambda p: save_safetensors_from(model, p))
-    _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2)))
-    return out
+    graph = label_graph if label_graph is not None else getattr(model, "label_graph", None)
+    config = ModelConfig.describe(
+        model, class_names=class_names, image_size=image_size, eval_transform=eval_transform, thresholds=thresholds,
+        label_graph=graph, **training,
+    )  # fmt: skip
+    return write_model(model, out_dir, config, graph)
 
 
-def update_config(model_dir: str | Path, **fields: Any) -> dict[str, Any]:
-    """Set top-level fields of an exported model's ``config.json`` (atomically), e.g. calibrated thresholds."""
-    path = Path(model_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir}: not an exported labelgraph model (no config.json)")
-    config = json.loads(path.read_text())
-    config.update(fields)
-    _atomic_write(path, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
+def update_config(model_dir: str | Path, **fields: Any) -> ModelConfig:
+    """Change fields of an exported model's config (atomically), e.g. calibrated thresholds; the result is checked as
+    any config is read."""
+    folder = Path(model_dir)
+    config = read_model_config(folder).replace(**fields)
+    config = ModelConfig.from_dict(config.to_dict(), folder / CONFIG_FILE)
+    write_config(folder, config)
     return config
 
 
-def export_checkpoint(
-    checkpoint: str | Path, out_dir: str | Path, image_size: int | None = None, thresholds: Any = None
-) -> Path:
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, image_size: int | None = None) -> Path:
     """``labelgraph export``: a checkpoint of ``labelgraph fit`` -> an exported model folder, with its model card
     (``README.md``: :mod:`labelgraph.apis.model_card`)."""
     from labelgraph.apis.model_card import write_model_card
 
     model, config = load_trained_model(checkpoint)
-    size = image_size or config["preprocessing"].get("image_size")
+    size = image_size or config.image_size
     if not size:
-        raise ValueError(f"{checkpoint}: the training image size is not recorded; pass --image-size")
-    out = save_model(
-        model,
-        out_dir,
-        class_names=config["class_names"],
-        image_size=int(size),
-        thresholds=0.5 if thresholds is None else thresholds,
-        label_graph=config["label_graph"],
-        extra={"exported_from": str(checkpoint), **config.get("training", {})},
-    )
+        raise InvalidInputError(f"{checkpoint}: the training image size is not recorded; pass --image-size")
+    config = config.replace(image_size=int(size), extra={**config.extra, "exported_from": str(checkpoint)})
+    out = write_model(model, out_dir, ModelConfig.from_dict(config.to_dict(), checkpoint), model.label_graph)
     write_model_card(out)
     return out

@@ -1,8 +1,9 @@
 """The model card of an exported model: ``README.md`` in its folder, what the Hub shows on the model's page.
 
-Everything on it comes from the folder's ``config.json`` (method, arguments, classes, preprocessing, thresholds, and
-what training recorded: the metrics of its last evaluations and the command that ran it) and from the method's module
-docstring (the paper). Nothing is typed by hand, so the card cannot disagree with the weights beside it.
+Everything on it comes from the folder's ``config.json`` (:class:`~labelgraph.models.ModelConfig`: method, arguments,
+classes, preprocessing, thresholds, label graph, what it was trained with, the metrics of its last evaluations and the
+command that ran it) and from the method's module docstring (the paper) and recipe. Nothing is typed by hand, so the
+card cannot disagree with the weights beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labelgraph.models import get_model_builder
+from labelgraph.models import ModelConfig, get_model_builder, get_recipe
+from labelgraph.models.weights import read_model_config
+
+INPUTS = {
+    "resize": "resized (squashed) to {s} x {s}",
+    "center_crop": "resized to {r} on the shorter side, the centre {s} x {s} kept",
+}
 
 
 def paper_of(method: str) -> str:
@@ -21,13 +28,10 @@ def paper_of(method: str) -> str:
     return " ".join(doc.strip().split("\n\n")[0].split())
 
 
-def metrics_lines(extra: dict[str, Any]) -> list[str]:
-    """One table of every split's metrics the export recorded (demo: ``test_metrics``; fit: ``metrics``)."""
-    splits = dict(extra.get("metrics") or {})
-    if extra.get("test_metrics"):
-        splits["test"] = extra["test_metrics"]
+def metrics_lines(splits: dict[str, Any] | None) -> list[str]:
+    """One table of every split's metrics the model recorded."""
     if not splits:
-        return ["No evaluation was recorded with this export."]
+        return ["No evaluation was recorded with this model."]
     names = [k for k in ("mAP", "CF1", "OF1", "CP", "CR", "OP", "OR", "CF1_top3", "OF1_top3")
              if any(k in row for row in splits.values())]  # fmt: skip
     rows = ["| split | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
@@ -37,13 +41,27 @@ def metrics_lines(extra: dict[str, Any]) -> list[str]:
     return rows
 
 
+def input_line(config: ModelConfig) -> str:
+    s = config.image_size
+    shape = INPUTS[config.eval_transform].format(s=s, r=round(s * 640 / 576) if s else s)
+    return f"RGB, {shape}, scaled to [0, 1], normalised with mean {config.mean} and std {config.std}"
+
+
+def training_lines(config: ModelConfig) -> list[str]:
+    """What it was trained with (recorded), else its method's recipe (the paper's)."""
+    if config.recipe:
+        return [f"- {k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in config.recipe.items()]
+    recipe = get_recipe(config.method)
+    return ["Not recorded; the method's recipe (its paper's) is:", "",
+            *(f"- {k}: {v}" for k, v in recipe.describe().items())]  # fmt: skip
+
+
 def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
     """The card's Markdown (YAML front matter for the Hub, then the description)."""
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    method, classes, prep = config["method"], config["class_names"], config["preprocessing"]
-    extra, kwargs = config.get("extra", {}), config.get("model_kwargs", {})
+    config = read_model_config(Path(model_dir))
+    method, classes, kwargs = config.method, config.class_names, config.model_kwargs
     name = f"hf-hub:{repo_id}" if repo_id else str(model_dir)
-    command = extra.get("command") or extra.get("trained_on")
+    graph = config.label_graph
     lines = [
         "---", "library_name: labelgraph", "pipeline_tag: image-classification",
         f"tags: [labelgraph, multi-label-image-classification, {method}]", "---", "",
@@ -54,12 +72,13 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         f"- **Method**: `{method}` -- {paper_of(method)}",
         f"- **Backbone**: `{kwargs.get('backbone', 'the method default')}`; builder arguments: "
         f"`{json.dumps(kwargs, sort_keys=True)}`",
-        f"- **Input**: RGB, resized ({prep.get('resize', 'squash')}) to {prep['image_size']} x {prep['image_size']}, "
-        f"scaled to [0, 1], normalised with mean {prep.get('mean')} and std {prep.get('std')}",
-        f"- **Decision thresholds**: {describe_thresholds(config.get('thresholds', 0.5))}",
+        f"- **Input**: {input_line(config)}",
+        f"- **Decision thresholds**: {describe_thresholds(config.thresholds)}",
+        f"- **Label graph**: {describe_graph(graph)}",
         f"- **Classes** ({len(classes)}, in output order): " + ", ".join(f"`{c}`" for c in classes), "",
-        "## Metrics (percent)", "", *metrics_lines(extra), "",
-        "## How it was made", "", "```bash", str(command or "(not recorded)"), "```", "",
+        "## Metrics (percent)", "", *metrics_lines(config.metrics), "",
+        "## How it was made", "", "```bash", str(config.command or "(not recorded)"), "```", "",
+        *training_lines(config), "",
         "## Use", "", "```python", "import labelgraph", "", f'tagger = labelgraph.load("{name}")',
         'print(tagger.predict(["photo.jpg"])["predictions"][0]["labels"])', "```", "", "```bash",
         f"labelgraph predict {name} photo.jpg", f"labelgraph serve {name}", "```", "",
@@ -73,8 +92,21 @@ def describe_thresholds(thresholds: float | list[float]) -> str:
     return f"{thresholds:g} for every class"
 
 
+def describe_graph(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return "none (the method uses no label statistics)"
+    if not summary:
+        return "label_graph.safetensors (recorded before graph summaries)"
+    parts = [f"co-occurrence of {summary['classes']} classes over {summary['train_images']} training images"]
+    if summary.get("embeddings"):
+        parts.append(f"label embeddings {summary['embeddings']} ({summary['embedding_dim']}-d)")
+    if summary.get("knowledge_nodes"):
+        parts.append(f"a knowledge graph of {summary['knowledge_nodes']} nodes")
+    return "; ".join(parts) + " (label_graph.safetensors)"
+
+
 def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
     """Write ``README.md`` into the exported model's folder and return its path."""
     path = Path(model_dir) / "README.md"
-    path.write_text(model_card(model_dir, repo_id))
+    path.write_text(model_card(model_dir, repo_id), encoding="utf-8")
     return path

@@ -1,7 +1,8 @@
 """Tag images with an exported model: ``labelgraph.load(MODEL_DIR).predict(paths)`` and ``labelgraph predict``.
 
-Images are read the way training read them (EXIF orientation, grayscale/16-bit/CMYK/alpha converted), resized as
-the model's config says, and scored with sigmoid probabilities. A file that cannot be read is reported in
+Images are read the way training read them (EXIF orientation, grayscale/16-bit/CMYK/alpha converted), brought to the
+input size by the eval transform the model records (squash resize, or a centre crop), and scored with sigmoid
+probabilities. A file that cannot be read is reported in
 ``errors`` by path and the others are still predicted.
 """
 
@@ -22,7 +23,7 @@ from labelgraph.data.dataset import stack_images
 from labelgraph.data.image_io import ImageLoadError, decode_image, pil_to_tensor, read_image
 from labelgraph.data.transforms import decode_size, eval_transform
 from labelgraph.errors import InvalidInputError
-from labelgraph.models import load_model
+from labelgraph.models import ModelConfig, load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -57,22 +58,26 @@ class Predictor:
 
     Attributes:
         model: the network (eval mode).
+        config: what the model carries (:class:`~labelgraph.models.ModelConfig`).
         classes: class names in output order.
         image_size: the side the model was trained at.
         thresholds: (C,) per-class decision thresholds stored with the model (0.5 unless calibrated).
+        transform: the eval transform the model records (uint8 (3, H, W) -> (3, S, S)).
     """
 
-    def __init__(self, model: torch.nn.Module, config: dict[str, Any], device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: torch.nn.Module, config: ModelConfig, device: str | torch.device = "cpu") -> None:
+        if not config.image_size:
+            raise InvalidInputError(f"{config.method}: the model does not record its input size; export it with one")
         self.model = model.eval().to(device)
         self.config = config
         self.device = torch.device(device)
-        self.classes: list[str] = list(config["class_names"])
-        self.image_size: int = int(config["preprocessing"]["image_size"])
-        stored = config.get("thresholds", 0.5)
-        self.thresholds = np.broadcast_to(np.asarray(stored, dtype=np.float64), (len(self.classes),)).copy()
-        self.calibrated = isinstance(stored, list)
-        self.transform = eval_transform(self.image_size)
-        self.decode_size = (decode_size("resize", self.image_size),) * 2  # a phone photo decodes at a DCT scale
+        self.classes: list[str] = list(config.class_names)
+        self.image_size: int = config.image_size
+        self.thresholds = np.broadcast_to(np.asarray(config.thresholds, dtype=np.float64), (len(self.classes),)).copy()
+        self.calibrated = config.calibrated
+        # the eval preprocessing the model was validated with (squash resize, or SSGRL's centre crop)
+        self.transform = eval_transform(self.image_size, config.eval_transform)
+        self.decode_size = (decode_size(config.eval_transform, self.image_size),) * 2  # phone photos: DCT scaling
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
@@ -91,7 +96,7 @@ class Predictor:
             raise InvalidInputError("no class names to score")
         vectors, _ = embeddings_from_source(embeddings, class_names)
         score_new_classes(self.model, vectors)
-        stored = self.config.get("thresholds", 0.5)
+        stored = self.config.thresholds
         self.classes = list(class_names)
         self.thresholds = np.full(len(self.classes), 0.5 if isinstance(stored, list) else float(stored))
         self.calibrated = False

@@ -1,4 +1,4 @@
-"""SADCL's class prototypes from a trained Query2Label (or SADCL) model (``labelgraph sadcl prototypes``).
+"""SADCL's class prototypes from a trained Query2Label (or SADCL) model (``labelgraph prototypes``).
 
 The prototype of class c is the mean label-level feature (the decoder output for query c) over the training images
 where c is present *and* predicted with probability above ``threshold`` (SADCL's files use 0.85 at 448 px). The
@@ -12,6 +12,8 @@ import warnings
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
+
+from labelgraph.errors import InvalidInputError
 
 
 @torch.no_grad()
@@ -28,7 +30,10 @@ def class_prototypes(
     """
     head = model.head
     if not hasattr(head, "label_features"):
-        raise ValueError(f"{model.config['method']} has no label-level features; use a query2label or sadcl model")
+        raise InvalidInputError(
+            f"{model.config['method']} has no label-level features (a label-query head's "
+            "label_features): use a query2label or sadcl model"
+        )
     model.eval()
     confident_sum = all_sum = None
     confident_n = torch.zeros(num_classes)

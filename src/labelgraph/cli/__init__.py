@@ -1,63 +1,64 @@
-"""The ``labelgraph`` command.
+"""The ``labelgraph`` command: one module per command (``labelgraph.cli.<module>.run``), imported only when its
+command runs.
 
-Training and evaluation go through LightningCLI (``fit``, ``validate``, ``test``, ``predict`` with
-``--config``); the data module's class list and label graph are linked into the model. Other sub-commands:
+A mistake in what you gave (a malformed annotation file, a missing file, a refused checkpoint or model config, classes
+that do not match) is printed as one line, exit status 2; --debug (or LABELGRAPH_DEBUG=1) shows the traceback as well.
 
-    labelgraph models                       the registered methods, one per line
-    labelgraph demo [--methods a,b] ...     synthetic data -> train -> compare -> report
-    labelgraph data demo --out DIR          only write the synthetic dataset (used by configs/demo.yaml)
-    labelgraph data graph --train CSV --out G.safetensors [--embeddings onehot|glove:PATH|glove50|image:MODEL]
-                                            label statistics + embeddings (+ --knowledge vg:PATH) from raw annotations
-    labelgraph data stats --format F --root R --split S [--json]    label statistics of a split
-    labelgraph data check --format F --root R --split S             open every image; exit 1 if any is bad
-    labelgraph sadcl prototypes --model Q2L --split train.csv --out P.safetensors   SADCL's class prototypes
-    labelgraph export CKPT --out MODEL [--onnx]            a checkpoint -> an exported model (+ checked ONNX)
-    labelgraph predict MODEL PATH... [--out x.json|x.csv]  tag images, folders, globs; bad files listed, exit 1
-    labelgraph calibrate MODEL --split val.csv             per-class F1-optimal thresholds, stored in the model
-    labelgraph explain MODEL IMAGE... --out DIR            class-map / Grad-CAM overlays of the predicted labels
-    labelgraph serve MODEL [--port 8000] [--api-key KEY]   HTTP API (POST /predict, /health, /metadata) + web page
-    labelgraph models --details [--backbone B --size S]    parameters and FLOPs of every method
-    labelgraph viz tsne|graph|pr ...                       t-SNE of classifiers/prototypes, label graph, PR curves
-    labelgraph retrieve MODEL --index PATH... --query IMG  nearest images by the model's features
-    labelgraph report RUN_DIR                              self-contained HTML report of a demo run
-    labelgraph sweep [SWEEP.yaml] [--config C] [--grid model.model_args.tau=0.1,0.4] [--point I] [--collect]
-                                                           train a grid; CSV + Markdown tables + plot
-    labelgraph evaluate MODEL... --split test.csv [--corruptions]   metrics, and mAP under corruptions
-
-A mistake in what you gave (a malformed annotation file, a missing file, a refused checkpoint, classes that do not
-match) is printed as one line, exit status 2; --debug (or LABELGRAPH_DEBUG=1) shows the traceback as well.
+Lightning's own ``predict`` subcommand is not offered: ``labelgraph predict`` tags images with an exported model (the
+model carries its classes and preprocessing) and writes every class's probability for every image to a JSON or CSV
+file, which is what batch prediction over a dataset needs; Lightning's needed the training config and a data module
+with a prediction split, and wrote nothing.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Callable
 
-from labelgraph.cli import data, figures, inference, models, serving, studies
 from labelgraph.errors import LabelgraphError
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-
-COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "models": models.cmd_models,
-    "demo": studies.cmd_demo,
-    "data": data.cmd_data,
-    "sadcl": inference.cmd_sadcl,
-    "export": inference.cmd_export,
-    "predict": inference.cmd_predict,
-    "calibrate": inference.cmd_calibrate,
-    "explain": inference.cmd_explain,
-    "serve": serving.cmd_serve,
-    "viz": figures.cmd_viz,
-    "retrieve": figures.cmd_retrieve,
-    "report": figures.cmd_report,
-    "sweep": studies.cmd_sweep,
-    "evaluate": studies.cmd_evaluate,
+#: name -> (module of ``labelgraph.cli``, what it does); ``labelgraph --help`` lists them in this order
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "synthetic scenes -> train and compare methods -> report (the quick tour; --methods all)"),
+    "models": ("models", "the registered methods; --details: parameters and FLOPs"),
+    "data": ("data", "write the demo data, build a label graph file, statistics of a split, check its images"),
+    "fit": ("fit", "train from a config (LightningCLI: every option is --section.key)"),
+    "validate": ("fit", "validate a checkpoint with a config"),
+    "test": ("fit", "test a checkpoint with a config"),
+    "export": ("export", "a checkpoint -> an exported model folder (+ checked ONNX, + the Hugging Face Hub)"),
+    "predict": ("predict", "tag images, folders and globs with a model; JSON or CSV of every class's probability"),
+    "calibrate": ("calibrate", "per-class F1-optimal thresholds on a split, stored in the model"),
+    "explain": ("explain", "overlays of the class maps of the predicted labels (the method's own, else Grad-CAM)"),
+    "serve": ("serve", "an HTTP API (POST /predict, /health, /metadata) and a web page for a model"),
+    "retrieve": ("retrieve", "the nearest images of a query by a model's features"),
+    "evaluate": ("evaluate", "metrics of models on a split, clean and under image corruptions"),
+    "prototypes": ("prototypes", "class prototypes of a label-query model (SADCL's second stage starts from them)"),
+    "viz": ("viz", "t-SNE of classifiers or prototypes, the label graph, precision-recall curves"),
+    "report": ("report", "a self-contained HTML report of a demo run"),
+    "sweep": ("sweep", "train a grid of configurations; CSV + Markdown tables + plot"),
 }
+LIGHTNING_COMMANDS = ("fit", "validate", "test")  # their module receives the command name too
 
 # What a user's mistake raises: labelgraph's own errors, and missing or unreadable files named by the OS.
 USER_ERRORS = (LabelgraphError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: labelgraph COMMAND [options]",
+            "",
+            "Multi-label image classification with label graphs and label queries.",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "labelgraph COMMAND --help shows a command's options; --debug shows the traceback of an error.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,16 +76,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(argv: list[str]) -> int:
-    if argv and argv[0] in COMMANDS:
-        return COMMANDS[argv[0]](argv[1:])
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        print("\nLightning sub-commands: " + ", ".join(LIGHTNING_COMMANDS) + " (labelgraph fit --help)")
+        print(usage())
         return 0
-    from labelgraph.cli.lightning import make_cli
-
-    make_cli(argv)
-    return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(usage(), file=sys.stderr)
+        raise LabelgraphError(f"unknown command {name!r}; the commands: {', '.join(COMMANDS)}")
+    module = importlib.import_module(f"labelgraph.cli.{COMMANDS[name][0]}")
+    return module.run(argv if name in LIGHTNING_COMMANDS else rest)
 
 
 def one_line(err: BaseException) -> str:

@@ -8,7 +8,7 @@ import json
 from labelgraph.cli._common import dataset_arguments, format_options, load_split
 
 
-def cmd_data(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="labelgraph data", description="Datasets and label graphs.")
     sub = p.add_subparsers(dest="action", required=True)
     demo = sub.add_parser("demo", help="write the synthetic demo dataset (images + CSV)")
@@ -64,7 +64,7 @@ def data_graph(args: argparse.Namespace) -> int:
 
 
 def data_stats(args: argparse.Namespace) -> int:
-    from labelgraph.data.inspect import split_statistics
+    from labelgraph.data.split_stats import split_statistics
 
     stats = split_statistics(load_split(args, args.split))
     if args.json:
@@ -76,7 +76,7 @@ def data_stats(args: argparse.Namespace) -> int:
 
 
 def data_check(args: argparse.Namespace) -> int:
-    from labelgraph.data.inspect import check_images
+    from labelgraph.data.split_stats import check_images
 
     table = load_split(args, args.split)
     problems = check_images(table)

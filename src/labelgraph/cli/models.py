@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def cmd_models(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="labelgraph models", description="List the registered methods.")
     p.add_argument("--details", action="store_true", help="parameters and forward FLOPs of every method")
     p.add_argument("--backbone", default="resnet101", help="with --details (resnet101)")

@@ -42,7 +42,7 @@ def add_extras(
 
         model_dir = embeddings.split(":", 1)[1]
         model, config = load_model(model_dir)
-        dataset = eval_dataset(train, config["preprocessing"]["image_size"])
+        dataset = eval_dataset(train, config.image_size, config.eval_transform)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skipping_bad)
         graph.embeddings = image_embeddings(model, loader, train.num_classes, pca_dim=pca)
         graph.embedding_source = f"image:{Path(model_dir).name}" + (f"+pca{pca}" if pca else "")

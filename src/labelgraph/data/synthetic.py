@@ -33,8 +33,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from labelgraph.data.formats import write_csv
-from labelgraph.data.inspect import split_statistics
 from labelgraph.data.label_table import LabelTable
+from labelgraph.data.split_stats import split_statistics
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]

@@ -33,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from labelgraph.models.model_config import EVAL_TRANSFORMS
+
 TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "review", "flip", "none")
-EVAL_PRESETS = ("resize", "center_crop")
+EVAL_PRESETS = EVAL_TRANSFORMS  # what a trained model can record (labelgraph.models.model_config)
 SSGRL_CROPS = (640, 576, 512, 384, 320)  # crop sides at S = 576, scaled with S
 ML_GCN_SCALES = (1.0, 0.875, 0.75, 0.66, 0.5)
 
@@ -202,6 +204,20 @@ def eval_transform(image_size: int, preset: str = "resize") -> v2.Compose:
     else:
         raise ValueError(f"unknown eval transform {preset!r}; available: {', '.join(EVAL_PRESETS)}")
     return _pipeline(steps)
+
+
+def eval_view(img: torch.Tensor, preset: str) -> torch.Tensor:
+    """The part of ``img`` (3, H, W) that the eval ``preset`` keeps, before resizing: all of it (``resize``), or the
+    central square of side 9/10 of the shorter side (``center_crop``: 10/9 S -> S). Maps drawn over this region cover
+    exactly what the model saw."""
+    if preset == "resize":
+        return img
+    if preset != "center_crop":
+        raise ValueError(f"unknown eval transform {preset!r}; available: {', '.join(EVAL_PRESETS)}")
+    h, w = img.shape[-2:]
+    side = max(1, round(min(h, w) * 576 / 640))
+    top, left = (h - side) // 2, (w - side) // 2
+    return img[..., top : top + side, left : left + side]
 
 
 def decode_size(preset: str, image_size: int) -> int:

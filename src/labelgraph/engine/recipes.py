@@ -1,33 +1,26 @@
-"""The optimiser and schedule each method is defined with, in one place (the task, the demo and sweeps read them).
+"""From a method's :class:`~labelgraph.models.Recipe` to the objects a run trains with: the criterion, the auxiliary
+losses, the optimiser and schedule factories. The recipes themselves are declared beside each method's builder.
 
-A method's losses live in :mod:`labelgraph.losses.method_losses`; what it needs beyond them to train as its paper
-does is here. A method without an entry trains with ML-GCN's recipe (SGD, lr 0.1, momentum 0.9, weight decay 1e-4,
-no schedule), the task's historical default. Whatever a config or caller sets explicitly wins.
+Also here: the optimiser some recipes name that torch does not have (:class:`AdamNoDecayOn1d`).
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
+import torch.nn as nn
 
-from labelgraph.engine.schedulers import OneCycleLR
+from labelgraph.errors import InvalidInputError
+from labelgraph.losses import AuxiliaryLoss
+from labelgraph.models.recipe import Component, Recipe
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
-
-
-def sgd(params: Any, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4) -> torch.optim.Optimizer:
-    """ML-GCN's recipe: SGD, lr 0.1, momentum 0.9, weight decay 1e-4."""
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-
-def adamw(params: Any, lr: float = 1e-4, weight_decay: float = 1e-2) -> torch.optim.Optimizer:
-    """Query2Label's recipe: AdamW (β .9/.999), one learning rate for every parameter, weight decay 1e-2."""
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 class AdamNoDecayOn1d(torch.optim.Adam):
@@ -48,42 +41,66 @@ class AdamNoDecayOn1d(torch.optim.Adam):
         super().__init__(split, lr=lr)
 
 
-@dataclass(frozen=True)
-class OptimizationRecipe:
-    """What a method's paper optimises with.
-
-    Args:
-        optimizer: parameter groups -> optimizer (each group's ``lr`` is the recipe's lr x the group's multiplier).
-        lr_scheduler: optimizer -> scheduler, or None for a constant learning rate.
-        source: where the values come from.
-    """
-
-    optimizer: OptimizerFactory
-    lr_scheduler: SchedulerFactory | None
-    source: str
+def component_class(component: Component) -> type:
+    """The class a component names (imported by its path)."""
+    module, _, name = component.class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise InvalidInputError(f"{component.class_path}: no such class ({err})") from err
 
 
-DEFAULT_RECIPE = OptimizationRecipe(sgd, None, "ML-GCN (demo_coco_gcn.sh): SGD 0.1, momentum 0.9, wd 1e-4")
-
-METHOD_RECIPES: dict[str, OptimizationRecipe] = {
-    "query2label": OptimizationRecipe(
-        partial(adamw, lr=1e-4, weight_decay=1e-2),
-        partial(OneCycleLR, pct_start=0.2),
-        "Query2Label README: AdamW 1e-4, wd 1e-2, one-cycle (20 % warm-up) stepped per batch",
-    ),
-    "sadcl": OptimizationRecipe(
-        partial(adamw, lr=5e-5, weight_decay=5e-3),
-        partial(OneCycleLR, pct_start=0.2),
-        "SADCL scripts/sadcl/coco.sh: AdamW 5e-5, wd 5e-3, one-cycle (20 % warm-up) stepped per batch",
-    ),
-    "ml_decoder": OptimizationRecipe(
-        partial(AdamNoDecayOn1d, lr=1e-4, weight_decay=1e-4),
-        partial(OneCycleLR, pct_start=0.2),
-        "ML-Decoder train.py: Adam 1e-4, L2 1e-4 on weights only, one-cycle (20 % warm-up) stepped per batch",
-    ),
-}
+def instantiate(component: Component, *args: Any) -> Any:
+    """``class_path(*args, **init_args)``."""
+    return component_class(component)(*args, **component.init_args)
 
 
-def method_recipe(method: str) -> OptimizationRecipe:
-    """The optimisation recipe of ``method`` (ML-GCN's for the methods that define none)."""
-    return METHOD_RECIPES.get(method, DEFAULT_RECIPE)
+def factory(component: Component) -> Callable[..., Any]:
+    """``partial(class_path, **init_args)``: an optimiser factory (parameter groups -> optimiser) or a scheduler
+    factory (optimiser -> scheduler)."""
+    return partial(component_class(component), **component.init_args)
+
+
+def build_criterion(recipe: Recipe) -> nn.Module:
+    return instantiate(recipe.criterion)
+
+
+def build_aux_losses(recipe: Recipe) -> list[AuxiliaryLoss]:
+    return [instantiate(a) for a in recipe.aux_losses]
+
+
+def optimizer_factory(recipe: Recipe) -> OptimizerFactory:
+    return factory(recipe.optimizer)
+
+
+def scheduler_factory(recipe: Recipe) -> SchedulerFactory | None:
+    return factory(recipe.lr_scheduler) if recipe.lr_scheduler is not None else None
+
+
+def describe_loss(criterion: nn.Module) -> str:
+    """A loss in one line: its class and its hyper-parameters (ASL: γ-, γ+, clip, eps, reduction, scale)."""
+    fields = ("gamma_neg", "gamma_pos", "clip", "eps", "reduction", "scale")
+    args = ", ".join(f"{k} {getattr(criterion, k)}" for k in fields if hasattr(criterion, k))
+    return f"{type(criterion).__name__}({args})" if args else type(criterion).__name__
+
+
+def loss_scale(criterion: nn.Module) -> tuple[str, Any, Any]:
+    """What sets a classification loss's magnitude: its class, reduction and constant factor."""
+    return type(criterion).__name__, getattr(criterion, "reduction", None), getattr(criterion, "scale", 1.0)
+
+
+def check_loss_scale(method: str, recipe: Recipe, criterion: nn.Module, aux_losses: list[AuxiliaryLoss]) -> None:
+    """Warn when the paper's auxiliary terms of ``method`` are paired with a criterion of another scale than the one
+    their weights were tuned against (``recipe.aux_tied_to_criterion``: SADCL's 100 and 50 against ASL's mean x 1000;
+    against a plain BCE of ~0.7 they are ~600x the classification loss and the label features collapse)."""
+    if not recipe.aux_tied_to_criterion or not aux_losses:
+        return
+    expected = build_criterion(recipe)
+    if loss_scale(criterion) != loss_scale(expected):
+        weights = ", ".join(f"{type(a).__name__} x {a.weight:g}" for a in aux_losses)
+        warnings.warn(
+            f"{method}: the auxiliary weights ({weights}) are calibrated against {recipe.criterion.describe()}; with "
+            f"{type(criterion).__name__} the auxiliary terms can dominate the classification loss and the label "
+            f"features collapse. Use the method's criterion (leave criterion unset) or rescale the weights.",
+            stacklevel=2,
+        )

@@ -1,4 +1,5 @@
-"""Learning-rate schedules that need what only the trainer knows (the number of optimisation steps).
+"""Learning-rate schedules: those that need what only the trainer knows (the number of optimisation steps), and the
+per-stage cosine of the review's two-stage protocol (:class:`TwoStageCosineLR`, driven by ``StagedFineTuning``).
 
 ``OneCycleLR`` is torch's one-cycle policy stepped every batch, with two conveniences for configs:
 ``total_steps`` defaults to the trainer's estimate (``MultiLabelTask`` provides it through ``planned_steps``), and
@@ -9,6 +10,7 @@ survive (torch's ``max_lr`` would overwrite every group with one value).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
@@ -71,3 +73,34 @@ class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
             div_factor=div_factor,
             final_div_factor=final_div_factor,
         )
+
+
+class TwoStageCosineLR(torch.optim.lr_scheduler.LRScheduler):
+    """Per-epoch cosine decay from ``peaks[s]`` to ``floors[s]`` within each stage ``s``, times each group's
+    ``lr_mult``. Stage 1 lasts ``epochs[0]`` epochs; later epochs are stage 2.
+
+    Shapes: none (epoch -> one learning rate per parameter group).
+    """
+
+    interval = "epoch"
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        epochs: tuple[int, int],
+        peaks: tuple[float, float] = (1e-3, 1e-4),
+        floors: tuple[float, float] = (1e-4, 1e-6),
+        last_epoch: int = -1,
+    ) -> None:
+        self.epochs, self.peaks, self.floors = tuple(epochs), tuple(peaks), tuple(floors)
+        super().__init__(optimizer, last_epoch)
+
+    def stage_lr(self, epoch: int) -> float:
+        stage, e = (0, epoch) if epoch < self.epochs[0] else (1, epoch - self.epochs[0])
+        n = self.epochs[stage]
+        t = min(e, n - 1) / (n - 1) if n > 1 else 0.0
+        return self.floors[stage] + (self.peaks[stage] - self.floors[stage]) * (1 + math.cos(math.pi * t)) / 2
+
+    def get_lr(self) -> list[float]:
+        lr = self.stage_lr(max(self.last_epoch, 0))
+        return [lr * group.get("lr_mult", 1.0) for group in self.optimizer.param_groups]

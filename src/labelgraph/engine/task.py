@@ -8,7 +8,7 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -17,13 +17,20 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.utils import ModelEmaV3
 
 from labelgraph.data.classes import check_same_classes
-from labelgraph.engine.recipes import method_recipe
+from labelgraph.engine.recipes import (
+    build_aux_losses,
+    build_criterion,
+    check_loss_scale,
+    describe_loss,
+    optimizer_factory,
+    scheduler_factory,
+)
 from labelgraph.engine.schedulers import planned_steps
 from labelgraph.errors import InvalidInputError
 from labelgraph.evaluation.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.graph import LabelGraph
-from labelgraph.losses import AuxiliaryLoss, check_loss_scale, default_aux_losses, default_criterion
-from labelgraph.models import create_model, initialise_from
+from labelgraph.losses import AuxiliaryLoss
+from labelgraph.models import ModelConfig, create_model, get_recipe, initialise_from
 
 
 def random_states() -> dict[str, Any]:
@@ -47,31 +54,33 @@ class MultiLabelTask(L.LightningModule):
     """Train, validate and test any registered method.
 
     The network is built from its registry name and arguments; what only the data knows (``num_classes``,
-    ``class_names``, ``label_graph``) is linked in from the data module by the CLI, or passed by the caller.
+    ``class_names``, ``label_graph``) is linked in from the data module by the CLI, or passed by the caller. Whatever
+    is left unset is the method's recipe (:func:`labelgraph.models.get_recipe`: its paper's loss, auxiliary terms,
+    optimiser, schedule, backbone learning-rate factor, EMA and metrics); whatever is set wins.
 
     Args:
         method: a registered method (``labelgraph models`` lists them).
-        backbone: timm name or ``torchvision/<name>``.
+        backbone: timm name or ``torchvision/<name>``; None: the recipe's.
         pretrained: backbone weights: False, True (hub) or a local file.
         model_args: further keyword arguments of the method's builder (its paper defaults otherwise).
         num_classes: number of classes (linked from the data).
         class_names: class names in output order (linked from the data; stored in checkpoints and checked on load).
         label_graph: label statistics of the train split (linked from the data).
-        criterion: classification loss on ``(logits, targets)``; None (default): the method's own
-            (``labelgraph.losses.default_criterion``: ASL for Query2Label and SADCL, else BCE that ignores unknown
-            targets). A criterion of another scale than the one the method's auxiliary weights assume is warned about.
-        aux_losses: method-specific terms computed from ``forward_train`` outputs; None (default) applies the
-            method's paper terms (``labelgraph.losses.METHOD_AUX_LOSSES``, e.g. A-GCN's graph sparsity), [] none.
-        optimizer: a callable building the optimizer from parameter groups; None (default): the method's recipe
-            (``labelgraph.engine.recipes``: AdamW for Query2Label/SADCL, else SGD 0.1/0.9/1e-4).
-        lr_scheduler: a callable building the scheduler from the optimizer; None (default): the method's recipe
-            (one-cycle for Query2Label/SADCL, else constant); stepped per epoch, or per batch when the
-            scheduler says ``interval = "step"`` (``labelgraph.engine.schedulers.OneCycleLR``, whose total steps the
-            task plans from the trainer).
-        backbone_lr_mult: learning-rate factor of the backbone (ML-GCN/ADD-GCN: 0.1).
-        ema_decay: keep an exponential moving average of the weights with this decay (Query2Label: 0.9997) and
-            evaluate it alongside the raw weights (logged under ``val_ema/``); None disables it.
-        metrics: a preset of ``labelgraph.evaluation.metrics.METRIC_PRESETS`` naming how metrics are computed.
+        criterion: classification loss on ``(logits, targets)``; None: the recipe's (ASL for Query2Label, SADCL,
+            ML-Decoder and IML-GCN, else BCE that ignores unknown targets). A criterion of another scale than the one
+            the recipe's auxiliary weights assume is warned about.
+        aux_losses: method-specific terms computed from ``forward_train`` outputs; None: the recipe's (A-GCN/LGLM's
+            graph sparsity, SADCL's contrastive terms), [] none.
+        optimizer: a callable building the optimizer from parameter groups; None: the recipe's.
+        lr_scheduler: a callable building the scheduler from the optimizer; None: the recipe's (which may be none);
+            stepped per epoch, or per batch when the scheduler says ``interval = "step"``
+            (``labelgraph.engine.schedulers.OneCycleLR``, whose total steps the task plans from the trainer).
+        backbone_lr_mult: learning-rate factor of the backbone; None: the recipe's (the graph papers: 0.1) when the
+            backbone starts from pretrained weights, 1 from random ones.
+        ema_decay: keep an exponential moving average of the weights with this decay and evaluate it alongside the
+            raw weights (logged under ``val_ema/``); ``"recipe"`` (default): the recipe's (Query2Label: 0.9997);
+            None: no EMA.
+        metrics: a preset of ``labelgraph.evaluation.metrics.METRIC_PRESETS``; None: the recipe's.
         threshold: override the preset's probability threshold.
         init_from: start from the weights of a trained model (an exported model folder or a Lightning checkpoint):
             every tensor whose name and shape match is copied, the rest keep their initialisation (SADCL's second
@@ -81,7 +90,7 @@ class MultiLabelTask(L.LightningModule):
     def __init__(
         self,
         method: str = "baseline",
-        backbone: str = "resnet101",
+        backbone: str | None = None,
         pretrained: bool | str = False,
         model_args: dict[str, Any] | None = None,
         num_classes: int = 0,
@@ -91,9 +100,9 @@ class MultiLabelTask(L.LightningModule):
         aux_losses: list[AuxiliaryLoss] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
-        backbone_lr_mult: float = 1.0,
-        ema_decay: float | None = None,
-        metrics: str = "ml_gcn",
+        backbone_lr_mult: float | None = None,
+        ema_decay: float | Literal["recipe"] | None = "recipe",
+        metrics: str | None = None,
         threshold: float | None = None,
         init_from: str | None = None,
     ) -> None:
@@ -102,16 +111,19 @@ class MultiLabelTask(L.LightningModule):
             raise ValueError("num_classes must be positive (the CLI links it from the data module)")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        recipe = get_recipe(method)
+        metrics = metrics or recipe.metrics
         if metrics not in METRIC_PRESETS:
             raise InvalidInputError(f"unknown metrics preset {metrics!r}; available: {', '.join(METRIC_PRESETS)}")
         self.save_hyperparameters(ignore=["label_graph", "criterion", "aux_losses", "optimizer", "lr_scheduler"])
+        self.recipe = recipe
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.label_graph = label_graph
         self.model = create_model(
             method,
             num_classes=num_classes,
             label_graph=label_graph,
-            backbone=backbone,
+            backbone=backbone or recipe.backbone,
             pretrained=pretrained,
             **(model_args or {}),
         )
@@ -119,17 +131,19 @@ class MultiLabelTask(L.LightningModule):
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         if init_from:
             initialise_from(self.model, init_from)
-        self.criterion = criterion if criterion is not None else default_criterion(method)
-        self.aux_losses = nn.ModuleList(default_aux_losses(method) if aux_losses is None else aux_losses)
+        self.criterion = criterion if criterion is not None else build_criterion(recipe)
+        self.aux_losses = nn.ModuleList(build_aux_losses(recipe) if aux_losses is None else aux_losses)
         if aux_losses is None:  # the paper's weights, tied to the paper's criterion
-            check_loss_scale(method, self.criterion, list(self.aux_losses))
-        recipe = method_recipe(method)
-        self.optimizer_factory = optimizer if optimizer is not None else recipe.optimizer
-        self.scheduler_factory = lr_scheduler if lr_scheduler is not None else recipe.lr_scheduler
+            check_loss_scale(method, recipe, self.criterion, list(self.aux_losses))
+        self.optimizer_factory = optimizer if optimizer is not None else optimizer_factory(recipe)
+        self.scheduler_factory = lr_scheduler if lr_scheduler is not None else scheduler_factory(recipe)
+        if backbone_lr_mult is None:  # the recipe's factor is for pretrained weights; random ones train at full rate
+            backbone_lr_mult = recipe.backbone_lr_mult if pretrained else 1.0
         self.backbone_lr_mult = backbone_lr_mult
         self.ema: ModelEmaV3 | None = None
-        if ema_decay is not None:
-            self.ema = ModelEmaV3(self.model, decay=ema_decay)
+        decay = recipe.ema_decay if ema_decay == "recipe" else ema_decay
+        if decay is not None:
+            self.ema = ModelEmaV3(self.model, decay=decay)
             self.ema.requires_grad_(False)
         metric_kwargs = dict(METRIC_PRESETS[metrics])
         if threshold is not None:
@@ -209,10 +223,6 @@ class MultiLabelTask(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return torch.sigmoid(self.model(images).float())
-
     # -- optimisation -------------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         groups = self.model.parameter_groups(self.backbone_lr_mult)
@@ -256,7 +266,7 @@ class MultiLabelTask(L.LightningModule):
     def better_weights(self) -> str:
         """``"ema"`` when the EMA scored at least as well as the raw weights in the last validation, else
         ``"model"`` -- the weights the official Query2Label/SADCL code keeps, and the ones export, ``init_from`` and
-        ``sadcl prototypes`` read from a checkpoint."""
+        ``labelgraph prototypes`` read from a checkpoint."""
         if self.ema is None or "val_ema" not in self.results or "val" not in self.results:
             return "model"
         return "ema" if self.results["val_ema"]["mAP"] >= self.results["val"]["mAP"] else "model"
@@ -267,23 +277,39 @@ class MultiLabelTask(L.LightningModule):
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record what ``labelgraph export`` needs to rebuild the model without the data: class names, the
-        method and its arguments, the preprocessing (with the data module's image size) and the label graph."""
+        """Record what ``labelgraph export`` needs to rebuild and use the model without the data: its
+        :class:`~labelgraph.models.ModelConfig` (method and arguments, classes, input size and eval transform of the
+        data module, what it was trained with, the last metrics, the command line) and the label graph."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        preprocessing = dict(self.model.preprocessing)
-        preprocessing["image_size"] = getattr(datamodule, "image_size", None)
+        config = ModelConfig.describe(
+            self.model,
+            class_names=self.class_names,
+            image_size=getattr(datamodule, "image_size", None),
+            eval_transform=getattr(datamodule, "eval_transform_name", "resize"),
+            label_graph=self.label_graph,
+            recipe=self.trained_with(),
+            metrics=self.scalar_results() or None,
+            command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        )
         checkpoint["labelgraph"] = {
-            "class_names": self.class_names,
-            "model_config": self.model.config,
-            "preprocessing": preprocessing,
+            "config": config.to_dict(),
             "weights": self.better_weights(),  # which of model.* / ema.module.* trained and exported models read
-            "metrics": self.scalar_results(),  # the last evaluation of each split, for the exported model's card
-            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "rng": random_states(),  # so a resumed run draws what the uninterrupted one did
         }
         if self.label_graph is not None:
             tensors, meta = self.label_graph.to_tensors()
             checkpoint["labelgraph"]["label_graph"] = {"tensors": tensors, "metadata": meta}
-        checkpoint["labelgraph"]["rng"] = random_states()  # so a resumed run draws what the uninterrupted one did
+
+    def trained_with(self) -> dict[str, Any]:
+        """What this task trains with, for the model's config: the recipe it starts from and the values in use."""
+        return {
+            "recipe": self.hparams.method,
+            "criterion": describe_loss(self.criterion),
+            "aux_losses": [f"{describe_loss(a)} x {a.weight:g}" for a in self.aux_losses],
+            "backbone_lr_mult": self.backbone_lr_mult,
+            "ema_decay": None if self.ema is None else self.ema.decay,
+            "metrics": self.hparams.metrics or self.recipe.metrics,
+        }
 
     def scalar_results(self) -> dict[str, dict[str, float | None]]:
         """The last computed metrics of each split (``val``, ``val_ema``, ``test``), scalars only, with the epoch."""
@@ -295,11 +321,12 @@ class MultiLabelTask(L.LightningModule):
         return out
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("labelgraph", {}).get("class_names")
+        info = checkpoint.get("labelgraph", {})
+        saved = info.get("config", {}).get("class_names", info.get("class_names"))  # (before format 2: top level)
         if saved is not None:
             check_same_classes(saved, self.class_names, "checkpoint", "dataset")
-        if "rng" in checkpoint.get("labelgraph", {}):
-            restore_random_states(checkpoint["labelgraph"]["rng"])
+        if "rng" in info:
+            restore_random_states(info["rng"])
 
 
 def scalar_metrics(result: dict[str, Any]) -> dict[str, Any]:

@@ -22,12 +22,19 @@ from labelgraph.evaluation.metrics import METRIC_PRESETS, evaluate
 
 
 class CorruptedDataset(Dataset):
-    """The eval view of each image of ``table`` under ``corruption`` at ``severity`` (None: clean)."""
+    """The eval view of each image of ``table`` (``eval_transform`` at ``image_size``) under ``corruption`` at
+    ``severity`` (None: clean)."""
 
     def __init__(
-        self, table: LabelTable, image_size: int, corruption: str | None = None, severity: int = 1, seed: int = 0
+        self,
+        table: LabelTable,
+        image_size: int,
+        corruption: str | None = None,
+        severity: int = 1,
+        seed: int = 0,
+        eval_transform: str = "resize",
     ) -> None:
-        self.images = eval_dataset(table, image_size)
+        self.images = eval_dataset(table, image_size, eval_transform)
         self.corruption, self.severity, self.seed = corruption, severity, seed
         self.salt = 0 if corruption is None else list(CORRUPTIONS).index(corruption) + 1
 
@@ -71,8 +78,10 @@ def evaluate_models(
     num_workers: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    eval_transform: str = "resize",
 ) -> dict[str, dict[str, Any]]:
-    """Clean metrics and, for each corruption and severity, the mAP of every model (in eval mode, on ``device``).
+    """Clean metrics and, for each corruption and severity, the mAP of every model (in eval mode, on ``device``), all
+    of them fed ``eval_transform`` at ``image_size``.
 
     Returns:
         ``{model: {"clean": {metric: value, "AP": [...]}, "corrupted": {corruption: {severity: mAP}},
@@ -87,7 +96,8 @@ def evaluate_models(
     device = torch.device(device)
     models = {name: m.eval().to(device) for name, m in models.items()}
     options = dict(METRIC_PRESETS[metrics])
-    scores, targets = _scores(models, CorruptedDataset(table, image_size), batch_size, num_workers, device)
+    clean = CorruptedDataset(table, image_size, eval_transform=eval_transform)
+    scores, targets = _scores(models, clean, batch_size, num_workers, device)
     results: dict[str, dict[str, Any]] = {}
     for name in models:
         clean = evaluate(scores[name], targets, **options)
@@ -95,7 +105,7 @@ def evaluate_models(
         results[name] = {"clean": clean, "corrupted": {}}
     for corruption in corruptions:
         for severity in severities:
-            dataset = CorruptedDataset(table, image_size, corruption, severity, seed)
+            dataset = CorruptedDataset(table, image_size, corruption, severity, seed, eval_transform)
             scores, targets = _scores(models, dataset, batch_size, num_workers, device)
             for name in models:
                 mean_ap = evaluate(scores[name], targets, top_k=0, **options)["mAP"]

@@ -1,6 +1,12 @@
 """Label graphs: label statistics, adjacency matrices, knowledge graphs and label embeddings."""
 
-from labelgraph.graph.adjacency import conditional_probability, ml_gcn_adjacency, normalize_adjacency
+from labelgraph.graph.adjacency import (
+    GraphSource,
+    conditional_probability,
+    gcn_adjacency,
+    ml_gcn_adjacency,
+    normalize_adjacency,
+)
 from labelgraph.graph.embeddings import embeddings_from_source, image_embeddings, onehot_embeddings
 from labelgraph.graph.knowledge import (
     KnowledgeGraph,
@@ -8,13 +14,15 @@ from labelgraph.graph.knowledge import (
     knowledge_graph_from_relationships,
     load_knowledge_graph,
 )
-from labelgraph.graph.label_graph import LabelGraph
+from labelgraph.graph.label_graph import LabelGraph, require_embeddings
 
 __all__ = [
+    "GraphSource",
     "KnowledgeGraph",
     "LabelGraph",
     "conditional_probability",
     "embeddings_from_source",
+    "gcn_adjacency",
     "ggnn_adjacency",
     "image_embeddings",
     "knowledge_graph_from_relationships",
@@ -22,4 +30,5 @@ __all__ = [
     "ml_gcn_adjacency",
     "normalize_adjacency",
     "onehot_embeddings",
+    "require_embeddings",
 ]

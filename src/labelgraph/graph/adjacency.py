@@ -1,4 +1,4 @@
-"""Adjacency matrices from label statistics: pure functions of counts (no dataset imports).
+"""Adjacency matrices from label statistics: functions of counts (no dataset imports).
 
 ML-GCN (Chen et al., CVPR 2019, https://arxiv.org/abs/1904.03582) builds its graph from conditional
 probabilities ``P(j | i)``, binarises them at ``tau`` to drop rare (noisy) edges, re-weights so that a node keeps
@@ -11,6 +11,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+
+from labelgraph.graph.label_graph import LabelGraph
+
+#: where an ML-GCN-style head takes its graph from: the co-occurrence statistics, none (identity), or learned from them
+GraphSource = Literal["cooccurrence", "identity", "learned"]
 
 
 def conditional_probability(cooccurrence: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -80,3 +85,20 @@ def normalize_adjacency(adj: torch.Tensor, style: Literal["ml_gcn", "symmetric"]
     if style == "ml_gcn":
         return d[:, None] * mat.transpose(-1, -2) * d[None, :]
     return d[:, None] * mat * d[None, :]
+
+
+def gcn_adjacency(
+    label_graph: LabelGraph, graph: GraphSource, tau: float, p: float, style: Literal["official", "paper"]
+) -> torch.Tensor:
+    """The normalised adjacency of an ML-GCN-style head (ML-GCN, IML-GCN, DB-DGCN's static prior) for the chosen graph
+    source: ML-GCN's re-weighted binary co-occurrence graph (also the start of a ``learned`` one) or the identity.
+
+    Shapes:
+        -> (C, C).
+    """
+    if graph == "identity":
+        return torch.eye(label_graph.num_classes)
+    if graph not in ("cooccurrence", "learned"):
+        raise ValueError(f"unknown graph source {graph!r}; use cooccurrence, identity or learned")
+    adj = ml_gcn_adjacency(label_graph.cooccurrence, label_graph.counts, tau=tau, p=p, style=style)
+    return normalize_adjacency(adj, "ml_gcn")

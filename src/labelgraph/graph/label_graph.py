@@ -122,3 +122,16 @@ class LabelGraph:
             return cls.from_tensors(tensors, meta)
         except (SafetensorError, KeyError, json.JSONDecodeError, ValueError) as err:
             raise ValueError(f"{path}: not a labelgraph graph file ({err})") from err
+
+
+def require_embeddings(method: str, label_graph: LabelGraph | None, num_classes: int) -> LabelGraph:
+    """``label_graph`` when it has label embeddings for ``num_classes`` classes; else a message naming ``method`` and
+    the remedy (the methods whose classifiers or queries are built from label embeddings call it)."""
+    if label_graph is None or label_graph.embeddings is None:
+        raise ValueError(
+            f"{method} builds its classifiers from label embeddings, and the label graph has none: build a graph "
+            "with `labelgraph data graph --embeddings ...` or set the data module's `embeddings` option"
+        )
+    if label_graph.num_classes != num_classes:
+        raise ValueError(f"the label graph has {label_graph.num_classes} classes, the model {num_classes}")
+    return label_graph

@@ -3,7 +3,14 @@
 The registry is imported first; importing each method module then runs its ``@register_model`` line.
 """
 
-from labelgraph.models._registry import create_model, get_model_builder, list_models, register_model  # isort: skip
+from labelgraph.models.recipe import Component, ImageEmbeddings, Recipe, WarmStart  # isort: skip
+from labelgraph.models._registry import (  # isort: skip
+    create_model,
+    get_model_builder,
+    get_recipe,
+    list_models,
+    register_model,
+)
 from labelgraph.models import (  # noqa: F401  (each registers its method)
     a_gcn,
     add_gcn,
@@ -20,8 +27,8 @@ from labelgraph.models import (  # noqa: F401  (each registers its method)
 )
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.model_config import ConfigError, ModelConfig
 from labelgraph.models.weights import (
-    BUILD_TIME_FILES,
     CheckpointError,
     checkpoint_weights,
     initialise_from,
@@ -32,13 +39,19 @@ from labelgraph.models.weights import (
 )
 
 __all__ = [
-    "BUILD_TIME_FILES",
     "Backbone",
     "CheckpointError",
+    "Component",
+    "ConfigError",
+    "ImageEmbeddings",
+    "ModelConfig",
     "MultiLabelClassifier",
+    "Recipe",
+    "WarmStart",
     "checkpoint_weights",
     "create_model",
     "get_model_builder",
+    "get_recipe",
     "initialise_from",
     "list_models",
     "load_model",

@@ -1,14 +1,16 @@
-"""The model registry: ``register_model`` / ``create_model`` / ``list_models``.
+"""The model registry: ``register_model`` / ``create_model`` / ``list_models`` / ``get_recipe``.
 
 ``labelgraph.models`` imports this module first, then every method module, whose ``@register_model`` lines fill it.
 
-Every method is one builder function registered under its name::
+Every method is one builder function registered under its name with its recipe (:class:`~labelgraph.models.Recipe`:
+how its paper trains and evaluates it)::
 
-    @register_model("baseline")
+    @register_model("baseline", recipe=RECIPE)
     def baseline(*, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101", ...) -> ...
 
 Builders are keyword-only and their defaults are the paper's values. ``create_model`` records the method name
-and the JSON-serialisable arguments on the returned model (``model.config``) so it can be exported and rebuilt.
+and the JSON-serialisable arguments on the returned model (``model.config``), and the label graph it was built from
+(``model.label_graph``), so it can be exported and rebuilt.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ from typing import Any
 import torch.nn as nn
 
 from labelgraph.errors import InvalidInputError
+from labelgraph.models.recipe import Recipe
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_RECIPES: dict[str, Recipe] = {}
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a model builder under ``name`` (decorator)."""
+def register_model(name: str, *, recipe: Recipe) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model builder under ``name`` with the recipe it trains with (decorator)."""
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"register_model({name!r}): recipe must be a labelgraph.models.Recipe, not {type(recipe)}")
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
-        _MODELS[name] = fn
+        _MODELS[name], _RECIPES[name] = fn, recipe
         return fn
 
     return decorator
@@ -46,6 +52,12 @@ def get_model_builder(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
         raise InvalidInputError(f"unknown method {name!r}; available: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe registered with method ``name``."""
+    get_model_builder(name)  # an unknown name fails with the list of methods
+    return _RECIPES[name]
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -69,4 +81,5 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     # chose, so a rebuild without the weights file (export, load) gets the same network
     recorded.update(getattr(model, "resolved_kwargs", {}))
     model.config = {"method": name, "kwargs": recorded}
+    model.label_graph = kwargs.get("label_graph")
     return model

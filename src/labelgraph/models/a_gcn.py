@@ -22,13 +22,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from labelgraph.graph import LabelGraph, normalize_adjacency
-from labelgraph.layers import GraphConvolution
+from labelgraph.graph import LabelGraph, normalize_adjacency, require_embeddings
+from labelgraph.layers import GraphConvolution, global_pool
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
-from labelgraph.models.baseline import global_pool
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.models.ml_gcn import require_embeddings
+from labelgraph.models.recipe import Component, Recipe
 
 
 class AdaptiveGraph(nn.Module):
@@ -98,7 +97,17 @@ class AGCNHead(nn.Module):
         return self.forward_train(features)["logits"]
 
 
-@register_model("a_gcn")
+RECIPE = Recipe(
+    source="A-GCN's ML-GCN-derived code: SGD 0.1, momentum 0.9, weight decay 1e-4, backbone x0.1, graph projections "
+    "x4, lr / 10 every 40 epochs, batch 32; graph sparsity loss (L1, weight 1)",
+    model_args={"graph_dim": 1024, "hidden": 1024, "graph_lr_mult": 4.0},
+    aux_losses=(Component("labelgraph.losses.GraphSparsityLoss", {"weight": 1.0, "norm": "l1"}),),
+    batch_size=32,
+    staged_stage1_epochs=10,
+)
+
+
+@register_model("a_gcn", recipe=RECIPE)
 def a_gcn(
     *,
     num_classes: int,

@@ -27,6 +27,7 @@ from labelgraph.layers.semantic_attention import SemanticAttention
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.recipe import Component, Recipe
 
 
 class DynamicGraphHead(nn.Module):
@@ -114,7 +115,20 @@ class DynamicGraphHead(nn.Module):
         return torch.stack([F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps]).mean(0)
 
 
-@register_model("add_gcn")
+RECIPE = Recipe(
+    source="ADD-GCN main.py: SGD 0.05, momentum 0.9, weight decay 1e-4, backbone x0.1, lr / 10 at epochs 30 and 40 "
+    "of 50, grad-norm clip 10, batch 16, drop_last, resize to S + 64 -> multi-scale crop + flip",
+    model_args={"dim": 1024},
+    optimizer=Component("torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}),
+    lr_scheduler=Component("torch.optim.lr_scheduler.MultiStepLR", {"milestones": [30, 40], "gamma": 0.1}),
+    epochs=50,
+    drop_last=True,
+    train_transform="add_gcn",
+    metrics="add_gcn",
+)
+
+
+@register_model("add_gcn", recipe=RECIPE)
 def add_gcn(
     *,
     num_classes: int,

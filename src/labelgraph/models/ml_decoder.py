@@ -26,12 +26,13 @@ import torch
 import torch.nn as nn
 
 from labelgraph.errors import InvalidInputError
-from labelgraph.graph import LabelGraph
+from labelgraph.graph import LabelGraph, require_embeddings
 from labelgraph.layers.group_decoder import CrossAttentionLayer, GroupFullyConnected
+from labelgraph.losses import ASL_PRESETS
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.models.ml_gcn import require_embeddings
+from labelgraph.models.recipe import ONE_CYCLE, Component, Recipe, asl
 
 QuerySource = Literal["fixed", "learnable", "embeddings"]
 
@@ -136,7 +137,33 @@ def score_new_classes(model: MultiLabelClassifier, embeddings: torch.Tensor) -> 
     return model
 
 
-@register_model("ml_decoder")
+RECIPE = Recipe(
+    source="ML-Decoder train.py: Adam 1e-4 with L2 1e-4 on weights only, one-cycle over 40 epochs (20 % warm-up) "
+    "stepped per batch, EMA 0.9997, ASL (γ- 4, γ+ 0, clip 0.05, sum), batch 56, squash resize + Cutout + RandAugment",
+    backbone="tresnet_l",
+    model_args={
+        "queries": "fixed",
+        "num_groups": 100,
+        "embed_dim": 768,
+        "num_layers": 1,
+        "nhead": 8,
+        "dim_feedforward": 2048,
+        "dropout": 0.1,
+    },  # fmt: skip
+    criterion=asl(ASL_PRESETS["asl"]),
+    optimizer=Component("labelgraph.engine.recipes.AdamNoDecayOn1d", {"lr": 1e-4, "weight_decay": 1e-4}),
+    backbone_lr_mult=1.0,
+    lr_scheduler=ONE_CYCLE,
+    ema_decay=0.9997,
+    epochs=40,
+    batch_size=56,
+    gradient_clip_val=None,
+    train_transform="asl",
+    metrics="asl",
+)
+
+
+@register_model("ml_decoder", recipe=RECIPE)
 def ml_decoder(
     *,
     num_classes: int,

@@ -8,7 +8,7 @@ a projection head (d -> d -> 1024, ReLU). The total loss is ASL + 100 L_S2S + 50
 weight it (``aux_losses`` changes the weights). At inference SADCL is Query2Label: the projection head, prototypes
 and bank are not used.
 
-Prototypes start from a file written by ``labelgraph sadcl prototypes`` (mean label-level feature of confidently
+Prototypes start from a file written by ``labelgraph prototypes`` (mean label-level feature of confidently
 predicted positives of a trained Query2Label model -- the step the official release lacks), or at random.
 
 The memory bank holds, for each class, the ``memory_size`` most recent label-level features of confidently
@@ -35,9 +35,11 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from labelgraph.graph import LabelGraph
+from labelgraph.losses import ASL_PRESETS
 from labelgraph.models._registry import register_model
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.query2label import Query2LabelHead, build_query2label
+from labelgraph.models.recipe import ONE_CYCLE, Component, Recipe, WarmStart, asl
 
 
 class SADCLHead(Query2LabelHead):
@@ -120,20 +122,55 @@ def gather_batches(x: torch.Tensor) -> torch.Tensor:
 
 
 def load_prototypes(path: str | Path, num_classes: int) -> torch.Tensor:
-    """Read a prototypes file written by ``labelgraph sadcl prototypes`` (safetensors, tensor ``prototypes``)."""
+    """Read a prototypes file written by ``labelgraph prototypes`` (safetensors, tensor ``prototypes``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"prototypes file {str(path)!r} does not exist (labelgraph sadcl prototypes --help)")
+        raise FileNotFoundError(f"prototypes file {str(path)!r} does not exist (labelgraph prototypes --help)")
     tensors = load_file(str(path))
     if "prototypes" not in tensors:
-        raise ValueError(f"{path}: no 'prototypes' tensor (write it with labelgraph sadcl prototypes)")
+        raise ValueError(f"{path}: no 'prototypes' tensor (write it with labelgraph prototypes)")
     prototypes = tensors["prototypes"]
     if prototypes.ndim != 2 or prototypes.shape[0] != num_classes:
         raise ValueError(f"{path}: prototypes of shape {tuple(prototypes.shape)} for {num_classes} classes")
     return prototypes
 
 
-@register_model("sadcl")
+RECIPE = Recipe(
+    source="SADCL scripts/sadcl/coco.sh: Query2Label first with SADCL's loss and optimiser, then SADCL from its "
+    "weights and class prototypes; AdamW 5e-5, weight decay 5e-3, one-cycle (20 % warm-up), EMA 0.9998, ASL (γ- 4, "
+    "mean x 1000) + 100 L_S2S + 50 L_P2S, batch 64, multi-scale crop + flip, early stopping",
+    model_args={
+        "prototypes": None,
+        "projection_dim": 1024,
+        "memory_size": 8,
+        "memory_threshold": 0.8,
+        "nhead": 4,
+        "num_encoder_layers": 1,
+        "num_decoder_layers": 2,
+        "dim_feedforward": 8192,
+        "trainable_stages": 3,
+    },
+    criterion=asl(ASL_PRESETS["sadcl"]),
+    aux_losses=(
+        Component("labelgraph.losses.SampleToSampleContrastiveLoss", {"weight": 100.0}),
+        Component("labelgraph.losses.PrototypeToSampleContrastiveLoss", {"weight": 50.0}),
+    ),
+    aux_tied_to_criterion=True,  # 100 and 50 are relative to ASL's mean x 1000
+    optimizer=Component("torch.optim.AdamW", {"lr": 5e-5, "weight_decay": 5e-3}),
+    backbone_lr_mult=1.0,
+    lr_scheduler=ONE_CYCLE,
+    ema_decay=0.9998,
+    epochs=80,
+    batch_size=64,
+    gradient_clip_val=None,
+    early_stopping_patience=8,
+    train_transform="add_gcn",
+    metrics="sadcl",
+    prerequisite=WarmStart("query2label", share=0.5, prototype_threshold=0.85),
+)
+
+
+@register_model("sadcl", recipe=RECIPE)
 def sadcl(
     *,
     num_classes: int,

@@ -25,13 +25,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labelgraph.graph import LabelGraph, conditional_probability
+from labelgraph.graph import LabelGraph, conditional_probability, require_embeddings
 from labelgraph.layers import GatedGraphCell
 from labelgraph.layers.semantic_decoupling import Formulation, SemanticDecoupling
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.models.ml_gcn import require_embeddings
+from labelgraph.models.recipe import Component, Recipe
 
 
 class SSGRLHead(nn.Module):
@@ -100,7 +100,24 @@ class SSGRLHead(nn.Module):
         return attention.view(*attention.shape[:2], *x.shape[-2:])
 
 
-@register_model("ssgrl")
+RECIPE = Recipe(
+    source="SSGRL main_coco.sh / main_voc.sh: Adam 1e-5, no weight decay, no decay over 200 epochs, batch 4, mean BCE, "
+    "layer4 + heads trained; 640 -> random square crop -> 576, test 640 -> centre crop 576",
+    model_args={"hidden": 1024, "steps": 3, "feature_pool": 2, "trainable_stages": 1},
+    optimizer=Component("torch.optim.Adam", {"lr": 1e-5, "weight_decay": 0.0}),
+    backbone_lr_mult=1.0,
+    lr_scheduler=None,
+    epochs=200,
+    batch_size=4,
+    gradient_clip_val=None,
+    image_size=576,
+    train_transform="ssgrl",
+    eval_transform="center_crop",
+    metrics="ssgrl",
+)
+
+
+@register_model("ssgrl", recipe=RECIPE)
 def ssgrl(
     *,
     num_classes: int,

@@ -20,8 +20,14 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
 from labelgraph.models._registry import create_model
 from labelgraph.models.hub_source import model_folder
-
-BUILD_TIME_FILES = ("pretrained", "prototypes")  # builder arguments read once at construction, not re-read on load
+from labelgraph.models.model_config import (
+    CONFIG_FILE,
+    GRAPH_FILE,
+    WEIGHTS_FILE,
+    ConfigError,
+    ModelConfig,
+    config_from_legacy_checkpoint,
+)
 
 
 class CheckpointError(InvalidInputError):
@@ -38,7 +44,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     except Exception as err:  # noqa: BLE001  (torch raises several types: UnpicklingError, RuntimeError, EOFError)
         reason = "it holds objects other than tensors and plain data (refused, nothing was run)"
         if "weights_only" not in str(err) and "Unsupported global" not in str(err):
-            reason = f"truncated or corrupt ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            first_line = (str(err).splitlines() or [""])[0][:200]  # a 0-byte file's error has no message
+            reason = f"truncated or corrupt ({type(err).__name__}: {first_line})"
         raise CheckpointError(f"{path}: cannot load this checkpoint: {reason}") from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: not a checkpoint (a {type(checkpoint).__name__}, not a dict)")
@@ -52,7 +59,7 @@ def trained_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         from safetensors.torch import load_file
 
-        weights = path / "model.safetensors"
+        weights = path / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(f"{path}: not an exported labelgraph model (no model.safetensors)")
         return load_file(str(weights))
@@ -102,39 +109,88 @@ def initialise_from(model: nn.Module, source: str | Path) -> dict[str, list[str]
     return report
 
 
-def load_model(model_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def read_model_config(folder: Path) -> ModelConfig:
+    """The checked :class:`ModelConfig` of an exported model folder."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: not an exported labelgraph model (no {CONFIG_FILE})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from err
+    return ModelConfig.from_dict(data, path)
+
+
+def read_label_graph(path: Path, config: ModelConfig) -> LabelGraph:
+    """The label graph stored beside a model, checked against its config's classes."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing (the model's config says it was built from a label graph)")
+    try:
+        graph = LabelGraph.load(path)
+    except ValueError as err:
+        raise ConfigError(f"{path}: unreadable or truncated label graph ({err})") from err
+    if graph.class_names != config.class_names:
+        raise ConfigError(f"{path}: its classes are not the model's ({graph.num_classes} vs {config.num_classes})")
+    return graph
+
+
+def build_from_config(config: ModelConfig, graph: LabelGraph | None, source: str | Path) -> nn.Module:
+    """The untrained network a config describes (no pretrained weights: the trained ones are loaded next)."""
+    try:
+        return create_model(
+            config.method, num_classes=config.num_classes, label_graph=graph, pretrained=False, **config.model_kwargs
+        )
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"{source}: field 'model_kwargs': they do not build {config.method} ({err})") from err
+
+
+def load_model(model_dir: str | Path) -> tuple[nn.Module, ModelConfig]:
     """Rebuild an exported model (in eval mode) and return it with its config.
 
     ``model_dir``: a folder, or ``hf-hub:ORG/NAME[@REVISION]`` (fetched into the Hugging Face cache:
     :mod:`labelgraph.models.hub_source`)."""
     folder = model_folder(model_dir)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder}: not an exported labelgraph model (no config.json)")
+    config = read_model_config(folder)
+    graph = read_label_graph(folder / GRAPH_FILE, config) if config.label_graph is not None else None
+    model = build_from_config(config, graph, folder / CONFIG_FILE)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{folder}: not an exported labelgraph model (no {WEIGHTS_FILE})")
     try:
-        config = json.loads(config_path.read_text())
-        method, classes = config["method"], config["class_names"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise InvalidInputError(f"{config_path}: malformed model config ({err})") from err
-    graph = LabelGraph.load(folder / "label_graph.safetensors") if config.get("has_label_graph") else None
-    model = create_model(
-        method, num_classes=len(classes), label_graph=graph, pretrained=False, **config["model_kwargs"]
-    )
-    try:
-        missing, unexpected = load_safetensors_into(model, str(folder / "model.safetensors"), strict=False)
+        missing, unexpected = load_safetensors_into(model, str(weights), strict=False)
     except (SafetensorError, OSError, RuntimeError) as err:
-        raise InvalidInputError(f"{folder / 'model.safetensors'}: unreadable or truncated weights ({err})") from err
+        raise InvalidInputError(f"{weights}: unreadable or truncated weights ({err})") from err
     if missing or unexpected:
         raise InvalidInputError(
-            f"{folder / 'model.safetensors'}: weights do not fit {method}: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
+            f"{weights}: weights do not fit {config.method}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return model.eval(), config
 
 
-def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def checkpoint_config(checkpoint: dict[str, Any], path: Path) -> tuple[ModelConfig, LabelGraph | None]:
+    """The config and label graph a checkpoint of ``labelgraph fit`` records (or recorded, before format 2)."""
+    info = checkpoint.get("labelgraph")
+    if not isinstance(info, dict) or not ({"config", "model_config"} & set(info)):
+        raise InvalidInputError(f"{path}: not a labelgraph checkpoint (no 'labelgraph' entry)")
+    if "config" in info:
+        config = ModelConfig.from_dict(info["config"], path)
+    else:
+        config = config_from_legacy_checkpoint(info, path)
+    graph = None
+    if config.label_graph is not None:
+        stored = info.get("label_graph")
+        try:
+            graph = LabelGraph.from_tensors(stored["tensors"], stored["metadata"])
+        except (TypeError, KeyError, ValueError) as err:
+            raise ConfigError(f"{path}: its label graph is incomplete ({type(err).__name__}: {err})") from err
+        if graph.class_names != config.class_names:
+            raise ConfigError(f"{path}: the label graph's classes are not the model's")
+    return config, graph
+
+
+def load_trained_model(source: str | Path) -> tuple[nn.Module, ModelConfig]:
     """An exported model folder or ``hf-hub:`` name (``load_model``) or a Lightning checkpoint of ``labelgraph fit``,
-    in eval mode. A checkpoint is rebuilt from the method, arguments and label graph it records.
+    in eval mode, with its config. A checkpoint is rebuilt from the config and label graph it records.
     """
     path = model_folder(source)
     if path.is_dir():
@@ -142,23 +198,10 @@ def load_trained_model(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model folder or checkpoint")
     checkpoint = read_checkpoint(path)
-    info = checkpoint.get("labelgraph")
-    if not info or "model_config" not in info:
-        raise InvalidInputError(f"{path}: not a labelgraph checkpoint (no 'labelgraph' entry)")
-    method, kwargs = info["model_config"]["method"], dict(info["model_config"]["kwargs"])
-    classes = info["class_names"]
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", *BUILD_TIME_FILES)}
-    graph = None
-    if "label_graph" in info:
-        graph = LabelGraph.from_tensors(info["label_graph"]["tensors"], info["label_graph"]["metadata"])
-    model = create_model(method, num_classes=len(classes), label_graph=graph, pretrained=False, **kwargs)
-    model.load_state_dict(checkpoint_weights(checkpoint, path))
-    config = {
-        "method": method,
-        "model_kwargs": kwargs,
-        "class_names": classes,
-        "preprocessing": info["preprocessing"],
-        "label_graph": graph,
-        "training": {k: info[k] for k in ("metrics", "command") if k in info},
-    }
+    config, graph = checkpoint_config(checkpoint, path)
+    model = build_from_config(config, graph, path)
+    try:
+        model.load_state_dict(checkpoint_weights(checkpoint, path))
+    except RuntimeError as err:
+        raise InvalidInputError(f"{path}: its weights do not fit {config.method} ({str(err).splitlines()[0]})") from err
     return model.eval(), config

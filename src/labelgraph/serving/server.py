@@ -48,12 +48,12 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
     """What ``GET /metadata`` answers (computed once, in the parent process, from the loaded model)."""
     config = predictor.config
     return {
-        "method": config.get("method"),
+        "method": config.method,
         "classes": predictor.classes,
         "input_size": predictor.image_size,
         "thresholds": [float(t) for t in predictor.thresholds],
         "calibrated": predictor.calibrated,
-        "preprocessing": config.get("preprocessing", {}),
+        "preprocessing": config.preprocessing,
         "maps": "class maps" if hasattr(predictor.model.head, "class_maps") else "Grad-CAM",
         "labelgraph_version": version("labelgraph"),
         "defaults": {"threshold": api.threshold, "top_k": api.top_k},
@@ -91,7 +91,7 @@ def build_server(
         max_payload_size=limits.max_request_bytes,
         middlewares=[(BearerKeyMiddleware, {"key": api_key})] if api_key else [],
         loggers=[BatchLog()] if log_batches else None,
-        model_metadata={"method": predictor.config.get("method"), "model_dir": str(model_dir)},
+        model_metadata={"method": predictor.config.method, "model_dir": str(model_dir)},
     )
     add_routes(server, metadata(predictor, api, limits), limits)
     return server

@@ -24,6 +24,7 @@ from PIL import Image
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.dataset import stack_images
 from labelgraph.data.image_io import ImageLoadError
+from labelgraph.data.transforms import eval_view
 from labelgraph.serving.uploads import read_upload
 from labelgraph.visualization.explain import overlays
 
@@ -111,7 +112,7 @@ class TaggingAPI(ls.LitAPI):
         scores = prediction["scores"]
         names = prediction["labels"] or [max(scores, key=scores.get)]
         classes = [self.predictor.classes.index(n) for n in names]
-        image = Image.fromarray(original.permute(1, 2, 0).numpy())
+        image = Image.fromarray(eval_view(original, self.predictor.config.eval_transform).permute(1, 2, 0).numpy())
         image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
         drawn, kind = overlays(self.predictor.model, x[None].to(self.predictor.device), image, classes)
         encoded = {}

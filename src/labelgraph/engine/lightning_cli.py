@@ -1,6 +1,8 @@
-"""``labelgraph fit|validate|test|predict``: LightningCLI over the task and the data module."""
+"""LightningCLI over the task and the data module: what ``labelgraph fit|validate|test`` and a sweep's points run."""
 
 from __future__ import annotations
+
+import warnings
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -19,7 +21,9 @@ class LabelGraphCLI(LightningCLI):
 
 
 def make_cli(argv: list[str], run: bool = True) -> LabelGraphCLI:
-    """The Lightning CLI of ``labelgraph fit|validate|test|predict`` (``run=False``: instantiate only)."""
+    """The Lightning CLI of ``labelgraph fit|validate|test`` (``run=False``: instantiate only)."""
+    # ``labelgraph fit ...`` hands its own argv over; Lightning's caution about args beside sys.argv is not for it
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
     return LabelGraphCLI(
         MultiLabelTask,
         MultiLabelDataModule,
@@ -27,7 +31,7 @@ def make_cli(argv: list[str], run: bool = True) -> LabelGraphCLI:
         run=run,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"plugins": [SafeCheckpointIO()]},  # atomic checkpoint writes, weights_only reads
-        parser_kwargs={"parser_mode": "omegaconf"} if has_omegaconf() else {},
+        parser_kwargs={"prog": "labelgraph", **({"parser_mode": "omegaconf"} if has_omegaconf() else {})},
     )
 
 

