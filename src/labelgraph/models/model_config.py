@@ -333,6 +333,7 @@ def config_from_legacy_checkpoint(info: dict[str, Any], source: str | Path) -> M
     if isinstance(kwargs, dict):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", *FILE_ARGUMENTS)}
     data = {
+        "format_version": FORMAT_VERSION,
         "method": recorded.get("method"),
         "model_kwargs": kwargs,
         "class_names": info.get("class_names"),
