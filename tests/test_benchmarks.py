@@ -32,6 +32,7 @@ def test_data_benchmark_measures_both_pipelines():
     assert "| data |" in table({"data": result})
 
 
+@pytest.mark.slow  # a benchmark run
 def test_metrics_benchmark_fields():
     from benchmarks import bench_metrics
 

@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import labelgraph
 from labelgraph.apis.model_card import model_card
@@ -23,7 +25,6 @@ from .fake_hub import FakeHub
 from .test_cli import cli_args
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "data" / "photos" / "dog.jpg"
 REPO = "labelgraph-tests/tiny-tagger"
 
 
@@ -90,11 +91,13 @@ def test_hub_model_loads_offline_from_the_cache(checkpoint, tmp_path):
     cache = tmp_path / "hf"
     place_in_hf_cache(model, cache, REPO)
     offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
-    hub = run_cli(["predict", f"hf-hub:{REPO}", str(PHOTO)], **offline)
+    photo = tmp_path / "photo.jpg"  # any image: the test is about where the model comes from
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photo)
+    hub = run_cli(["predict", f"hf-hub:{REPO}", str(photo)], **offline)
     assert hub.returncode == 0, hub.stderr[-3000:]
-    local = labelgraph.load(model).predict([PHOTO])
+    local = labelgraph.load(model).predict([photo])
     assert json.loads(hub.stdout)["predictions"][0]["scores"] == pytest.approx(local["predictions"][0]["scores"])
-    missing = run_cli(["predict", "hf-hub:labelgraph-tests/not-cached", str(PHOTO)], **offline)
+    missing = run_cli(["predict", "hf-hub:labelgraph-tests/not-cached", str(photo)], **offline)
     assert missing.returncode == 2 and "not in the Hugging Face cache" in missing.stderr, missing.stderr[-2000:]
 
 

@@ -226,6 +226,7 @@ def test_presets_are_valid_arguments():
         assert "mAP" in evaluate(scores, targets, **preset), name
 
 
+@pytest.mark.slow  # a timing assertion
 def test_coco_val_sized_evaluation_is_fast():
     """Every metric on 40,504 x 80 costs less than 3 argsorts of the matrix and beats scikit-learn's per-class AP
     alone, timed side by side (a ratio holds on a busy machine where an absolute bound does not; on an idle 2-core

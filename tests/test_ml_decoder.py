@@ -4,12 +4,11 @@ run: trained on twenty coloured demo shapes, it ranks five colour-shape pairs it
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from PIL import Image
 
 from labelgraph import LabelGraph, create_model
 from labelgraph.data.synthetic import shape_mask
@@ -19,8 +18,6 @@ from labelgraph.layers.group_decoder import GroupFullyConnected
 from labelgraph.models.ml_decoder import score_new_classes
 
 from .conftest import TINY_BACKBONE
-
-ROOT_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 
 
 def graph_with_embeddings(num_classes: int, dim: int = 12) -> LabelGraph:
@@ -56,6 +53,13 @@ def test_paper_defaults_and_query_count():
     assert not head.query_embed.weight.requires_grad  # the official code's fixed random queries
     learnable = create_model("ml_decoder", num_classes=80, backbone=TINY_BACKBONE, queries="learnable")
     assert learnable.head.query_embed.weight.requires_grad
+    graph = LabelGraph.from_targets(np.eye(6, dtype=np.int8), [f"c{i}" for i in range(6)])
+    graph.embeddings = torch.randn(6, 50)
+    torch.manual_seed(0)
+    shared = create_model("ml_decoder", num_classes=6, label_graph=graph, backbone=TINY_BACKBONE, queries="embeddings")
+    weight = shared.head.classifier.weight  # (1, 768): the official zero-shot head's xavier-normal init, zero bias
+    assert torch.equal(shared.head.classifier.bias, torch.zeros(1))
+    assert weight.std().item() == pytest.approx((2 / (768 + 1)) ** 0.5, rel=0.1)  # not PyTorch's default U(±1/sqrt(d))
 
 
 def test_only_cross_attention_runs():
@@ -125,7 +129,8 @@ def test_predict_scores_new_class_names_from_the_command_line(tmp_path):
     graph.class_names, graph.embeddings = ["cat", "dog"], glove50_embeddings(["cat", "dog"])
     model = create_model("ml_decoder", num_classes=2, label_graph=graph, backbone=TINY_BACKBONE, queries="embeddings")
     folder = save_model(model.eval(), tmp_path / "model", class_names=["cat", "dog"], image_size=32, label_graph=graph)
-    photo = str(ROOT_PHOTOS / "dog.jpg")
+    photo = str(tmp_path / "photo.png")  # any image: the test is about the class list
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photo)
     (tmp_path / "new.txt").write_text("cat\ndog\nhorse\n")
     out_trained, out_new = tmp_path / "trained.json", tmp_path / "new.json"
     assert cli_main(["predict", str(folder), photo, "--out", str(out_trained)]) == 0
@@ -203,10 +208,10 @@ def test_zero_shot_held_out_classes_score_above_chance():
     per_class = average_precision(scores, test_t)
     ap, prevalence = per_class[held], test_t[:, held].mean(axis=0)
     print(f"held-out AP {np.round(100 * ap, 1)} (mean {100 * ap.mean():.1f}), chance {np.round(100 * prevalence, 1)}")
-    assert ap.mean() > 3 * prevalence.mean(), (ap, prevalence)  # 4.5x to 8.9x over six seeds
-    assert np.nanmean(per_class[seen]) > 0.8  # the trained classes were learnt: 0.90-0.98
+    assert ap.mean() > 3 * prevalence.mean(), (ap, prevalence)  # 4.8x to 10.5x over six seeds (one thread)
+    assert np.nanmean(per_class[seen]) > 0.8  # the trained classes were learnt: 0.96-0.98
     # the name decides: a held-out pair's images are ranked by its own name's scores, not by any new name's
     # cross[i, j]: AP of new name j's scores for pair i's images
     cross = np.stack([average_precision(scores[:, held], np.repeat(test_t[:, [c]], len(held), 1)) for c in held])
     own, other = np.diag(cross).mean(), cross[~np.eye(len(held), dtype=bool)].mean()
-    assert own > 2 * other, np.round(100 * cross, 1)  # 3.3x to 7.9x over six seeds
+    assert own > 2 * other, np.round(100 * cross, 1)  # 4.1x to 10.1x over six seeds

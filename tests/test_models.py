@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from labelgraph import LabelGraph, create_model, list_models
 from labelgraph.apis import load_model, save_model
 from labelgraph.models import Backbone, Recipe, register_model
 
+from . import golden
 from .conftest import TINY_BACKBONE
 
 NUM_CLASSES = 6
@@ -62,16 +63,38 @@ class TestEveryModel:
         b = build(name, label_graph).eval()(x)
         assert torch.equal(a, b)
 
-    def test_graph_priors_are_buffers_not_parameters(self, name, label_graph):
-        model = build(name, label_graph)
-        learnable_graph = set(getattr(model.head, "learnable_graph", ()))  # methods that learn a graph say so
-        suspicious = [
-            n
-            for n, _ in model.head.named_parameters()
-            if any(k in n.split(".")[-1] for k in ("adj", "cooc", "prior", "word", "embed"))
-            and n.split(".")[0] not in learnable_graph
-        ]
-        assert not suspicious, f"graph/embedding tensors registered as trainable parameters: {suspicious}"
+    def test_graph_priors_are_declared_buffers_and_all_the_head_takes_from_the_graph(self, name, label_graph):
+        """Built twice from one seed with two label graphs, the heads differ only in what they declare: their
+        ``graph_priors`` (buffers, never trained) and what they learn from the graph (``learnable_graph``)."""
+        one_label_each = np.eye(NUM_CLASSES, dtype=np.int8).repeat(5, axis=0)  # no two classes ever co-occur
+        other = LabelGraph.from_targets(one_label_each, label_graph.class_names)
+        other.embeddings, other.embedding_source = torch.randn(NUM_CLASSES, 16), label_graph.embedding_source
+        torch.manual_seed(0)
+        head = build(name, label_graph).head
+        torch.manual_seed(0)
+        state = build(name, other).head.state_dict()
+        priors = set(getattr(head, "graph_priors", ()))
+        learnable = tuple(getattr(head, "learnable_graph", ()))
+        buffers = dict(head.named_buffers())
+        assert priors <= set(buffers), f"graph priors that are not buffers: {priors - set(buffers)}"
+        differ = {k for k, v in head.state_dict().items() if not torch.equal(v, state[k])}
+        undeclared = {k for k in differ - priors if not k.startswith(learnable) or not learnable}
+        assert undeclared == set(), f"taken from the label graph but not declared a prior: {undeclared}"
+        assert priors <= differ, f"declared priors that do not come from the label graph: {priors - differ}"
+
+    def test_forward_train_logits_equal_forward_in_eval_mode(self, name, label_graph):
+        model = build(name, label_graph).eval()
+        x = torch.rand(2, 3, 48, 64)
+        with torch.no_grad():
+            assert torch.equal(model.forward_train(x)["logits"], model(x))
+
+    def test_logits_equal_the_stored_golden_ones(self, name):
+        """Any change to a head's arithmetic or initialisation fails here (``python -m tests.golden`` rewrites
+        the files once a change is meant)."""
+        path = golden.FOLDER / f"{name}.safetensors"
+        assert path.is_file(), f"no stored logits for {name}: run python -m tests.golden {name}"
+        expected = load_file(str(path))["logits"]
+        assert torch.allclose(golden.golden_logits(name), expected, rtol=1e-4, atol=1e-5)
 
     def test_fixed_priors_stay_fixed_through_a_training_step_and_travel_in_the_weights(self, name, label_graph):
         model = build(name, label_graph).train()

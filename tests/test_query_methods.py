@@ -269,3 +269,12 @@ def test_one_cycle_steps_per_batch_and_keeps_the_group_multipliers(tiny_dataset,
     assert scheduler.last_epoch == 6
     with pytest.raises(ValueError, match="total_steps"):
         OneCycleLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+
+
+def test_the_head_built_directly_has_the_builders_feed_forward_width():
+    from labelgraph.models.query2label import Query2LabelHead
+
+    head = Query2LabelHead(in_channels=64, num_classes=3)  # hidden = 64: feed-forward 4 x 64, as query2label builds
+    built = create_model("query2label", num_classes=3, backbone=TINY_BACKBONE).head  # test_resnet: 512 wide
+    assert head.transformer.encoder[0].ffn.net[0].out_features == 256
+    assert built.transformer.encoder[0].ffn.net[0].out_features == 4 * built.hidden

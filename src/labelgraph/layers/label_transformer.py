@@ -78,7 +78,8 @@ class LabelQueryTransformer(nn.Module):
 
     The decoder's input starts at zero and the label embeddings enter as query positions at every layer, as in
     DETR/Query2Label. ``decoder_self_attention=False`` removes self-attention from every decoder layer (the
-    official default); all matrices are Xavier-uniform initialised.
+    official default); ``dim_feedforward`` defaults to 4 x ``d_model`` (the official R101 setting: 2048 -> 8192); all
+    matrices are Xavier-uniform initialised.
 
     Shapes:
         src (B, N, d), pos (1, N, d), query_embed (C, d) -> label features (B, C, d).
@@ -90,11 +91,12 @@ class LabelQueryTransformer(nn.Module):
         nhead: int = 4,
         num_encoder_layers: int = 1,
         num_decoder_layers: int = 2,
-        dim_feedforward: int = 8192,
+        dim_feedforward: int | None = None,
         dropout: float = 0.1,
         decoder_self_attention: bool = False,
     ) -> None:
         super().__init__()
+        dim_feedforward = dim_feedforward or 4 * d_model
         self.encoder = nn.ModuleList(
             EncoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_encoder_layers)
         )

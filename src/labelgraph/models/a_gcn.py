@@ -64,7 +64,8 @@ class AGCNHead(nn.Module):
         features[-1] (B, D, H, W) -> logits (B, C); ``forward_train`` adds ``adjacency`` (C, C).
     """
 
-    learnable_graph = ("graph",)
+    graph_priors = ("label_embed",)  # fixed, from the label graph (buffers)
+    learnable_graph = ("graph",)  # learnt on purpose (parameters)
 
     def __init__(
         self,

@@ -73,7 +73,8 @@ class DynamicGraphHead(nn.Module):
         self.classifier_weight = nn.Parameter(torch.empty(num_classes, dim).uniform_(-(dim**-0.5), dim**-0.5))
         self.classifier_bias = nn.Parameter(torch.empty(num_classes).uniform_(-(dim**-0.5), dim**-0.5))
         if static_prior is None:
-            self.learnable_graph = ("static_graph",)
+            self.learnable_graph = ("static_graph",)  # ADD-GCN learns its static graph
+        self.graph_priors = ("static_graph.adj",) if static_prior is not None else ()  # DB-DGCN's fixed prior
 
     def attend(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Class activation maps of each stage and the class features V (B, dim, C), summed over stages.

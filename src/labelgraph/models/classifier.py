@@ -20,6 +20,10 @@ class MultiLabelClassifier(nn.Module):
     A head may also declare ``lr_mults = {"submodule_prefix": factor}`` for its own parameter groups
     (e.g. A-GCN's 4x learning rate on the graph projections); everything else in the head uses factor 1.
 
+    A head built from the label graph declares what it took from it: ``graph_priors``, the names of its fixed prior
+    tensors (buffers: saved with the weights, never trained -- an adjacency, label embeddings), and
+    ``learnable_graph``, the submodules or parameters it initialises from the graph and learns on purpose.
+
     Inputs are uint8 images (what the data pipeline delivers) or float images in [0, 1]: the model applies its
     backbone's mean/std itself (buffers ``input_mean``, ``input_std``), so the data pipeline and ``predict`` can
     never use the wrong normalisation (TResNet expects none, ImageNet ResNets expect ImageNet statistics -- a

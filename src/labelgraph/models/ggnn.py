@@ -40,6 +40,8 @@ class GGNNHead(nn.Module):
         features[-1] (B, d, H, W) -> annotations (B, K) -> states (B, K, hidden) -> logits (B, C).
     """
 
+    graph_priors = ("adj_in", "adj_out")  # fixed, from the label or knowledge graph (buffers)
+
     def __init__(
         self,
         in_channels: int,

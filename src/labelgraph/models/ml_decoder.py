@@ -13,9 +13,10 @@ Queries: ``"fixed"`` (the official code: random N(0, 1) embeddings that are neve
 projection shared by every class, the paper's zero-shot setting: new class names get new word vectors and are
 scored by the same network (:func:`score_new_classes`; ``labelgraph predict MODEL --classes FILE --embeddings ...``).
 
-Departures from the official code: none in the architecture (its ``tgt + dropout(tgt)`` where self-attention was
-is kept, see :class:`~labelgraph.layers.group_decoder.CrossAttentionLayer`); the spatial tokens are flattened at
-any input size (no fixed buffer), and ``class_maps`` returns the cross-attention of each class's query.
+Departures from the official code: none in the architecture or its initialisation (its ``tgt + dropout(tgt)`` where
+self-attention was is kept, see :class:`~labelgraph.layers.group_decoder.CrossAttentionLayer`; group decoding and the
+zero-shot classifier start from a xavier-normal weight and a zero bias, as its code initialises them). Added:
+``class_maps`` returns the cross-attention of each class's query.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class MLDecoderHead(nn.Module):
         )
         if queries == "embeddings":
             self.register_buffer("label_embed", label_embeddings.float().clone())  # (C, e)
+            self.graph_priors = ("label_embed",)  # the word vectors the queries are made from (a buffer)
             self.query_proj = nn.Sequential(nn.Linear(label_embeddings.shape[1], embed_dim), nn.ReLU())
             self.classifier = nn.Linear(embed_dim, 1)  # shared by every class: any class list can be scored
+            nn.init.xavier_normal_(self.classifier.weight)  # the official zero-shot duplicate_pooling's init
+            nn.init.zeros_(self.classifier.bias)
         else:
             groups = min(num_groups, num_classes)
             self.query_embed = nn.Embedding(groups, embed_dim)  # N(0, 1)

@@ -70,9 +70,10 @@ class MLGCNHead(nn.Module):
         self.register_buffer("label_embed", label_embed.detach().float().clone())
         if learn_graph:
             self.adj = nn.Parameter(adjacency.detach().float().clone())
-            self.learnable_graph = ("adj",)
+            self.learnable_graph = ("adj",)  # learnt on purpose, from the co-occurrence graph
         else:
             self.register_buffer("adj", adjacency.detach().float().clone())
+        self.graph_priors = ("label_embed",) if learn_graph else ("label_embed", "adj")  # fixed (buffers)
         self.gc1 = GraphConvolution(label_embed.shape[1], hidden)
         self.middle = nn.ModuleList(GraphConvolution(hidden, hidden) for _ in range(num_layers - 2))
         self.gc2 = GraphConvolution(hidden, in_channels)

@@ -57,7 +57,7 @@ class Query2LabelHead(nn.Module):
         num_classes: C (number of label queries).
         hidden: transformer width (default: the backbone width, as the official R101 setting).
         **transformer: ``LabelQueryTransformer`` options (nhead 4, 1 encoder and 2 decoder layers, feed-forward
-            8192, dropout 0.1, no decoder self-attention).
+            4 x hidden, dropout 0.1, no decoder self-attention).
 
     Shapes:
         features[-1] (B, D, H, W) -> tokens (B, HW, hidden) -> label features (B, C, hidden) -> logits (B, C).
@@ -99,14 +99,12 @@ def build_query2label(
     head_args: dict[str, Any],
 ) -> MultiLabelClassifier:
     """Query2Label's backbone setting (on pretrained weights: frozen BatchNorm, stem and layer1 frozen) + a
-    Query2Label-style head whose feed-forward width defaults to 4 x its hidden width."""
+    Query2Label-style head (its feed-forward width defaults to 4 x its hidden width, in the transformer)."""
     freezing = {
         "trainable_stages": official_if_pretrained(trainable_stages, pretrained, official=3, off=None),
         "frozen_batchnorm": official_if_pretrained(frozen_batchnorm, pretrained, official=True, off=False),
     }
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,), **freezing)
-    width = hidden or body.channels[-1]
-    head_args = {**head_args, "dim_feedforward": head_args.get("dim_feedforward") or 4 * width}
     model = MultiLabelClassifier(body, head_class(body.channels[-1], num_classes, hidden, **head_args), num_classes)
     model.resolved_kwargs = freezing
     return model

@@ -51,6 +51,8 @@ class SSGRLHead(nn.Module):
         ``class_maps`` -> attention (B, C, h, w), summing to 1 over positions.
     """
 
+    graph_priors = ("label_embed", "adj_in", "adj_out")  # fixed, from the label graph (buffers)
+
     def __init__(
         self,
         in_channels: int,
