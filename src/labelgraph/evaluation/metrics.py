@@ -1,6 +1,7 @@
 """Multi-label metrics with explicit modes: mAP, CP/CR/CF1, OP/OR/OF1 and their top-k variants.
 
-The papers of this field measure differently (see ``shared/REFERENCES.md`` §1); every difference is a named mode:
+The papers of this field measure differently (``docs/metrics.md`` lists who computes what); every difference is a
+named mode:
 
 - ``ap_mode="noninterp"`` (default): mean over the positives of the precision at their rank, *tie-aware*
   (tied scores form one operating point) -- identical to scikit-learn's ``average_precision_score``;

@@ -137,7 +137,7 @@ def image_embeddings(
     features of the images that contain it (targets == 1), optionally reduced with PCA.
 
     PCA is fitted on the C class means, so it yields at most C - 1 informative dimensions; asking for more is an
-    error (the original description does not say how it was fitted; this is our reading, see REFERENCES §10).
+    error (the original description does not say how it was fitted, and no code was published; this is our reading).
 
     Args:
         model: a :class:`MultiLabelClassifier` (its normalisation and backbone are used; last stage, max-pooled).

@@ -2,7 +2,8 @@
 pooled features over the train split, reduced with PCA, with a TResNet-M backbone (un-normalised [0, 1] input,
 which the backbone's preprocessing records).
 
-No public code of IML-GCN could be found (REFERENCES §10), so this follows the paper's description: the
+No public code of IML-GCN could be found (searched: the paper's page, GitHub, Papers with Code), so this follows the
+paper's description: the
 embeddings are computed by ``labelgraph data graph --embeddings image:MODEL_DIR --pca D`` (or
 :func:`labelgraph.graph.image_embeddings`) and stored in the label graph; the model refuses other embeddings so
 that an "IML-GCN" result cannot silently be an ML-GCN with word vectors. The recipe config pairs it with ASL,

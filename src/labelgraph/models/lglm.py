@@ -7,7 +7,7 @@ layers to m = 1024 dims, multiplied element-wise, dropout, summed in groups of g
 fully connected layer per class gives the logit Y_i. The paper reports that it converges in 25 epochs instead
 of 150. ``fusion="dot"`` switches MFC off ("LGLM without MFC" = A-GCN).
 
-Implemented from the paper, departing from the released code, which does not run as shipped (REFERENCES §6):
+Implemented from the paper, departing from the released code (lzHZWZ/LGLM), which does not run as shipped:
 the graph projections take each class's own embedding (the code's ``inp.view(1, 300, C, 1)`` mixes classes; see
 ``labelgraph.models.a_gcn``); the fusion layers are trained (the code's optimizer omits them, so under SGD they stay
 at their random initialisation); the fusion is vectorised over batch and classes (the code loops in Python); the

@@ -1,6 +1,6 @@
 """MS-COCO 2014: ``ROOT/annotations/instances_{train,val}2014.json``, images in ``ROOT/{train,val}2014/``.
 
-Options (REFERENCES §1, §12.3):
+Options (each paper's loader differs: ``docs/datasets.md`` says which option reproduces which paper):
     class_order: ``coco_id`` (category-id order: SSGRL, Query2Label, SADCL, ASL) or ``alphabetical`` (by name:
         the order of ML-GCN / ADD-GCN / LGLM's GloVe and adjacency files).
     include_unlabeled: True keeps every image of the json (val 40,504: SSGRL / Query2Label count these), False
