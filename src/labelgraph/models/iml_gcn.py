@@ -24,37 +24,21 @@ from labelgraph.models.recipe import Component, ImageEmbeddings, Recipe, asl
 RECIPE = Recipe(
     source="no official code; the TResNet/ASL line it builds on: Adam 1e-4, weight decay 1e-4, cosine over 40 epochs, "
     "EMA 0.9997, ASL (γ- 4, clip 0.05, sum), batch 32, squash resize + Cutout + RandAugment",
-    backbone="tresnet_m",
-    model_args={"tau": 0.4, "p": 0.25, "adjacency_style": "official", "hidden": 1024},
-    criterion=asl(ASL_PRESETS["asl"]),
-    optimizer=Component("torch.optim.Adam", {"lr": 1e-4, "weight_decay": 1e-4}),
-    backbone_lr_mult=1.0,
-    lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": 40}),
-    ema_decay=0.9997,
-    epochs=40,
-    batch_size=32,
-    gradient_clip_val=None,
-    train_transform="asl",
-    staged_stage1_epochs=10,
+    backbone="tresnet_m", model_args={"tau": 0.4, "p": 0.25, "adjacency_style": "official", "hidden": 1024},
+    criterion=asl(ASL_PRESETS["asl"]), optimizer=Component("torch.optim.Adam", {"lr": 1e-4, "weight_decay": 1e-4}),
+    backbone_lr_mult=1.0, lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": 40}),
+    ema_decay=0.9997, epochs=40, batch_size=32, gradient_clip_val=None, train_transform="asl", staged_stage1_epochs=10,
     prerequisite=ImageEmbeddings("baseline"),  # class means of a trained CNN's pooled features
-)
+)  # fmt: skip
 
 
 @register_model("iml_gcn", recipe=RECIPE)
 def iml_gcn(
-    *,
-    num_classes: int,
-    label_graph: LabelGraph | None = None,
-    backbone: str = "tresnet_m",
-    pretrained: bool | str = False,
-    tau: float = 0.4,
-    p: float = 0.25,
-    adjacency_style: Literal["official", "paper"] = "official",
-    graph: GraphSource = "cooccurrence",
-    hidden: int = 1024,
-    pool: Literal["max", "avg"] = "max",
-    classifier_bias: bool = False,
-) -> MultiLabelClassifier:
+    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "tresnet_m",
+    pretrained: bool | str = False, tau: float = 0.4, p: float = 0.25,
+    adjacency_style: Literal["official", "paper"] = "official", graph: GraphSource = "cooccurrence",
+    hidden: int = 1024, pool: Literal["max", "avg"] = "max", classifier_bias: bool = False,
+) -> MultiLabelClassifier:  # fmt: skip
     """IML-GCN: TResNet-M + ML-GCN head over image-based (PCA) node embeddings."""
     graph_ = require_embeddings("iml_gcn", label_graph, num_classes)
     if not (graph_.embedding_source or "").startswith("image"):
@@ -62,16 +46,6 @@ def iml_gcn(
             f"iml_gcn needs image-based label embeddings, the label graph has {graph_.embedding_source!r}: "
             "compute them with `labelgraph data graph --embeddings image:MODEL_DIR --pca D`"
         )
-    return build_ml_gcn(
-        num_classes=num_classes,
-        label_graph=graph_,
-        backbone=backbone,
-        pretrained=pretrained,
-        tau=tau,
-        p=p,
-        adjacency_style=adjacency_style,
-        graph=graph,
-        hidden=hidden,
-        pool=pool,
-        classifier_bias=classifier_bias,
-    )
+    return build_ml_gcn(num_classes=num_classes, label_graph=graph_, backbone=backbone, pretrained=pretrained,
+                        tau=tau, p=p, adjacency_style=adjacency_style, graph=graph, hidden=hidden, pool=pool,
+                        classifier_bias=classifier_bias)  # fmt: skip

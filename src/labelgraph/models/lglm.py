@@ -25,10 +25,10 @@ import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, require_embeddings
 from labelgraph.models._registry import register_model
+from labelgraph.models.a_gcn import RECIPE as A_GCN_RECIPE
 from labelgraph.models.a_gcn import AGCNHead
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.models.recipe import Component, Recipe
 
 
 class MFCFusion(nn.Module):
@@ -86,32 +86,19 @@ class LGLMHead(AGCNHead):
         return super().score(pooled, classifiers) if self.fusion is None else self.fusion(pooled, classifiers)
 
 
-RECIPE = Recipe(
+RECIPE = A_GCN_RECIPE.replace(  # A-GCN's optimisation and sparsity loss, over 50 epochs
     source="LGLM paper: SGD 0.1, momentum 0.9, weight decay 1e-4, lr / 10 every 40 epochs, batch 32 (it reports "
     "convergence in 25 epochs; 50 here); A-GCN's graph sparsity loss (L1, weight 1)",
-    model_args={"fusion": "mfc", "m": 1024, "g": 2, "dropout": 0.1, "graph_dim": 1024, "hidden": 1024},
-    aux_losses=(Component("labelgraph.losses.GraphSparsityLoss", {"weight": 1.0, "norm": "l1"}),),
-    epochs=50,
-    batch_size=32,
-    staged_stage1_epochs=10,
-)
+    model_args={"fusion": "mfc", "m": 1024, "g": 2, "dropout": 0.1, "graph_dim": 1024, "hidden": 1024}, epochs=50,
+)  # fmt: skip
 
 
 @register_model("lglm", recipe=RECIPE)
 def lglm(
-    *,
-    num_classes: int,
-    label_graph: LabelGraph | None = None,
-    backbone: str = "resnet101",
-    pretrained: bool | str = False,
-    fusion: Literal["mfc", "dot"] = "mfc",
-    m: int = 1024,
-    g: int = 2,
-    dropout: float = 0.1,
-    graph_dim: int = 1024,
-    hidden: int = 1024,
-    graph_lr_mult: float = 4.0,
-) -> MultiLabelClassifier:
+    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
+    pretrained: bool | str = False, fusion: Literal["mfc", "dot"] = "mfc", m: int = 1024, g: int = 2,
+    dropout: float = 0.1, graph_dim: int = 1024, hidden: int = 1024, graph_lr_mult: float = 4.0,
+) -> MultiLabelClassifier:  # fmt: skip
     """LGLM with the paper's defaults (d_L = 1024, GCN 1024 -> 2048, m = 1024, g = 2)."""
     graph = require_embeddings("lglm", label_graph, num_classes)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))

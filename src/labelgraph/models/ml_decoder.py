@@ -144,44 +144,21 @@ def score_new_classes(model: MultiLabelClassifier, embeddings: torch.Tensor) -> 
 RECIPE = Recipe(
     source="ML-Decoder train.py: Adam 1e-4 with L2 1e-4 on weights only, one-cycle over 40 epochs (20 % warm-up) "
     "stepped per batch, EMA 0.9997, ASL (γ- 4, γ+ 0, clip 0.05, sum), batch 56, squash resize + Cutout + RandAugment",
-    backbone="tresnet_l",
-    model_args={
-        "queries": "fixed",
-        "num_groups": 100,
-        "embed_dim": 768,
-        "num_layers": 1,
-        "nhead": 8,
-        "dim_feedforward": 2048,
-        "dropout": 0.1,
-    },  # fmt: skip
+    backbone="tresnet_l", model_args={"queries": "fixed", "num_groups": 100, "embed_dim": 768, "num_layers": 1,
+                                      "nhead": 8, "dim_feedforward": 2048, "dropout": 0.1},
     criterion=asl(ASL_PRESETS["asl"]),
     optimizer=Component("labelgraph.engine.recipes.AdamNoDecayOn1d", {"lr": 1e-4, "weight_decay": 1e-4}),
-    backbone_lr_mult=1.0,
-    lr_scheduler=ONE_CYCLE,
-    ema_decay=0.9997,
-    epochs=40,
-    batch_size=56,
-    gradient_clip_val=None,
-    train_transform="asl",
-    metrics="asl",
-)
+    backbone_lr_mult=1.0, lr_scheduler=ONE_CYCLE, ema_decay=0.9997, epochs=40, batch_size=56, gradient_clip_val=None,
+    train_transform="asl", metrics="asl",
+)  # fmt: skip
 
 
 @register_model("ml_decoder", recipe=RECIPE)
 def ml_decoder(
-    *,
-    num_classes: int,
-    label_graph: LabelGraph | None = None,
-    backbone: str = "tresnet_l",
-    pretrained: bool | str = False,
-    queries: QuerySource = "fixed",
-    num_groups: int = 100,
-    embed_dim: int = 768,
-    num_layers: int = 1,
-    nhead: int = 8,
-    dim_feedforward: int = 2048,
-    dropout: float = 0.1,
-) -> MultiLabelClassifier:
+    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "tresnet_l",
+    pretrained: bool | str = False, queries: QuerySource = "fixed", num_groups: int = 100, embed_dim: int = 768,
+    num_layers: int = 1, nhead: int = 8, dim_feedforward: int = 2048, dropout: float = 0.1,
+) -> MultiLabelClassifier:  # fmt: skip
     """ML-Decoder with the paper's defaults (TResNet-L, K = min(100, C) fixed queries, 768-d, 1 layer, 8 heads, FFN
     2048, dropout 0.1). ``queries="embeddings"`` needs the label graph's word vectors (zero-shot capable)."""
     if queries not in ("fixed", "learnable", "embeddings"):

@@ -134,34 +134,14 @@ RECIPE = Recipe(
 
 @register_model("ml_gcn", recipe=RECIPE)
 def ml_gcn(
-    *,
-    num_classes: int,
-    label_graph: LabelGraph | None = None,
-    backbone: str = "resnet101",
-    pretrained: bool | str = False,
-    tau: float = 0.4,
-    p: float = 0.25,
-    adjacency_style: Literal["official", "paper"] = "official",
-    graph: GraphSource = "cooccurrence",
-    hidden: int = 1024,
-    pool: Literal["max", "avg"] = "max",
-    classifier_bias: bool = False,
-    num_layers: int = 2,
-) -> MultiLabelClassifier:
+    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
+    pretrained: bool | str = False, tau: float = 0.4, p: float = 0.25,
+    adjacency_style: Literal["official", "paper"] = "official", graph: GraphSource = "cooccurrence",
+    hidden: int = 1024, pool: Literal["max", "avg"] = "max", classifier_bias: bool = False, num_layers: int = 2,
+) -> MultiLabelClassifier:  # fmt: skip
     """ML-GCN with the official code's defaults (τ = 0.4, p = 0.25, GCN 300 -> 1024 -> 2048 on ResNet-101);
     ``num_layers`` > 2 inserts hidden -> hidden layers (the paper's depth ablation)."""
     graph_ = require_embeddings("ml_gcn", label_graph, num_classes)
-    return build_ml_gcn(
-        num_classes=num_classes,
-        label_graph=graph_,
-        backbone=backbone,
-        pretrained=pretrained,
-        tau=tau,
-        p=p,
-        adjacency_style=adjacency_style,
-        graph=graph,
-        hidden=hidden,
-        pool=pool,
-        classifier_bias=classifier_bias,
-        num_layers=num_layers,
-    )
+    return build_ml_gcn(num_classes=num_classes, label_graph=graph_, backbone=backbone, pretrained=pretrained,
+                        tau=tau, p=p, adjacency_style=adjacency_style, graph=graph, hidden=hidden, pool=pool,
+                        classifier_bias=classifier_bias, num_layers=num_layers)  # fmt: skip

@@ -114,66 +114,31 @@ RECIPE = Recipe(
     source="Query2Label README command: AdamW 1e-4 (one learning rate for every parameter), weight decay 1e-2, "
     "one-cycle stepped per batch (20 % warm-up), EMA 0.9997, ASL (γ- 2, mean x 1000), batch 64, 80 epochs with early "
     "stopping after 8 without a better EMA mAP, squash resize + Cutout + RandAugment",
-    model_args={
-        "nhead": 4,
-        "num_encoder_layers": 1,
-        "num_decoder_layers": 2,
-        "dim_feedforward": 8192,
-        "dropout": 0.1,
-        "decoder_self_attention": False,
-        "trainable_stages": 3,
-    },  # fmt: skip
+    model_args={"nhead": 4, "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 8192, "dropout": 0.1,
+                "decoder_self_attention": False, "trainable_stages": 3},
     criterion=asl(ASL_PRESETS["query2label"]),
     optimizer=Component("torch.optim.AdamW", {"lr": 1e-4, "weight_decay": 1e-2}),
-    backbone_lr_mult=1.0,
-    lr_scheduler=ONE_CYCLE,
-    ema_decay=0.9997,
-    epochs=80,
-    batch_size=64,
-    gradient_clip_val=None,
-    early_stopping_patience=8,
-    train_transform="asl",
-    metrics="query2label",
-)
+    backbone_lr_mult=1.0, lr_scheduler=ONE_CYCLE, ema_decay=0.9997, epochs=80, batch_size=64, gradient_clip_val=None,
+    early_stopping_patience=8, train_transform="asl", metrics="query2label",
+)  # fmt: skip
 
 
 @register_model("query2label", recipe=RECIPE)
 def query2label(
-    *,
-    num_classes: int,
-    label_graph: LabelGraph | None = None,
-    backbone: str = "resnet101",
-    pretrained: bool | str = False,
-    hidden: int | None = None,
-    nhead: int = 4,
-    num_encoder_layers: int = 1,
-    num_decoder_layers: int = 2,
-    dim_feedforward: int | None = None,
-    dropout: float = 0.1,
-    decoder_self_attention: bool = False,
-    trainable_stages: int | None | Literal["auto"] = "auto",
+    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
+    pretrained: bool | str = False, hidden: int | None = None, nhead: int = 4, num_encoder_layers: int = 1,
+    num_decoder_layers: int = 2, dim_feedforward: int | None = None, dropout: float = 0.1,
+    decoder_self_attention: bool = False, trainable_stages: int | None | Literal["auto"] = "auto",
     frozen_batchnorm: bool | Literal["auto"] = "auto",
-) -> MultiLabelClassifier:
+) -> MultiLabelClassifier:  # fmt: skip
     """Query2Label with the official R101 defaults (enc 1, dec 2, 4 heads, FFN 4 x hidden = 8192 at 2048, hidden =
     backbone width; on pretrained weights frozen BatchNorm and layer2-4 trained).
 
     No label graph is used (``label_graph`` is accepted and ignored).
     """
-    transformer = {
-        "nhead": nhead,
-        "num_encoder_layers": num_encoder_layers,
-        "num_decoder_layers": num_decoder_layers,
-        "dim_feedforward": dim_feedforward,
-        "dropout": dropout,
-        "decoder_self_attention": decoder_self_attention,
-    }
-    return build_query2label(
-        Query2LabelHead,
-        num_classes=num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        trainable_stages=trainable_stages,
-        frozen_batchnorm=frozen_batchnorm,
-        hidden=hidden,
-        head_args=transformer,
-    )
+    transformer = {"nhead": nhead, "num_encoder_layers": num_encoder_layers, "num_decoder_layers": num_decoder_layers,
+                   "dim_feedforward": dim_feedforward, "dropout": dropout,
+                   "decoder_self_attention": decoder_self_attention}  # fmt: skip
+    return build_query2label(Query2LabelHead, num_classes=num_classes, backbone=backbone, pretrained=pretrained,
+                             trainable_stages=trainable_stages, frozen_batchnorm=frozen_batchnorm, hidden=hidden,
+                             head_args=transformer)  # fmt: skip

@@ -38,8 +38,9 @@ from labelgraph.graph import LabelGraph
 from labelgraph.losses import ASL_PRESETS
 from labelgraph.models._registry import register_model
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.query2label import RECIPE as QUERY2LABEL_RECIPE
 from labelgraph.models.query2label import Query2LabelHead, build_query2label
-from labelgraph.models.recipe import ONE_CYCLE, Component, Recipe, WarmStart, asl
+from labelgraph.models.recipe import Component, WarmStart, asl
 
 
 class SADCLHead(Query2LabelHead):
@@ -135,83 +136,38 @@ def load_prototypes(path: str | Path, num_classes: int) -> torch.Tensor:
     return prototypes
 
 
-RECIPE = Recipe(
+RECIPE = QUERY2LABEL_RECIPE.replace(  # Query2Label's, with SADCL's loss, learning rate, EMA, crops and metrics
     source="SADCL scripts/sadcl/coco.sh: Query2Label first with SADCL's loss and optimiser, then SADCL from its "
     "weights and class prototypes; AdamW 5e-5, weight decay 5e-3, one-cycle (20 % warm-up), EMA 0.9998, ASL (γ- 4, "
     "mean x 1000) + 100 L_S2S + 50 L_P2S, batch 64, multi-scale crop + flip, early stopping",
-    model_args={
-        "prototypes": None,
-        "projection_dim": 1024,
-        "memory_size": 8,
-        "memory_threshold": 0.8,
-        "nhead": 4,
-        "num_encoder_layers": 1,
-        "num_decoder_layers": 2,
-        "dim_feedforward": 8192,
-        "trainable_stages": 3,
-    },
+    model_args={"prototypes": None, "projection_dim": 1024, "memory_size": 8, "memory_threshold": 0.8, "nhead": 4,
+                "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 8192, "trainable_stages": 3},
     criterion=asl(ASL_PRESETS["sadcl"]),
-    aux_losses=(
-        Component("labelgraph.losses.SampleToSampleContrastiveLoss", {"weight": 100.0}),
-        Component("labelgraph.losses.PrototypeToSampleContrastiveLoss", {"weight": 50.0}),
-    ),
+    aux_losses=(Component("labelgraph.losses.SampleToSampleContrastiveLoss", {"weight": 100.0}),
+                Component("labelgraph.losses.PrototypeToSampleContrastiveLoss", {"weight": 50.0})),
     aux_tied_to_criterion=True,  # 100 and 50 are relative to ASL's mean x 1000
-    optimizer=Component("torch.optim.AdamW", {"lr": 5e-5, "weight_decay": 5e-3}),
-    backbone_lr_mult=1.0,
-    lr_scheduler=ONE_CYCLE,
-    ema_decay=0.9998,
-    epochs=80,
-    batch_size=64,
-    gradient_clip_val=None,
-    early_stopping_patience=8,
-    train_transform="add_gcn",
-    metrics="sadcl",
+    optimizer=Component("torch.optim.AdamW", {"lr": 5e-5, "weight_decay": 5e-3}), ema_decay=0.9998,
+    train_transform="add_gcn", metrics="sadcl",
     prerequisite=WarmStart("query2label", share=0.5, prototype_threshold=0.85),
-)
+)  # fmt: skip
 
 
 @register_model("sadcl", recipe=RECIPE)
 def sadcl(
-    *,
-    num_classes: int,
-    label_graph: LabelGraph | None = None,
-    backbone: str = "resnet101",
-    pretrained: bool | str = False,
-    prototypes: str | None = None,
-    projection_dim: int = 1024,
-    memory_size: int = 8,
-    memory_threshold: float = 0.8,
-    hidden: int | None = None,
-    nhead: int = 4,
-    num_encoder_layers: int = 1,
-    num_decoder_layers: int = 2,
-    dim_feedforward: int | None = None,
-    dropout: float = 0.1,
-    decoder_self_attention: bool = False,
-    trainable_stages: int | None | Literal["auto"] = "auto",
+    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
+    pretrained: bool | str = False, prototypes: str | None = None, projection_dim: int = 1024, memory_size: int = 8,
+    memory_threshold: float = 0.8, hidden: int | None = None, nhead: int = 4, num_encoder_layers: int = 1,
+    num_decoder_layers: int = 2, dim_feedforward: int | None = None, dropout: float = 0.1,
+    decoder_self_attention: bool = False, trainable_stages: int | None | Literal["auto"] = "auto",
     frozen_batchnorm: bool | Literal["auto"] = "auto",
-) -> MultiLabelClassifier:
+) -> MultiLabelClassifier:  # fmt: skip
     """SADCL with the official defaults: Query2Label's R101 setting and transformer options (see ``query2label``), a
     projection to 1024, a bank threshold of 0.8."""
-    head_args = {
-        "projection_dim": projection_dim,
-        "memory_size": memory_size,
-        "memory_threshold": memory_threshold,
-        "prototypes": load_prototypes(prototypes, num_classes) if prototypes else None,
-        "nhead": nhead,
-        "num_encoder_layers": num_encoder_layers,
-        "num_decoder_layers": num_decoder_layers,
-        "dim_feedforward": dim_feedforward,
-        "dropout": dropout,
-        "decoder_self_attention": decoder_self_attention,
-    }
-    return build_query2label(
-        SADCLHead,
-        num_classes=num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        trainable_stages=trainable_stages,
-        frozen_batchnorm=frozen_batchnorm,
-        hidden=hidden,
-        head_args=head_args,
-    )
+    head_args = {"projection_dim": projection_dim, "memory_size": memory_size, "memory_threshold": memory_threshold,
+                 "prototypes": load_prototypes(prototypes, num_classes) if prototypes else None, "nhead": nhead,
+                 "num_encoder_layers": num_encoder_layers, "num_decoder_layers": num_decoder_layers,
+                 "dim_feedforward": dim_feedforward, "dropout": dropout,
+                 "decoder_self_attention": decoder_self_attention}  # fmt: skip
+    return build_query2label(SADCLHead, num_classes=num_classes, backbone=backbone, pretrained=pretrained,
+                             trainable_stages=trainable_stages, frozen_batchnorm=frozen_batchnorm, hidden=hidden,
+                             head_args=head_args)  # fmt: skip
