@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from labelgraph.cli import main
+from labelgraph.models import list_models
 from labelgraph.studies.demo import run_demo
 
 from .conftest import TINY_BACKBONE, TINY_SIZE
@@ -66,9 +67,13 @@ def test_fit_resume_and_test_with_the_demo_config(tiny_dataset, tmp_path, monkey
     main(["test", *cli_args(tiny_dataset, 2), "--ckpt_path", str(last)])
 
 
-def test_models_lists_registered_methods(capsys):
+def test_models_lists_registered_methods_and_their_recipes(capsys):
     assert main(["models"]) == 0
     assert "baseline" in capsys.readouterr().out.split()
+    assert main(["models", "--recipes"]) == 0
+    rows = {line.split(" | ")[0].strip("| `"): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == set(list_models())
+    assert "AdamW(lr 0.0001, weight_decay 0.01)" in rows["query2label"] and "center_crop" in rows["ssgrl"]
 
 
 def test_help_lists_commands(capsys):

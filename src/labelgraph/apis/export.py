@@ -82,7 +82,7 @@ def save_model(
         **training: what else is known: ``recipe``, ``metrics``, ``command``, ``extra`` (:class:`ModelConfig`).
     """
     graph = label_graph if label_graph is not None else getattr(model, "label_graph", None)
-    config = ModelConfig.describe(
+    config = ModelConfig.for_model(
         model, class_names=class_names, image_size=image_size, eval_transform=eval_transform, thresholds=thresholds,
         label_graph=graph, **training,
     )  # fmt: skip

@@ -281,7 +281,7 @@ class MultiLabelTask(L.LightningModule):
         :class:`~labelgraph.models.ModelConfig` (method and arguments, classes, input size and eval transform of the
         data module, what it was trained with, the last metrics, the command line) and the label graph."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        config = ModelConfig.describe(
+        config = ModelConfig.for_model(
             self.model,
             class_names=self.class_names,
             image_size=getattr(datamodule, "image_size", None),

@@ -113,7 +113,7 @@ class ModelConfig:
         return out
 
     @classmethod
-    def describe(
+    def for_model(
         cls,
         model: nn.Module,
         *,

@@ -166,20 +166,21 @@ class Recipe:
         - A recipe that warms up (one-cycle: Query2Label, SADCL, ML-Decoder) keeps its optimiser class, weight decay
           and schedule at a peak of ``peak_lr`` (default 1e-4, Query2Label's paper peak), its backbone factor, and its
           EMA with a horizon 1 / (1 - decay) of one epoch (the papers' 0.9997 spans ~2.6 COCO epochs; over a few short
-          epochs it would average the first epochs' weights).
+          epochs it would average the first epochs' weights). Where its builder freezes BatchNorm statistics and early
+          stages on pretrained weights (Query2Label's ResNet setting), they are re-estimated and trained instead: the
+          statistics of the pretrained weights (the demo's stand-in: 48-px isolated items; ImageNet's photographs) are
+          not those of a small dataset's images (frozen, Query2Label loses 3.3 mAP on the demo data).
         - Any other recipe (SGD or Adam with step or no decay, tuned for 40-200 epochs of COCO) trains with AdamW at
           ``lr`` (default 1e-3), weight decay 1e-4, cosine decay over the run, the backbone at 0.1x (the graph papers'
           factor) and no EMA.
-          Where such a recipe freezes BatchNorm statistics and early stages (Query2Label's ResNet setting), they are
-          re-estimated and trained: the statistics of the pretrained weights (the demo's stand-in: 48-px isolated
-          items; ImageNet's photographs) are not those of a small dataset's images (frozen, Query2Label loses 3.3 mAP
-          on the demo data).
-        - Data: light augmentation (squash resize + flip) and squash-resized evaluation, at ``image_size``.
+        - The run: light augmentation (squash resize + flip), squash-resized evaluation, at ``image_size``, gradient
+          norms clipped at 10.
 
         The criterion, auxiliary losses, metric preset and prerequisite are the recipe's.
         """
         data = {"epochs": epochs, "batch_size": batch_size, "image_size": image_size, "drop_last": False,
-                "train_transform": "flip", "eval_transform": "resize", "early_stopping_patience": None}  # fmt: skip
+                "train_transform": "flip", "eval_transform": "resize", "early_stopping_patience": None,
+                "gradient_clip_val": 10.0}  # fmt: skip
         if not self.warms_up:
             return self.replace(
                 **data,

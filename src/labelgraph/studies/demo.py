@@ -178,7 +178,7 @@ def train_one(
         init_from=init_from,
     )
     history = MetricHistory()
-    trainer = demo_trainer(epochs, settings.progress, history)
+    trainer = demo_trainer(epochs, settings.progress, history, scaled.gradient_clip_val)
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     trainer.test(task, datamodule=datamodule, verbose=False)
@@ -189,7 +189,8 @@ def train_one(
     row["params"] = sum(p.numel() for p in task.model.parameters())
     row["seconds"] = seconds
     row["per_class_AP"] = [round(float(v), 4) for v in test["AP"]]
-    row["recipe"] = {**scaled.describe(), "criterion": describe_loss(task.criterion), "weights": weights}
+    row["recipe"] = {**scaled.describe(), "criterion": describe_loss(task.criterion), "weights": weights,
+                     "metrics": DEMO_METRICS}  # fmt: skip
     save_model(task.better_network(), out / method / "model", class_names=datamodule.class_names,
                image_size=datamodule.image_size, eval_transform=datamodule.eval_transform_name,
                label_graph=label_graph, recipe=row["recipe"], command="labelgraph demo",
@@ -198,7 +199,7 @@ def train_one(
     return row, history.epochs, task
 
 
-def demo_trainer(epochs: int, progress: bool, history: Callback) -> L.Trainer:
+def demo_trainer(epochs: int, progress: bool, history: Callback, gradient_clip_val: float | None) -> L.Trainer:
     return L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -209,7 +210,7 @@ def demo_trainer(epochs: int, progress: bool, history: Callback) -> L.Trainer:
         enable_progress_bar=progress,
         deterministic=True,
         callbacks=[history],
-        gradient_clip_val=10.0,
+        gradient_clip_val=gradient_clip_val,
     )
 
 
