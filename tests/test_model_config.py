@@ -56,7 +56,7 @@ def test_predict_uses_the_recorded_eval_transform(preset, tmp_path, capsys):
     image = photo(tmp_path / "wide.png")
     assert main(["predict", str(folder), str(image), "--out", str(tmp_path / "p.json")]) == 0
     predicted = json.loads((tmp_path / "p.json").read_text())["predictions"][0]["scores"]
-    pixels = torch.from_numpy(np.asarray(Image.open(image).convert("RGB"))).permute(2, 0, 1)  # (3, 40, 60)
+    pixels = torch.from_numpy(np.array(Image.open(image).convert("RGB"))).permute(2, 0, 1)  # (3, 40, 60)
     if preset == "resize":  # the whole image squashed to 32 x 32
         x = TF.resize(pixels, [32, 32], antialias=True)
     else:  # SSGRL: the shorter side to 10/9 x 32, the central 32 x 32

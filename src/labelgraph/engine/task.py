@@ -116,7 +116,7 @@ class MultiLabelTask(L.LightningModule):
         if metrics not in METRIC_PRESETS:
             raise InvalidInputError(f"unknown metrics preset {metrics!r}; available: {', '.join(METRIC_PRESETS)}")
         self.save_hyperparameters(ignore=["label_graph", "criterion", "aux_losses", "optimizer", "lr_scheduler"])
-        self.recipe = recipe
+        self.recipe, self.metrics_preset = recipe, metrics
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.label_graph = label_graph
         self.model = create_model(
@@ -308,7 +308,7 @@ class MultiLabelTask(L.LightningModule):
             "aux_losses": [f"{describe_loss(a)} x {a.weight:g}" for a in self.aux_losses],
             "backbone_lr_mult": self.backbone_lr_mult,
             "ema_decay": None if self.ema is None else self.ema.decay,
-            "metrics": self.hparams.metrics or self.recipe.metrics,
+            "metrics": self.metrics_preset,
         }
 
     def scalar_results(self) -> dict[str, dict[str, float | None]]:
