@@ -9,9 +9,6 @@ leaves a half-written model.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +16,16 @@ import torch.nn as nn
 from safetensors.torch import save_model as save_safetensors_from
 
 from labelgraph.errors import InvalidInputError
+from labelgraph.files import atomic_path, write_text
 from labelgraph.graph import LabelGraph
 from labelgraph.models import ModelConfig, load_trained_model
 from labelgraph.models.model_config import CONFIG_FILE, GRAPH_FILE, WEIGHTS_FILE
 from labelgraph.models.weights import read_model_config
 
 
-def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_config(folder: Path, config: ModelConfig) -> None:
     """``config.json`` of an exported model (atomically)."""
-    text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False)
-    atomic_write(folder / CONFIG_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    write_text(folder / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
 
 
 def write_model(model: nn.Module, out_dir: str | Path, config: ModelConfig, label_graph: LabelGraph | None) -> Path:
@@ -52,8 +36,9 @@ def write_model(model: nn.Module, out_dir: str | Path, config: ModelConfig, labe
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if label_graph is not None:
-        atomic_write(out / GRAPH_FILE, label_graph.save)
-    atomic_write(out / WEIGHTS_FILE, lambda p: save_safetensors_from(model, p))
+        label_graph.save(out / GRAPH_FILE)  # (atomically)
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_safetensors_from(model, str(tmp))
     write_config(out, config)
     return out
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labelgraph.files import write_text
 from labelgraph.models import ModelConfig, get_model_builder, get_recipe
 from labelgraph.models.weights import read_model_config
 
@@ -108,5 +109,5 @@ def describe_graph(summary: dict[str, Any] | None) -> str:
 def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
     """Write ``README.md`` into the exported model's folder and return its path."""
     path = Path(model_dir) / "README.md"
-    path.write_text(model_card(model_dir, repo_id), encoding="utf-8")
+    write_text(path, model_card(model_dir, repo_id))
     return path

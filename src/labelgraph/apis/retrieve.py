@@ -18,6 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 from labelgraph.apis.predict import Predictor  # noqa: E402
 from labelgraph.data.dataset import stack_images  # noqa: E402
 from labelgraph.data.image_io import ImageLoadError, load_image, read_image  # noqa: E402
+from labelgraph.files import atomic_path
 
 
 @torch.no_grad()
@@ -56,5 +57,6 @@ def plot_results(query: Path, hits: list[tuple[Path, float]], path: str | Path) 
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from labelgraph.cli._common import UsageError, dataset_arguments, default_device, load_split
@@ -14,6 +13,7 @@ def run(argv: list[str]) -> int:
     args = evaluate_parser().parse_args(argv)
     from labelgraph.data.classes import check_same_classes
     from labelgraph.evaluation.robustness import evaluate_models
+    from labelgraph.files import write_text
     from labelgraph.models import load_trained_model
 
     loaded = [(path, *load_trained_model(path)) for path in args.models]
@@ -40,11 +40,11 @@ def run(argv: list[str]) -> int:
     text = evaluation_tables(results, corruptions)
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        write_text(args.markdown, text + "\n")
     if args.out:
         payload = {"split": str(table.source), "class_names": table.class_names, "corruptions": corruptions,
                    "severities": severities, "metrics": args.metrics, "seed": args.seed, "models": results}  # fmt: skip
-        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+        write_text(args.out, json.dumps(payload, indent=1) + "\n")
     return 0
 
 

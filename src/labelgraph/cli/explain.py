@@ -27,6 +27,7 @@ def run(argv: list[str]) -> int:
     from labelgraph.apis.predict import Predictor
     from labelgraph.data.image_io import ImageLoadError
     from labelgraph.data.transforms import eval_view
+    from labelgraph.files import atomic_path
     from labelgraph.visualization.explain import overlays
 
     predictor = Predictor.load(args.model)
@@ -55,6 +56,7 @@ def run(argv: list[str]) -> int:
         drawn, kind = overlays(predictor.model, x, seen, [predictor.classes.index(n) for n in names])
         for name, picture in zip(names, drawn, strict=True):
             target = out / f"{Path(path).stem}_{name.replace('/', '_').replace(' ', '_')}.png"
-            picture.save(target)
+            with atomic_path(target) as tmp:
+                picture.save(tmp)
             print(f"{target}  ({kind}, p={scores[name]:.3f})")
     return 1 if failed else 0

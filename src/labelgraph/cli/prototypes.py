@@ -30,6 +30,7 @@ def run(argv: list[str]) -> int:
     from labelgraph.apis.prototypes import class_prototypes
     from labelgraph.data.classes import check_same_classes
     from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
+    from labelgraph.files import atomic_path
     from labelgraph.models import load_trained_model
 
     model, config = load_trained_model(args.model)
@@ -46,6 +47,7 @@ def run(argv: list[str]) -> int:
     )
     prototypes, counts = class_prototypes(model, loader, table.num_classes, args.threshold)
     metadata = {"class_names": json.dumps(table.class_names), "threshold": str(args.threshold), "model": args.model}
-    save_file({"prototypes": prototypes.contiguous(), "counts": counts}, args.out, metadata=metadata)
+    with atomic_path(args.out) as tmp:
+        save_file({"prototypes": prototypes.contiguous(), "counts": counts}, str(tmp), metadata=metadata)
     print(f"wrote {tuple(prototypes.shape)} prototypes to {args.out} ({int(counts.sum())} label features averaged)")
     return 0

@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 from labelgraph.data.formats import write_csv
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.split_stats import split_statistics
+from labelgraph.files import write_text
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
@@ -292,7 +293,7 @@ def generate_dataset(
         table = LabelTable(paths, class_names, np.stack(rows) if rows else np.zeros((0, len(class_names))), root=out)
         write_csv(table, out / f"{split}.csv")
         description[split] = split_statistics(table)
-    (out / "dataset.json").write_text(json.dumps(description, indent=2))
+    write_text(out / "dataset.json", json.dumps(description, indent=2))  # last: its presence marks a complete dataset
     return description
 
 

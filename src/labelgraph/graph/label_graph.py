@@ -11,6 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from labelgraph.files import atomic_path
 from labelgraph.graph.knowledge import KnowledgeGraph
 
 
@@ -108,7 +109,8 @@ class LabelGraph:
     def save(self, path: str | Path) -> None:
         """Write to a safetensors file (tensors + JSON metadata); no pickle."""
         tensors, meta = self.to_tensors()
-        save_file(tensors, str(path), metadata=meta)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> LabelGraph:

@@ -16,6 +16,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from labelgraph.files import atomic_path, write_text
 from labelgraph.studies.sweep import RESULT_KEYS, Sweep  # noqa: E402
 
 SEED_KEY = "seed_everything"
@@ -115,7 +116,8 @@ def plot_sweep(sweep: Sweep, rows: list[dict], path: Path) -> None:
             ax.legend(fontsize="small")
     fig.suptitle(f"sweep {sweep.name}", fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -125,10 +127,10 @@ def write_tables(sweep: Sweep, out: str | Path) -> dict[str, Path]:
     rows = sweep.collect(out)
     keys = list(dict.fromkeys(k for g in sweep.grids for k in g))
     columns = ["point", *keys, *RESULT_KEYS, "best_val_mAP", "seconds"]
-    with open(out / "results.csv", "w", newline="") as f:
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
-    (out / "results.md").write_text(markdown_tables(sweep, rows))
+    write_text(out / "results.md", markdown_tables(sweep, rows))
     plot_sweep(sweep, rows, out / "results.png")
     return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": out / "results.png"}

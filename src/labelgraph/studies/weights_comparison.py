@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labelgraph.files import write_text
 from labelgraph.studies.demo import run_demo
 
 WEIGHTS = ("standin", "imagenet")
@@ -28,9 +29,9 @@ def compare_weights(out: str | Path, **options: Any) -> dict[str, Any]:
         runs[weights] = {"seconds": round(time.perf_counter() - start, 1), "settings": results["settings"],
                          "methods": {m: {k: row[k] for k in ("mAP", "CF1", "OF1", "params", "seconds")}
                                      for m, row in results["methods"].items()}}  # fmt: skip
-    (out / "weights_comparison.json").write_text(json.dumps(runs, indent=2))
+    write_text(out / "weights_comparison.json", json.dumps(runs, indent=2))
     table = comparison_table(runs)
-    (out / "weights_comparison.md").write_text(table + "\n")
+    write_text(out / "weights_comparison.md", table + "\n")
     print()
     print(table)
     return runs

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from labelgraph.files import write_text
 from labelgraph.visualization.report import plot_curves, plot_per_class_ap
 
 
@@ -107,5 +108,5 @@ Test split, percent (mAP non-interpolated, CF1 harmonic, threshold 0.5).</p>
     page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>labelgraph report</title><style>{style}</style>"
     page += f"</head><body>{body}</body></html>"
     out = run / "report.html"
-    out.write_text(page)
+    write_text(out, page)
     return out

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from labelgraph.files import atomic_path
 from labelgraph.graph import LabelGraph, conditional_probability  # noqa: E402
 
 VECTOR_KINDS = ("classifiers", "prototypes", "embeddings")
@@ -84,7 +85,8 @@ def plot_tsne(
         ax.legend(fontsize="small")
     ax.set(title=title or "t-SNE of per-class vectors", xticks=[], yticks=[])
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return xy
 
@@ -115,7 +117,8 @@ def plot_label_graph(graph: LabelGraph, path: str | Path, tau: float = 0.4) -> i
     ax.set(xlim=(-1.4, 1.4), ylim=(-1.4, 1.4), xticks=[], yticks=[], aspect="equal")
     ax.set_title(f"Label graph: edge i -> j where P(j | i) >= {tau} ({edges} edges, {graph.num_images} images)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return edges
 
@@ -123,7 +126,8 @@ def plot_label_graph(graph: LabelGraph, path: str | Path, tau: float = 0.4) -> i
 def plot_pr_curves(scores: np.ndarray, targets: np.ndarray, class_names: list[str], path: str | Path) -> None:
     """One precision-recall curve per class (unknown targets left out), AP in the legend, saved to ``path``."""
     fig = pr_curves_figure(scores, targets, class_names)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 

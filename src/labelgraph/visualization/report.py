@@ -11,11 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from labelgraph.files import atomic_path, write_text
+
 
 def plot_per_class_ap(per_class: dict[str, list[float]], class_names: list[str], path: Path) -> None:
     """Grouped bars: one group per class, one bar per method (the test split's AP), saved to ``path``."""
     fig = per_class_ap_figure(per_class, class_names, "Per-class average precision (test split)")
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -51,7 +54,8 @@ def plot_curves(history: dict[str, list[dict[str, float]]], path: Path) -> None:
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -105,5 +109,5 @@ def write_report(out: Path, results: dict[str, Any], history: dict, per_class: d
         "",
     ]
     path = out / "report.md"
-    path.write_text("\n".join(text))
+    write_text(path, "\n".join(text))
     return path

@@ -1,0 +1,43 @@
+"""Files written whole or not at all: every output goes to a temporary name beside its target and is renamed into
+place, so a crash, a full disk or a signal never leaves a partial CSV, JSON, figure or model file behind.
+
+The ground floor of the package with :mod:`labelgraph.errors`: it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so writers that infer the format from it work); when the
+    block ends without an exception it replaces ``path``, otherwise it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str, errors: str = "strict") -> Path:
+    """Write ``text`` as UTF-8 (``errors="surrogateescape"`` writes back the bytes of names that were not UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", errors=errors)
+    return Path(path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
