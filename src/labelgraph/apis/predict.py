@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,9 +21,16 @@ import torch
 from PIL import Image
 
 from labelgraph.data.dataset import stack_images
-from labelgraph.data.image_io import ImageLoadError, decode_image, pil_to_tensor, read_image
+from labelgraph.data.image_io import (
+    DEFAULT_MAX_DECODED_BYTES,
+    ImageLoadError,
+    decode_image,
+    pil_to_tensor,
+    read_image,
+)
 from labelgraph.data.transforms import decode_size, eval_transform
 from labelgraph.errors import InvalidInputError
+from labelgraph.files import write_text
 from labelgraph.models import ModelConfig, load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -78,6 +86,7 @@ class Predictor:
         # the eval preprocessing the model was validated with (squash resize, or SSGRL's centre crop)
         self.transform = eval_transform(self.image_size, config.eval_transform)
         self.decode_size = (decode_size(config.eval_transform, self.image_size),) * 2  # phone photos: DCT scaling
+        self.max_decoded_bytes = DEFAULT_MAX_DECODED_BYTES  # an image whose decode would hold more is refused
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
@@ -123,8 +132,8 @@ class Predictor:
         if isinstance(item, Image.Image):
             return pil_to_tensor(item.convert("RGB"))
         if isinstance(item, bytes | bytearray):
-            return decode_image(bytes(item), self.decode_size, name)
-        return read_image(item, self.decode_size)
+            return decode_image(bytes(item), self.decode_size, name, self.max_decoded_bytes)
+        return read_image(item, self.decode_size, self.max_decoded_bytes)
 
     def tag(self, probs: np.ndarray, thresholds: np.ndarray, top_k: int | None) -> dict[str, Any]:
         """(C,) probabilities -> ``{"scores": {class: p}, "labels": [...]}``: the classes at or above their threshold,
@@ -180,16 +189,19 @@ def load(model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor
 
 
 def write_predictions(result: dict[str, Any], out: str | Path) -> None:
-    """``.json``: the whole result; ``.csv``: one row per image (image, labels, one column per class)."""
+    """``.json``: the whole result; ``.csv``: one row per image (image, labels, one column per class).
+
+    Written whole or not at all (a temporary file renamed into place). File names that are not UTF-8 (Python holds
+    their bytes as surrogates) are written back as the same bytes in the CSV, and as ``\\udcXX`` escapes in JSON."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
-        out.write_text(json.dumps(result, indent=1))
+        write_text(out, json.dumps(result, indent=1))
     elif out.suffix.lower() == ".csv":
-        with out.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["image", "labels", *result["classes"]])
-            for p in result["predictions"]:
-                writer.writerow([p["image"], "|".join(p["labels"]), *(p["scores"][c] for c in result["classes"])])
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(["image", "labels", *result["classes"]])
+        for p in result["predictions"]:
+            writer.writerow([p["image"], "|".join(p["labels"]), *(p["scores"][c] for c in result["classes"])])
+        write_text(out, buffer.getvalue(), errors="surrogateescape")
     else:
-        raise ValueError(f"{out}: the output must end in .json or .csv")
+        raise InvalidInputError(f"{out}: the output must end in .json or .csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from functools import cached_property
 from typing import Any
@@ -163,20 +164,43 @@ class MultiLabelDataModule(L.LightningDataModule):
 
     # -- Lightning hooks --------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        log = self.skip_log()
         if stage in (None, "fit"):
             preset, size = self.train_transform_name, self.image_size
             self.train_set = MultiLabelDataset(
-                self.train_table, train_transform(preset, size), self.skip_bad_images, decode_size(preset, size)
+                self.train_table, train_transform(preset, size), self.skip_bad_images, decode_size(preset, size), log
             )
         for split, stages in (("val", (None, "fit", "validate")), ("test", (None, "test"))):
             table = getattr(self, f"{split}_table")
             if stage in stages and table is not None:
-                dataset = eval_dataset(table, self.image_size, self.eval_transform_name, self.skip_bad_images)
+                dataset = eval_dataset(table, self.image_size, self.eval_transform_name, self.skip_bad_images, log)
                 setattr(self, f"{split}_set", dataset)
             elif stage in stages and stage is not None and stage != "fit":
                 raise ValueError(f"no {split} split was given to the data module, so it cannot run '{stage}'")
         if self.feature_cache:
             self._use_feature_cache()
+
+    def skip_log(self) -> str | None:
+        """With ``skip_bad_images``: a file the loader workers list skipped images in (counted at ``teardown``)."""
+        if not self.skip_bad_images:
+            return None
+        if getattr(self, "_skip_log", None) is None:
+            fd, self._skip_log = tempfile.mkstemp(prefix="labelgraph-skipped-", suffix=".txt")
+            os.close(fd)
+        return self._skip_log
+
+    def teardown(self, stage: str) -> None:
+        """Print how many unreadable images this stage skipped (each was warned about as it was met)."""
+        log = getattr(self, "_skip_log", None)
+        if not log or not os.path.exists(log):
+            return
+        with open(log, encoding="utf-8", errors="surrogateescape") as f:
+            skipped = sorted(set(f.read().split("\n")) - {""})
+        if skipped:
+            shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+            print(f"{stage}: {len(skipped)} unreadable image(s) skipped (skip_bad_images): {shown}", flush=True)
+        os.unlink(log)
+        self._skip_log = None
 
     def _use_feature_cache(self) -> None:
         """Replace the image datasets by cached features of the model's (now frozen) backbone."""

@@ -21,7 +21,8 @@ class MultiLabelDataset(Dataset):
         table: the split.
         transform: uint8 (3, H, W) -> uint8 (3, S, S) (a preset of ``labelgraph.data.transforms``).
         skip_bad_images: if False (default) an unreadable image raises :class:`ImageLoadError` naming the file.
-            If True it is warned about, recorded in ``skipped`` (in the process that read it) and returned as
+            If True it is warned about, recorded in ``skipped`` (in the process that read it) and in ``skip_log``
+            (a file every loader worker appends the path to, so the main process can count them) and returned as
             ``None``, which :func:`collate_skipping_bad` drops from the batch.
         decode_size: JPEGs of at least twice this on both sides are decoded at a reduced scale that keeps both
             sides >= it (``labelgraph.data.transforms.decode_size`` gives it per preset); None: full size.
@@ -36,12 +37,14 @@ class MultiLabelDataset(Dataset):
         transform: Callable | None = None,
         skip_bad_images: bool = False,
         decode_size: int | None = None,
+        skip_log: str | None = None,
     ) -> None:
         self.table = table
         self.transform = transform
         self.skip_bad_images = skip_bad_images
         self.min_size = (decode_size, decode_size) if decode_size else None
         self.skipped: list[str] = []
+        self.skip_log = skip_log
 
     def __len__(self) -> int:
         return len(self.table)
@@ -74,6 +77,9 @@ class MultiLabelDataset(Dataset):
             if str(path) not in self.skipped:
                 self.skipped.append(str(path))
                 warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
+                if self.skip_log:
+                    with open(self.skip_log, "a", encoding="utf-8", errors="surrogateescape") as log:
+                        log.write(f"{path}\n")  # one short append: whole lines, whichever worker writes
             return None
         if self.transform is not None:
             image = self.transform(image)
@@ -88,11 +94,15 @@ def seed_augmentations(seed: int) -> None:
 
 
 def eval_dataset(
-    table: LabelTable, image_size: int, preset: str = "resize", skip_bad_images: bool = False
+    table: LabelTable,
+    image_size: int,
+    preset: str = "resize",
+    skip_bad_images: bool = False,
+    skip_log: str | None = None,
 ) -> MultiLabelDataset:
     """The evaluation view of ``table``: the eval ``preset`` at ``image_size``, decoded no larger than it needs."""
     transform = eval_transform(image_size, preset)
-    return MultiLabelDataset(table, transform, skip_bad_images, decode_size(preset, image_size))
+    return MultiLabelDataset(table, transform, skip_bad_images, decode_size(preset, image_size), skip_log)
 
 
 def collate_images(batch: list) -> tuple[torch.Tensor, torch.Tensor]:

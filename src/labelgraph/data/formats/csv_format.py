@@ -11,7 +11,12 @@ One file per split, UTF-8, with a header line that has (at least) the columns ``
 - ``labels``: class names separated by ``|``. A name prefixed with ``?`` is **unknown** for that image (target -1:
   ignored by the losses and, by default, by the metrics). A class not listed is **absent** (0). An empty field
   means no class is present.
-- Other columns are ignored. Class names are case-sensitive and stripped of surrounding spaces.
+- Other columns are ignored. Class names are case-sensitive, stripped of surrounding spaces and NFC-normalised (the
+  Unicode forms of "café" that look alike are one name; a file that spells one name in two forms is refused).
+
+Lines are split by the ``csv`` module, at line ends only (``\\n``, ``\\r\\n``, ``\\r``): a path or label that contains
+another line or paragraph separator (U+2028, U+2029, U+0085) or a control character is refused, naming the file and
+line, rather than read as two records or a glued name.
 
 The class list is given explicitly (``classes`` of the data module: a list or a text file with one name per
 line) or, by default, is the sorted set of names that appear in the train CSV. A name in another split that is
@@ -21,12 +26,14 @@ not in the class list is an error.
 from __future__ import annotations
 
 import csv
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
+from labelgraph.files import atomic_path
 
 UNKNOWN_PREFIX = "?"
 SEPARATOR = "|"
@@ -40,29 +47,31 @@ def _parse_rows(path: Path) -> list[tuple[int, str, list[str]]]:
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {str(path)!r} does not exist")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            records = [(reader.line_num, row) for reader in [csv.reader(f)] for row in reader]
     except UnicodeDecodeError as err:
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
-    reader = csv.reader(text.splitlines())
-    header = next(reader, None)
-    if header is None:
+    except csv.Error as err:
+        raise AnnotationError(f"{path}: malformed CSV ({err})") from err
+    if not records:
         raise AnnotationError(f"{path}: the file is empty; expected a header line 'image,labels'")
-    header = [h.strip() for h in header]
+    header = [h.strip() for h in records[0][1]]
     if "image" not in header or "labels" not in header:
         raise AnnotationError(f"{path}: line 1: header {header} lacks the columns 'image' and 'labels'")
     i_img, i_lab = header.index("image"), header.index("labels")
     rows: list[tuple[int, str, list[str]]] = []
     seen: dict[str, int] = {}
-    for line_no, row in enumerate(reader, start=2):
+    spellings = NameSpellings(path)
+    for line_no, row in records[1:]:
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) <= i_img or len(row) > len(header):
             raise AnnotationError(f"{path}: line {line_no}: expected {len(header)} columns, found {len(row)}")
-        image = row[i_img].strip()
-        labels = row[i_lab].strip() if i_lab < len(row) else ""
+        image = check_text(row[i_img].strip(), path, line_no, "image path")
+        labels = check_text(row[i_lab].strip(), path, line_no, "labels") if i_lab < len(row) else ""
         if not image:
             raise AnnotationError(f"{path}: line {line_no}: empty image path")
-        names = [n.strip() for n in labels.split(SEPARATOR)] if labels else []
+        names = [spellings.add(n.strip(), line_no) for n in labels.split(SEPARATOR)] if labels else []
         if any(not n or n == UNKNOWN_PREFIX for n in names):
             raise AnnotationError(f"{path}: line {line_no}: empty label name in {labels!r}")
         if image in seen:
@@ -70,6 +79,35 @@ def _parse_rows(path: Path) -> list[tuple[int, str, list[str]]]:
         seen[image] = line_no
         rows.append((line_no, image, names))
     return rows
+
+
+def check_text(text: str, path: Path, line_no: int, what: str) -> str:
+    """``text`` when it holds no line/paragraph separator or control character; else one error naming the line."""
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise AnnotationError(f"{path}: line {line_no}: the {what} {text!r} contains the control or line-separator "
+                              f"character U+{ord(bad):04X}; remove it (a record is one line)")  # fmt: skip
+    return text
+
+
+class NameSpellings:
+    """NFC-normalises class names, refusing a file that writes one name in two Unicode forms."""
+
+    def __init__(self, source: Path | str) -> None:
+        self.source = source
+        self.first: dict[str, tuple[str, int]] = {}  # normalised name -> (its first spelling, line)
+
+    def add(self, raw: str, line_no: int) -> str:
+        """``raw`` (``name`` or ``?name``) with the name NFC-normalised."""
+        bare = raw.removeprefix(UNKNOWN_PREFIX)
+        name = unicodedata.normalize("NFC", bare)
+        spelled, line = self.first.setdefault(name, (bare, line_no))
+        if spelled != bare:
+            raise AnnotationError(
+                f"{self.source}: line {line_no}: the class {bare!r} is written in another Unicode form than on line "
+                f"{line} ({ascii(bare)} vs {ascii(spelled)}); write every name in one form"
+            )
+        return raw[: len(raw) - len(bare)] + name
 
 
 def read_csv(
@@ -84,6 +122,8 @@ def read_csv(
     """
     path = Path(path)
     rows = _parse_rows(path)
+    if class_names is not None:
+        class_names = [unicodedata.normalize("NFC", n) for n in class_names]
     if class_names is None:
         class_names = sorted({n.removeprefix(UNKNOWN_PREFIX) for _, _, names in rows for n in names})
         if not class_names:
@@ -106,9 +146,7 @@ def read_csv(
 
 def write_csv(table: LabelTable, path: str | Path) -> None:
     """Write a table in the custom CSV format (image paths as stored in the table)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["image", "labels"])
         for image, row in zip(table.images, table.targets, strict=True):
@@ -118,11 +156,25 @@ def write_csv(table: LabelTable, path: str | Path) -> None:
 
 
 def read_class_list(path: str | Path) -> list[str]:
-    """A text file with one class name per line (blank lines ignored)."""
+    """A text file with one class name per line (blank lines ignored), NFC-normalised; a name listed twice (in any
+    Unicode form) or holding a control character is refused."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"class list {str(path)!r} does not exist")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # line ends only: U+2028 inside a name is refused
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
+    names, where = [], {}
+    for line_no, line in enumerate(lines, start=1):
+        raw = check_text(line.strip(), path, line_no, "class name")
+        if not raw:
+            continue
+        name = unicodedata.normalize("NFC", raw)
+        if name in where:
+            raise AnnotationError(f"{path}: line {line_no}: the class {raw!r} is already listed on line {where[name]}")
+        where[name] = line_no
+        names.append(name)
     if not names:
         raise AnnotationError(f"{path}: no class names")
     return names
