@@ -14,3 +14,13 @@ class LabelgraphError(Exception):
 
 class InvalidInputError(LabelgraphError, ValueError):
     """A value, file content or argument that is wrong (a ``ValueError`` too, for callers that catch those)."""
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM): long commands keep what they completed and exit with status 143.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the way takes it for a failure
+    to record and carry on from. Raised from a signal handler it can surface inside a C extension as another error;
+    ``requested`` (the signal, once one arrived) tells that error apart from a real one."""
+
+    requested: int | None = None

@@ -3,6 +3,9 @@ command runs.
 
 A mistake in what you gave (a malformed annotation file, a missing file, a refused checkpoint or model config, classes
 that do not match) is printed as one line, exit status 2; --debug (or LABELGRAPH_DEBUG=1) shows the traceback as well.
+SIGTERM (what ``kill``, systemd, Docker and Kubernetes send) and Ctrl-C stop a command where it is: what it completed
+stays (checkpoints, the demo's finished methods, a sweep's finished points; every file is written whole or not at
+all) and the exit status is 143 or 130, never 0 (``labelgraph serve`` shuts its processes down and exits 0).
 
 Lightning's own ``predict`` subcommand is not offered: ``labelgraph predict`` tags images with an exported model (the
 model carries its classes and preprocessing) and writes every class's probability for every image to a JSON or CSV
@@ -14,9 +17,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+from types import FrameType
 
-from labelgraph.errors import LabelgraphError
+from labelgraph.errors import LabelgraphError, Terminated
 
 #: name -> (module of ``labelgraph.cli``, what it does); ``labelgraph --help`` lists them in this order
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,13 +71,26 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("LABELGRAPH_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    signal.signal(signal.SIGTERM, terminate)
     try:
         return run_command(argv)
-    except USER_ERRORS as err:
-        if debug:
+    except BaseException as err:
+        if Terminated.requested is not None:  # whatever the signal interrupted raised, the process was told to stop
+            print("labelgraph: stopped by SIGTERM; what was completed was kept", file=sys.stderr)
+            return 143
+        if isinstance(err, KeyboardInterrupt):
+            print("labelgraph: interrupted; what was completed was kept", file=sys.stderr)
+            return 130
+        if not isinstance(err, USER_ERRORS) or debug:
             raise
         print(f"labelgraph: error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: stop the command where it is (see the module docstring)."""
+    Terminated.requested = signum
+    raise Terminated(f"signal {signum}")
 
 
 def run_command(argv: list[str]) -> int:

@@ -34,6 +34,7 @@ from labelgraph.engine.callbacks import MetricHistory
 from labelgraph.engine.recipes import build_criterion, describe_loss, optimizer_factory, scheduler_factory
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.errors import InvalidInputError
+from labelgraph.files import atomic_path, write_text
 from labelgraph.graph import LabelGraph
 from labelgraph.models import ImageEmbeddings, Recipe, WarmStart, get_model_builder, get_recipe, list_models
 from labelgraph.visualization.html_report import write_html_report
@@ -90,7 +91,8 @@ def pretrain_backbone(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    save_file({k: v.contiguous() for k, v in body.body.state_dict().items()}, str(out))
+    with atomic_path(out) as tmp:  # an interrupted pretraining leaves no file that a later run would take as done
+        save_file({k: v.contiguous() for k, v in body.body.state_dict().items()}, str(tmp))
     return out
 
 
@@ -327,7 +329,8 @@ def train_warm_started(
     )
     prototypes, _ = class_prototypes(task1.better_network(), loader, dm.num_classes, start.prototype_threshold)
     proto_file = stage1_dir / "prototypes.safetensors"
-    save_file({"prototypes": prototypes.contiguous()}, str(proto_file))
+    with atomic_path(proto_file) as tmp:
+        save_file({"prototypes": prototypes.contiguous()}, str(tmp))
     args = {**(model_args or {}), "prototypes": str(proto_file)}
     init = str(stage1_dir / start.method / "model")
     row, history, _ = train_one(method, dm, dm.label_graph, out, settings, args, settings.epochs - first, init)
@@ -343,9 +346,12 @@ def train_methods(
     out: Path,
     settings: DemoSettings,
     model_args: dict[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Train and test every method (and the models some need first): the rows, histories and per-class AP."""
-    rows, histories, per_class = {}, {}, {}
+    results: dict[str, Any],
+) -> None:
+    """Train and test every method (and the models some need first) into ``results`` (``methods``,
+    ``per_class_AP``, ``history``), rewriting ``results.json`` after each: a run stopped midway keeps its finished
+    methods (``"complete": false``)."""
+    rows, histories, per_class = results["methods"], results["history"], results["per_class_AP"]
     for method in training_order(methods):
         print(f"training {method} ...")
         args = method_model_args(method, model_args) if method in methods else None  # not for a helper baseline
@@ -360,7 +366,7 @@ def train_methods(
         if method in methods:
             per_class[method] = row.pop("per_class_AP")
             rows[method], histories[method] = row, history
-    return rows, histories, per_class
+            write_text(out / "results.json", json.dumps(results, indent=2))
 
 
 def run_demo(
@@ -414,11 +420,11 @@ def run_demo(
     print(f"backbone: {backbone}, {pretraining} ({time.perf_counter() - t0:.1f} s)")
     dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
-    rows, histories, per_class = train_methods(methods, dm, out, settings, model_args)
     results = {
+        "complete": False,
         "dataset": {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")},
-        "methods": rows,
-        "per_class_AP": per_class,
+        "methods": {},
+        "per_class_AP": {},
         "settings": {
             "epochs": epochs,
             "backbone": backbone,
@@ -431,15 +437,17 @@ def run_demo(
             "backbone_during_training": "frozen, cached feature maps" if frozen_backbone else "fine-tuned",
             "model_args": model_args or {},
         },
-        "history": histories,
+        "history": {},
     }
+    train_methods(methods, dm, out, settings, model_args, results)
+    results["complete"] = True
     write_outputs(out, results, dm.class_names)
     return results
 
 
 def write_outputs(out: Path, results: dict[str, Any], class_names: list[str]) -> None:
     """``results.json``, ``report.md`` with its plots and ``report.html``; the table on stdout."""
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_text(out / "results.json", json.dumps(results, indent=2))
     write_report(out, results, results["history"], results["per_class_AP"], class_names)
     html_page = write_html_report(out)
     print()

@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from labelgraph.errors import Terminated
 
 RESULT_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")
 
@@ -236,7 +239,13 @@ def subprocess_runner(module: str) -> Callable[[Path], int]:
 
     def run(folder: Path) -> int:
         with open(folder / "log.txt", "w") as log:
-            return subprocess.call([sys.executable, "-m", module, str(folder)], stdout=log, stderr=log)
+            process = subprocess.Popen([sys.executable, "-m", module, str(folder)], stdout=log, stderr=log)
+            try:
+                return process.wait()
+            except BaseException:  # the sweep is stopped (SIGTERM, Ctrl-C): so is its point
+                process.terminate()
+                process.wait()
+                raise
 
     return run
 
@@ -258,7 +267,9 @@ def in_process_runner(fit: Callable[[Path], Any]) -> Callable[[Path], int]:
                 lg.handlers, lg.propagate = [handler], False
             try:
                 fit(folder)
-            except (Exception, SystemExit):  # the CLI exits on a bad config: record it, go on with the next point
+            except (Exception, SystemExit) as err:  # a bad config exits the CLI: record it, go on with the next point
+                if isinstance(err, SIGTERMException) or Terminated.requested is not None:
+                    raise Terminated("the sweep was asked to stop") from err  # not this point to fail
                 traceback.print_exc(file=log)
                 return 1
             finally:
