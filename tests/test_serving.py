@@ -406,6 +406,7 @@ def test_uploads_stay_in_memory(monkeypatch, photos):
     monkeypatch.setattr(MultiPartParser, "spool_max_size", 2**20)  # starlette's default (importing LitServe lifts it)
     app = FastAPI()
     app.state.upload_limits, app.state.calibrated = UploadLimits(max_image_bytes=8 * 2**20), False
+    app.state.decode_size = (96, 96)
     app.add_exception_handler(RequestRefused, lambda request, err: JSONResponse(err.body(), err.status))
 
     @app.post("/predict")

@@ -7,7 +7,7 @@ import argparse
 from labelgraph.cli._common import UsageError
 
 
-def run(argv: list[str]) -> int:
+def serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labelgraph serve",
         description="Serve an exported model: POST /predict, GET /health, GET /metadata, the web page at /.",
@@ -21,13 +21,37 @@ def run(argv: list[str]) -> int:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
     p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
-    p.add_argument("--max-image-mb", type=float, default=20.0, help="largest image file accepted (20 MB)")
-    p.add_argument("--max-images", type=int, default=64, help="most images in one request (64)")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest image in pixels (PIL's bomb limit)")
+    limit_arguments(p)
     p.add_argument("--api-key", default=None, help="demand 'Authorization: Bearer KEY' (or $LABELGRAPH_API_KEY)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without an API key")
     p.add_argument("--quiet", action="store_true", help="no line per batch")
-    args = p.parse_args(argv)
+    return p
+
+
+def limit_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser.add_argument_group("limits (hostile or heavy input)")
+    p.add_argument("--max-image-mb", type=float, default=20.0, help="largest image file accepted (20 MB)")
+    p.add_argument("--max-images", type=int, default=64, help="most images in one request (64)")
+    p.add_argument("--max-pixels", type=int, default=None, help="largest image in pixels (PIL's bomb limit)")
+    p.add_argument(
+        "--max-decoded-mb",
+        type=float,
+        default=256.0,
+        help="largest decode of one image: width x height x channels x bytes per sample (256 MB)",
+    )
+    p.add_argument(
+        "--max-inflight-mb",
+        type=float,
+        default=None,
+        help="memory for uploads in flight per HTTP process (an upload counts 5x its size); beyond: 503 + Retry-After "
+        "(default: 1/8 of the machine's memory)",
+    )
+    p.add_argument("--decode-timeout", type=float, default=10.0, help="seconds to decode one request's images (10)")
+    p.add_argument("--read-timeout", type=float, default=30.0, help="seconds a client has to send its request (30)")
+
+
+def run(argv: list[str]) -> int:
+    args = serve_parser().parse_args(argv)
     if args.max_batch_size < 1 or args.workers < 1 or args.batch_timeout < 0:
         raise UsageError("--max-batch-size and --workers must be >= 1, --batch-timeout >= 0")
     try:
@@ -36,7 +60,11 @@ def run(argv: list[str]) -> int:
     except ImportError as err:
         raise UsageError(f"serving needs the serve extra: pip install 'labelgraph[serve]' ({err})") from err
 
-    limits = UploadLimits(int(args.max_image_mb * 2**20), args.max_images, args.max_pixels or UploadLimits.max_pixels)
+    limits = UploadLimits(
+        int(args.max_image_mb * 2**20), args.max_images, args.max_pixels or UploadLimits.max_pixels,
+        int(args.max_decoded_mb * 2**20), args.decode_timeout, args.read_timeout,
+        int(args.max_inflight_mb * 2**20) if args.max_inflight_mb else None,
+    )  # fmt: skip
     threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
     serve(
         args.model,

@@ -12,7 +12,10 @@ across clients (:class:`~labelgraph.serving.tagging_api.TaggingAPI`); the HTTP p
 uploads (:mod:`~labelgraph.serving.uploads`). What LitServe does not do as this project needs, and how it is done
 here: its ``/`` answers ``litserve running`` (replaced by the page); its API-key option reads one global
 ``X-API-Key`` and its ``authorize`` hook would guard ``/health`` too (a middleware demands ``Authorization: Bearer``
-instead); it writes a ``client.py`` into the working directory unless told not to (told not to).
+instead); it writes a ``client.py`` into the working directory unless told not to (told not to); a SIGTERM to its
+main process left the other processes serving, a dead worker took half a minute to stop the server, slow clients
+were never timed out and uploads in flight were not bounded (:mod:`~labelgraph.serving.lifecycle`,
+:mod:`~labelgraph.serving.connections`).
 """
 
 from __future__ import annotations
@@ -30,18 +33,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from labelgraph.apis.predict import Predictor
 from labelgraph.errors import InvalidInputError
 from labelgraph.serving.access import BearerKeyMiddleware, is_loopback, resolve_api_key
+from labelgraph.serving.connections import InflightBudget, deadline_protocol, default_inflight_bytes
+from labelgraph.serving.lifecycle import ExitWithParent, end_children, stop_on_sigterm
 from labelgraph.serving.tagging_api import TaggingAPI
 from labelgraph.serving.uploads import RequestRefused, UploadLimits
 
 LITSERVE_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "0.0.0.0": "0.0.0.0", "::": "::"}
-
-
-class BatchLog(ls.Logger):
-    """LitServe's logger process: one line per batch the inference worker ran (how many requests and images)."""
-
-    def process(self, key: str, value: Any) -> None:
-        if key == "batch":
-            print(f"labelgraph serve: batch of {value['requests']} request(s), {value['images']} image(s)", flush=True)
 
 
 def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dict[str, Any]:
@@ -62,6 +59,10 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
             "max_image_mb": limits.max_image_bytes / 2**20,
             "max_images": limits.max_images,
             "max_pixels": limits.max_pixels,
+            "max_decoded_mb": limits.max_decoded_bytes / 2**20,
+            "max_inflight_mb": inflight_bytes(limits) / 2**20,
+            "decode_timeout_s": limits.decode_timeout,
+            "read_timeout_s": limits.read_timeout,
         },
     }
 
@@ -83,18 +84,30 @@ def build_server(
     limits = limits or UploadLimits()
     predictor = Predictor.load(model_dir)  # fail here, with the file named, rather than in a worker
     predictor.resolve_thresholds(threshold)  # 'calibrated' on an uncalibrated model is refused now
-    api = TaggingAPI(str(model_dir), threshold, top_k, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    api = TaggingAPI(str(model_dir), threshold, top_k, max_batch_size=max_batch_size, batch_timeout=batch_timeout,
+                     max_decoded_bytes=limits.max_decoded_bytes, decode_timeout=limits.decode_timeout,
+                     log_batches=log_batches)  # fmt: skip
+    budget = inflight_bytes(limits) // workers  # one HTTP process per worker, each with its share
+    middlewares = [(ExitWithParent, {}), (InflightBudget, {"budget": budget})]
+    middlewares += [(BearerKeyMiddleware, {"key": api_key})] if api_key else []
     server = ls.LitServer(
         api,
         accelerator=device,
         workers_per_device=workers,
         max_payload_size=limits.max_request_bytes,
-        middlewares=[(BearerKeyMiddleware, {"key": api_key})] if api_key else [],
-        loggers=[BatchLog()] if log_batches else None,
+        middlewares=middlewares,
+        restart_workers=True,  # a dead inference worker is replaced; /health is 503 until the new one is ready
         model_metadata={"method": predictor.config.method, "model_dir": str(model_dir)},
     )
+    server.monitor_internal = 0.5  # how often LitServe looks for a dead worker (its default: 2 s)
+    server.uvicorn_graceful_timeout = 5  # seconds an HTTP process gets to finish its requests at shutdown (30)
     add_routes(server, metadata(predictor, api, limits), limits)
+    server.app.state.decode_size = predictor.decode_size
     return server
+
+
+def inflight_bytes(limits: UploadLimits) -> int:
+    return limits.max_inflight_bytes or default_inflight_bytes(limits.max_request_bytes)
 
 
 def add_routes(server: ls.LitServer, meta: dict[str, Any], limits: UploadLimits) -> None:
@@ -127,4 +140,11 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, i
     where = "loopback only" if is_loopback(host) else f"every interface ({host})"
     access = "API key required (Authorization: Bearer)" if options["api_key"] else "no API key"
     print(f"labelgraph serve: {model_dir} on http://{host}:{port}/ ({where}; {access})", file=sys.stderr, flush=True)
-    server.run(host=LITSERVE_HOSTS[host], port=port, generate_client_file=False, log_level="warning")
+    stop_on_sigterm()
+    limits = options.get("limits") or UploadLimits()
+    try:
+        server.run(host=LITSERVE_HOSTS[host], port=port, generate_client_file=False, log_level="warning",
+                   http=deadline_protocol(limits.read_timeout))  # fmt: skip
+    finally:
+        end_children()
+    print("labelgraph serve: stopped", file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ with the first image's status (a 4xx), never with an exception that would fail t
 # live object (the dependency that parses the upload).
 import base64
 import io
+import time
 from typing import Annotated, Any
 
 import litserve as ls
@@ -23,12 +24,17 @@ from PIL import Image
 
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.dataset import stack_images
-from labelgraph.data.image_io import ImageLoadError
+from labelgraph.data.image_io import DEFAULT_MAX_DECODED_BYTES, ImageLoadError, ImageTooLargeError
 from labelgraph.data.transforms import eval_view
+from labelgraph.serving.lifecycle import exit_with_parent
 from labelgraph.serving.uploads import read_upload
 from labelgraph.visualization.explain import overlays
 
 OVERLAY_SIDE = 384  # overlays are drawn on the image shrunk to at most this side (a PNG per label)
+
+
+class DecodeDeadline(ImageLoadError):
+    """An image left undecoded because its request's decode time was spent."""
 
 
 class TaggingAPI(ls.LitAPI):
@@ -40,6 +46,10 @@ class TaggingAPI(ls.LitAPI):
             ``"calibrated"``; a request may override it (``?threshold=``).
         top_k: the default cap on labels per image (``?top_k=`` overrides).
         max_batch_size, batch_timeout: LitServe's dynamic batching (requests per batch, seconds to wait).
+        max_decoded_bytes: refuse (413) an image whose decode would hold more (estimated from its header).
+        decode_timeout: seconds a request's images may take to decode; the images left when it is spent are
+            answered as errors (503) instead of holding the worker (and every other client) longer.
+        log_batches: print one line per batch the worker runs.
     """
 
     def __init__(
@@ -49,26 +59,37 @@ class TaggingAPI(ls.LitAPI):
         top_k: int | None = None,
         max_batch_size: int = 16,
         batch_timeout: float = 0.01,
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+        decode_timeout: float = 10.0,
+        log_batches: bool = True,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.model_dir = str(model_dir)
         self.threshold = threshold
         self.top_k = top_k
+        self.max_decoded_bytes, self.decode_timeout, self.log_batches = max_decoded_bytes, decode_timeout, log_batches
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:
+        exit_with_parent()  # an orphaned worker would serve on (kill -9 of the main process)
         self.predictor = Predictor.load(self.model_dir, device)
+        self.predictor.max_decoded_bytes = self.max_decoded_bytes
 
     def decode_request(self, request: Annotated[dict, Depends(read_upload)]) -> dict[str, Any]:
         """The checked upload -> decoded images, ``(3, S, S)`` uint8 each; decode failures join the errors."""
         predictor = self.predictor
         decoded = {"names": [], "indices": [], "inputs": [], "originals": [], "errors": list(request["errors"])}
+        deadline = time.monotonic() + self.decode_timeout
         for image in request["images"]:
             try:
+                if time.monotonic() > deadline:
+                    spent = f"this request's images took longer than {self.decode_timeout:g} s to decode"
+                    raise DecodeDeadline(f"{image['name']}: not decoded, {spent}; send fewer or smaller ones")
                 pixels = predictor.read(image["data"], image["name"])
             except ImageLoadError as err:
-                error = {"index": image["index"], "image": image["name"], "error": str(err), "status": 400}
-                decoded["errors"].append(error)
+                status = {DecodeDeadline: 503, ImageTooLargeError: 413}.get(type(err), 400)
+                decoded["errors"].append({"index": image["index"], "image": image["name"], "error": str(err),
+                                          "status": status})  # fmt: skip
                 continue
             decoded["names"].append(image["name"])
             decoded["indices"].append(image["index"])
@@ -82,7 +103,8 @@ class TaggingAPI(ls.LitAPI):
         if isinstance(requests, dict):  # max_batch_size 1: LitServe's unbatched loop hands over one request
             return self.predict([requests])[0]
         inputs = [x for request in requests for x in request["inputs"]]
-        self.log("batch", {"requests": len(requests), "images": len(inputs)})
+        if self.log_batches:
+            print(f"labelgraph serve: batch of {len(requests)} request(s), {len(inputs)} image(s)", flush=True)
         chunks = range(0, len(inputs), self.max_batch_size)
         probs = [self.predictor.scores(stack_images(inputs[i : i + self.max_batch_size])) for i in chunks]
         probs = np.concatenate(probs) if probs else np.zeros((0, len(self.predictor.classes)))

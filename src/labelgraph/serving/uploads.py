@@ -10,10 +10,13 @@ and the query string holds the options: ``threshold`` (a probability or ``calibr
 
 Each image is checked here for what is cheap to see -- empty, over ``max_image_mb``, not an image by its content
 type or its header, more pixels than ``max_pixels`` (the decompression-bomb guard: a few kilobytes of PNG can
-declare gigapixels) -- and a bad one becomes an error entry naming it, so a request with one bad image of several
-is still answered for the others. A request with no good image, an unknown field, a wrong content type or a bad
-option is refused here with a 4xx (:class:`RequestRefused`). Nothing is written to disk: multipart files are kept
-in memory (starlette's parser would spool parts over 1 MB to a temporary file).
+declare gigapixels), a decode that would hold more than ``max_decoded_mb`` (width x height x channels x bytes per
+stored sample, after the reduction a JPEG is decoded at: a 500 KB 16-bit PNG can declare half a gigabyte) -- and a
+bad one becomes an error entry naming it, so a request with one bad image of several is still answered for the
+others. A request with no good image, an unknown field, a wrong content type or a bad option is refused here with a
+4xx (:class:`RequestRefused`). Nothing is written to disk: multipart files are kept in memory (starlette's parser
+would spool parts over 1 MB to a temporary file), each part released as soon as it is read. A client that hangs up
+mid-upload costs one log line.
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ import base64
 import binascii
 import io
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from PIL import Image, UnidentifiedImageError
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
+from labelgraph.data.image_io import ImageTooLargeError, check_decode_cost
 from labelgraph.errors import InvalidInputError
+
+log = logging.getLogger("labelgraph.serve")
 
 OPTIONS = ("threshold", "top_k", "maps")
 IMAGE_FIELD = "images"
@@ -38,11 +46,24 @@ NOT_IMAGE_TYPES = ("text/", "application/json", "application/xml", "application/
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """What one request may carry."""
+    """What one request may carry, and what the server holds for it.
+
+    Args:
+        max_image_bytes, max_images, max_pixels: one file's size, a request's image count, one image's pixels.
+        max_decoded_bytes: what decoding one image may hold (estimated from its header).
+        decode_timeout: seconds the worker spends decoding one request's images before refusing the rest (503).
+        read_timeout: seconds a client has to send a whole request (headers and body).
+        max_inflight_bytes: request bodies the server holds at once (None: an eighth of the machine's memory,
+            within 256 MB - 4 GB); beyond it requests are answered 503 with ``Retry-After``.
+    """
 
     max_image_bytes: int = 20 * 2**20
     max_images: int = 64
     max_pixels: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+    max_decoded_bytes: int = 256 * 2**20
+    decode_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_inflight_bytes: int | None = None
 
     @property
     def max_request_bytes(self) -> int:
@@ -76,7 +97,7 @@ async def read_upload(request: Request) -> dict[str, Any]:
     if content_type == "multipart/form-data":
         items = await multipart_items(request, limits)
     elif content_type == "application/json":
-        items = json_items(await request.body())
+        items = json_items(await read_body(request))
     else:
         raise RequestRefused(415, f"content type {content_type or '(none)'!r}: send multipart/form-data or JSON")
     if not items:
@@ -84,8 +105,9 @@ async def read_upload(request: Request) -> dict[str, Any]:
     if len(items) > limits.max_images:
         raise RequestRefused(413, f"{len(items)} images in one request; at most {limits.max_images}")
     images, errors = [], []
+    decode_size = request.app.state.decode_size
     for index, (name, media_type, data) in enumerate(items):
-        problem = check_image(data, media_type, limits)
+        problem = check_image(data, media_type, limits, decode_size)
         if problem:
             errors.append({"index": index, "image": name, "error": problem[1], "status": problem[0]})
         else:
@@ -126,6 +148,8 @@ async def multipart_items(request: Request, limits: UploadLimits) -> list[tuple[
     parser.spool_max_size = limits.max_request_bytes  # never roll a part over to a temporary file
     try:
         form = await parser.parse()
+    except ClientDisconnect:
+        raise client_gone() from None
     except MultiPartException as err:
         if "Too many files" in str(err):
             message = f"more than {limits.max_images} images in one request; at most {limits.max_images}"
@@ -138,10 +162,25 @@ async def multipart_items(request: Request, limits: UploadLimits) -> list[tuple[
         for field, value in form.multi_items():
             if field != IMAGE_FIELD or isinstance(value, str):
                 raise RequestRefused(422, f"unknown field {field!r}: images go in file fields named {IMAGE_FIELD!r}")
-            items.append((value.filename or f"<image {len(items)}>", value.content_type or "", await value.read()))
+            data = await value.read()
+            await value.close()  # the part's buffer goes now: the upload is held once, as bytes
+            items.append((value.filename or f"<image {len(items)}>", value.content_type or "", data))
     finally:
         await form.close()
     return items
+
+
+async def read_body(request: Request) -> bytes:
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        raise client_gone() from None
+
+
+def client_gone() -> RequestRefused:
+    """The client hung up mid-upload: one log line (there is no one to answer)."""
+    log.warning("labelgraph serve: a client disconnected during its upload")
+    return RequestRefused(400, "the client disconnected during the upload")
 
 
 def json_items(body: bytes) -> list[tuple[str, str, bytes | None]]:
@@ -169,9 +208,12 @@ def json_items(body: bytes) -> list[tuple[str, str, bytes | None]]:
     return items
 
 
-def check_image(data: bytes | None, media_type: str, limits: UploadLimits) -> tuple[int, str] | None:
+def check_image(
+    data: bytes | None, media_type: str, limits: UploadLimits, decode_size: tuple[int, int] | None = None
+) -> tuple[int, str] | None:
     """(status, problem) for an image that cannot be worth decoding, None for one that may be. Reads the header
-    only; a file that breaks further in (truncated) fails in the worker's full decode."""
+    only; a file that breaks further in (truncated) fails in the worker's full decode. ``decode_size``: the size the
+    model needs (a larger JPEG is decoded reduced, which the decode-cost estimate counts)."""
     if data is None:
         return 400, "not valid base64"
     if not data:
@@ -183,6 +225,9 @@ def check_image(data: bytes | None, media_type: str, limits: UploadLimits) -> tu
     try:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
+            check_decode_cost(img, decode_size, limits.max_decoded_bytes, "the image")
+    except ImageTooLargeError as err:
+        return 413, str(err).removeprefix("the image: ")
     except Image.DecompressionBombError as err:
         return 413, f"refused as a decompression bomb ({err})"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
