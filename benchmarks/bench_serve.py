@@ -1,13 +1,15 @@
 """Serving: ``labelgraph serve`` with 16 concurrent clients vs offline ``Predictor.predict`` in batches of 16, on the
 same image files, and request latency (p50 / p99) at 1 and 16 clients.
 
-    python -m benchmarks.bench_serve [--out benchmarks/results/serve.json]
+    python -m benchmarks.bench_serve [--out benchmarks/results/serve.json] [--against OTHER/src]
 
 Each setting exports a model with random weights (speed does not depend on them), starts the server in a child
 process (default batching: up to 16 requests, 10 ms), and times, in interleaved rounds, the offline prediction of
 the images and the same images sent as one-image requests (and as four-image requests) over 16 concurrent keep-alive
 connections. The client runs on the same machine as the server and shares its cores: the served figure includes
-its cost.
+its cost. ``--against`` also starts the server of another source tree (e.g. ``git worktree add /tmp/before REV``, then
+``--against /tmp/before/src``) on the same model and times it in the same interleaved rounds: a change to the server
+measured side by side with the code before it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +102,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q))
 
 
-def measure(backbone: str, size: int, images: int, rounds: int, folder: Path) -> dict:
+def measure(backbone: str, size: int, images: int, rounds: int, folder: Path, against: Path | None = None) -> dict:
     graph = label_graph(80)
     torch.manual_seed(0)
     model = create_model("ml_gcn", num_classes=80, label_graph=graph, backbone=backbone).eval()
@@ -107,36 +110,35 @@ def measure(backbone: str, size: int, images: int, rounds: int, folder: Path) ->
     files = image_files(folder, images)
     payloads = [(f"{i}_{p.name}", p.read_bytes()) for i, p in enumerate(files)]
     predictor = Predictor.load(model_dir)
-    with ServerProcess(model_dir, "--quiet", "--max-batch-size", "16", "--batch-timeout", "0.01") as server:
-        asyncio.run(send_all(server.url, payloads[:32], 16))  # warm up: the worker's first batches
-        seconds = interleaved(
-            {
-                "offline": lambda: predictor.predict(files, batch_size=16),
-                "served_16_clients": lambda: asyncio.run(send_all(server.url, payloads, 16)),
-                "served_16_clients_4_per_request": lambda: asyncio.run(send_all(server.url, payloads, 16, 4)),
-            },
-            rounds=rounds,
-        )
-        latency = {n: asyncio.run(send_all(server.url, payloads, n)) for n in (1, 16)}
-    return {
-        "backbone": backbone,
-        "image_size": size,
-        "method": "ml_gcn",
-        "images": images,
-        "offline_images_per_s": images / seconds["offline"],
-        "served_images_per_s_16_clients": images / seconds["served_16_clients"],
-        "served_over_offline": seconds["offline"] / seconds["served_16_clients"],
-        "served_images_per_s_16_clients_4_per_request": images / seconds["served_16_clients_4_per_request"],
-        "served_4_per_request_over_offline": seconds["offline"] / seconds["served_16_clients_4_per_request"],
-        **{f"latency_ms_p{q}_{n}_clients": percentile(latency[n], q) for n in (1, 16) for q in (50, 99)},
-        "served_images_per_s_1_client": images / sum(latency[1]),
-        "latency_ms_mean_1_client": 1000 * statistics.mean(latency[1]),
-    }
+    args = ("--quiet", "--max-batch-size", "16", "--batch-timeout", "0.01")
+    with ExitStack() as stack:
+        servers = {"served": stack.enter_context(ServerProcess(model_dir, *args))}
+        if against is not None:
+            servers["against"] = stack.enter_context(ServerProcess(model_dir, *args, env={"PYTHONPATH": str(against)}))
+        contenders = {"offline": lambda: predictor.predict(files, batch_size=16)}
+        for name, server in servers.items():
+            asyncio.run(send_all(server.url, payloads[:32], 16))  # warm up: the worker's first batches
+            contenders[f"{name}_16_clients"] = lambda url=server.url: asyncio.run(send_all(url, payloads, 16))
+            contenders[f"{name}_16_clients_4_per_request"] = lambda url=server.url: asyncio.run(
+                send_all(url, payloads, 16, 4)
+            )
+        seconds = interleaved(contenders, rounds=rounds)
+        latency = {n: asyncio.run(send_all(servers["served"].url, payloads, n)) for n in (1, 16)}
+    row = {"backbone": backbone, "image_size": size, "method": "ml_gcn", "images": images}
+    row["offline_images_per_s"] = images / seconds["offline"]
+    for name in servers:
+        for load, key in (("16_clients", name), ("16_clients_4_per_request", f"{name}_4_per_request")):
+            row[f"{name}_images_per_s_{load}"] = images / seconds[f"{name}_{load}"]
+            row[f"{key}_over_offline"] = seconds["offline"] / seconds[f"{name}_{load}"]
+    row |= {f"latency_ms_p{q}_{n}_clients": percentile(latency[n], q) for n in (1, 16) for q in (50, 99)}
+    row["served_images_per_s_1_client"] = images / sum(latency[1])
+    row["latency_ms_mean_1_client"] = 1000 * statistics.mean(latency[1])
+    return row
 
 
-def run(settings=SETTINGS, images: int = 160, rounds: int = 3) -> dict:
+def run(settings=SETTINGS, images: int = 160, rounds: int = 3, against: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(b, s, images, rounds, Path(tmp)) | {"setting": what} for b, s, what in settings]
+        rows = [measure(b, s, images, rounds, Path(tmp), against) | {"setting": what} for b, s, what in settings]
     return {
         "benchmark": "serve",
         "request": "one image per request (multipart; also 4 per request), 16 keep-alive connections from one asyncio "
@@ -145,14 +147,17 @@ def run(settings=SETTINGS, images: int = 160, rounds: int = 3) -> dict:
         "offline": "Predictor.predict(paths, batch_size=16)",
         "photos": "darknet" if PHOTOS.is_dir() else "generated",
         "settings": rows,
+        **({"against": f"the server of {against}, same model, same rounds"} if against else {}),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(RESULTS / "serve.json"))
+    parser.add_argument("--against", type=Path, default=None, help="another source tree's src/ to serve alongside")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(write(run(), args.out))
+    print(write(run(rounds=args.rounds, against=args.against), args.out))
 
 
 if __name__ == "__main__":

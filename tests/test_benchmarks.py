@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from benchmarks import bench_data, bench_methods
 from benchmarks.__main__ import table
@@ -81,8 +83,10 @@ def test_serve_benchmark_measures_the_server_against_offline_prediction():
     pytest.importorskip("litserve")
     from benchmarks import bench_serve
 
-    result = bench_serve.run(settings=((TINY_BACKBONE, 32, "tiny"),), images=16, rounds=1)
+    src = Path(__file__).resolve().parents[1] / "src"  # served alongside as "another" tree: the same code
+    result = bench_serve.run(settings=((TINY_BACKBONE, 32, "tiny"),), images=16, rounds=1, against=src)
     row = result["settings"][0]
     assert row["offline_images_per_s"] > 0 and row["served_images_per_s_16_clients"] > 0
+    assert row["against_images_per_s_16_clients"] > 0 and row["against_4_per_request_over_offline"] > 0
     assert 0 < row["latency_ms_p50_1_clients"] <= row["latency_ms_p99_1_clients"]
     assert "| serve |" in table({"serve": result})
