@@ -174,11 +174,31 @@ def test_slow_clients_are_dropped_and_a_vanishing_one_is_one_line(model_dir):
         assert "a client disconnected during its upload" in log and "Traceback" not in log
 
 
-def test_a_dead_worker_is_replaced_and_sigterm_stops_every_process(model_dir):
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_dead_worker_is_replaced_its_request_answered_and_sigterm_stops_every_process(model_dir):
+    heavy = [(f"{i}.png", encoded(np.full((2000, 2000, 3), i, dtype=np.uint8), "PNG")) for i in range(24)]
     with ServerProcess(model_dir, "--quiet") as server:
         pgid = server.process.pid
         worker = next(pid for pid, cmd in group(pgid).items() if "spawn_main" in cmd)
-        os.kill(worker, signal.SIGKILL)
+
+        async def killed_while_decoding() -> tuple[httpx.Response, float]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                request = asyncio.create_task(
+                    client.post(server.url + "/predict", files=[("images", f) for f in heavy])
+                )
+                idle = cpu_seconds(worker)
+                while cpu_seconds(worker) - idle < 0.3:  # the worker has taken the request and is decoding it
+                    await asyncio.sleep(0.02)
+                os.kill(worker, signal.SIGKILL)
+                start = time.perf_counter()
+                return await request, time.perf_counter() - start
+
+        answer, seconds = asyncio.run(killed_while_decoding())
+        assert answer.status_code == 503 and seconds < 2 and answer.headers["retry-after"], (answer.text, seconds)
         start, states = time.perf_counter(), []
         while time.perf_counter() - start < 60:
             states.append((round(time.perf_counter() - start, 1), httpx.get(server.url + "/health").status_code))
@@ -194,7 +214,7 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_every_process(model_dir):
         while (server.process.poll() is None or group(pgid)) and time.perf_counter() - start < 10:
             time.sleep(0.1)
         assert server.process.poll() == 0 and group(pgid) == {}, (server.process.poll(), group(pgid))
-        assert "labelgraph serve: stopped" in server.log()
+        assert "labelgraph serve: stopped" in server.log() and "1 request(s) it held answered 503" in server.log()
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", server.port), timeout=1)
         assert "Traceback" not in server.log()

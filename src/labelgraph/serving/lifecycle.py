@@ -10,7 +10,8 @@ left the others holding the port and answering ``/health``. Here:
 - every child watches its parent (:func:`exit_with_parent`): if the main process dies without a shutdown (SIGKILL,
   OOM killer), the children exit within a second instead of serving on as orphans;
 - a dead inference worker is restarted by LitServe's monitor (checked every half second); ``/health`` answers 503
-  until the new worker has loaded the model, and the requests the dead worker held are answered with a 5xx.
+  until the new worker has loaded the model, and the requests the dead worker held are answered 503 at once
+  (:mod:`labelgraph.serving.worker_watch`).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from labelgraph.serving.connections import InflightBudget, deadline_protocol, de
 from labelgraph.serving.lifecycle import ExitWithParent, end_children, stop_on_sigterm
 from labelgraph.serving.tagging_api import TaggingAPI
 from labelgraph.serving.uploads import RequestRefused, UploadLimits
+from labelgraph.serving.worker_watch import FailRequestsOfDeadWorkers
 
 LITSERVE_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "0.0.0.0": "0.0.0.0", "::": "::"}
 
@@ -100,6 +101,7 @@ def build_server(
         model_metadata={"method": predictor.config.method, "model_dir": str(model_dir)},
     )
     server.monitor_internal = 0.5  # how often LitServe looks for a dead worker (its default: 2 s)
+    server.app.add_middleware(FailRequestsOfDeadWorkers, server=server)  # their requests: 503 at once
     server.uvicorn_graceful_timeout = 5  # seconds an HTTP process gets to finish its requests at shutdown (30)
     add_routes(server, metadata(predictor, api, limits), limits)
     server.app.state.decode_size = predictor.decode_size
