@@ -171,6 +171,20 @@ class TestExplain:
             assert Image.open(out / "a_cat.png").size == Image.open(images["a.jpg"]).size
             assert kind in capsys.readouterr().out
 
+    def test_explain_names_the_class_and_the_probability_predict_gives(self, images, model_dirs, tmp_path, capsys):
+        image = str(images["a.jpg"])
+        assert cli_main(["predict", str(model_dirs["add_gcn"]), image, "--out", str(tmp_path / "p.json")]) == 0
+        predicted = json.loads((tmp_path / "p.json").read_text())["predictions"][0]["scores"]
+        capsys.readouterr()
+        out = tmp_path / "maps"
+        assert cli_main(["explain", str(model_dirs["add_gcn"]), image, "--out", str(out), "--classes", "cat,dog"]) == 0
+        printed = capsys.readouterr().out
+        for name in ("cat", "dog"):
+            assert f"p={predicted[name]:.3f})" in printed.split(f"a_{name}.png")[1].splitlines()[0]
+            picture = np.asarray(Image.open(out / f"a_{name}.png").convert("RGB"), dtype=np.float64)
+            band = picture[-max(14, picture.shape[0] // 10) :]
+            assert (band.min(axis=2) > 150).any()  # the caption's white text, in the darkened band
+
     def test_grad_cam_of_a_max_pooled_linear_head_by_hand(self):
         torch.manual_seed(0)
         model = create_model("baseline", num_classes=3, backbone=TINY_BACKBONE, pool="max").eval()

@@ -27,7 +27,7 @@ PACKAGE = ROOT / "src" / "labelgraph"
 # From the ground up. ``errors`` and ``files`` (atomic writes) are the ground floor (they import nothing of ours); the
 # package's ``__init__`` (the public API) and the re-export shims kept for configs and checkpoints sit on top. engine
 # sits above visualization: its callbacks draw the validation figures.
-ROOMS = ("errors", "files", "layers", "losses", "graph", "models", "data", "evaluation",
+ROOMS = ("lazy_exports", "errors", "files", "layers", "losses", "graph", "models", "data", "evaluation",
          "apis", "visualization", "engine", "serving", "studies", "cli")  # fmt: skip
 LIBRARY_ROOMS = ROOMS[: ROOMS.index("evaluation") + 1]
 SHIMS = ("labelgraph.task", "labelgraph.schedulers", "labelgraph.finetuning",

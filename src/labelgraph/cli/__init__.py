@@ -26,6 +26,8 @@ from labelgraph.errors import LabelgraphError, Terminated
 #: name -> (module of ``labelgraph.cli``, what it does); ``labelgraph --help`` lists them in this order
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "synthetic scenes -> train and compare methods -> report (the quick tour; --methods all)"),
+    "train": ("train", "your labelled images -> a fine-tuned, calibrated model, its report and metrics (one command)"),
+    "compare": ("compare", "the demo's method comparison on your labelled images: table, results.json, report"),
     "models": ("models", "the registered methods; --details: parameters and FLOPs"),
     "data": ("data", "write the demo data, build a label graph file, statistics of a split, check its images"),
     "fit": ("fit", "train from a config (LightningCLI: every option is --section.key)"),
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         if Terminated.requested is not None:  # whatever the signal interrupted raised, the process was told to stop
             print("labelgraph: stopped by SIGTERM; what was completed was kept", file=sys.stderr)
             return 143
+        if isinstance(err, BrokenPipeError):  # the reader went away (``labelgraph predict ... | head``)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 0
         if isinstance(err, KeyboardInterrupt):
             print("labelgraph: interrupted; what was completed was kept", file=sys.stderr)
             return 130

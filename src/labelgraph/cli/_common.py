@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from labelgraph.data.formats import load_table, read_class_list
-from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import LabelgraphError
+
+if TYPE_CHECKING:
+    from labelgraph.data.label_table import LabelTable
 
 FORMATS_HELP = "csv, coco2014, voc2007, voc2012, nuswide, vg500, mirflickr"
 
@@ -47,6 +49,8 @@ def format_options(pairs: list[str]) -> dict:
 def load_split(args: argparse.Namespace, split: str, default_classes: list[str] | None = None) -> LabelTable:
     """A split of the dataset named by the arguments, in ``--classes`` order, else ``default_classes`` (a model's
     output order), else the dataset's own order."""
+    from labelgraph.data.formats import load_table, read_class_list
+
     names = read_class_list(args.classes) if args.classes else default_classes
     return load_table(
         args.format,

@@ -58,10 +58,10 @@ def demo_methods(value: str) -> list[str] | None:
 
 
 def run(argv: list[str]) -> int:
+    args = demo_parser().parse_args(argv)
+    print("labelgraph demo: loading PyTorch and Lightning ...", flush=True)
     from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR, run_demo
     from labelgraph.studies.weights_comparison import compare_weights
-
-    args = demo_parser().parse_args(argv)
 
     preset = QUICK_TOUR if args.methods == "tour" else FULL_COMPARISON
     options = dict(

@@ -11,6 +11,7 @@ from labelgraph.cli._common import UsageError, dataset_arguments, default_device
 
 def run(argv: list[str]) -> int:
     args = evaluate_parser().parse_args(argv)
+    args.device = args.device or default_device()
     from labelgraph.data.classes import check_same_classes
     from labelgraph.evaluation.robustness import evaluate_models
     from labelgraph.files import write_text
@@ -49,9 +50,6 @@ def run(argv: list[str]) -> int:
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    from labelgraph.data.corruptions import CORRUPTIONS
-    from labelgraph.evaluation.metrics import METRIC_PRESETS
-
     p = argparse.ArgumentParser(
         prog="labelgraph evaluate",
         description="Metrics of trained models on a split, clean and (--corruptions) under image corruptions.",
@@ -63,15 +61,15 @@ def evaluate_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=None,
         metavar="NAME",
-        help=f"evaluate under these corruptions (none named: all of {', '.join(CORRUPTIONS)})",
+        help="evaluate under these corruptions (none named: all of them; docs/studies.md lists them)",
     )
     p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities (1-5)")
-    p.add_argument("--metrics", default="ml_gcn", choices=list(METRIC_PRESETS), help="metric preset (ml_gcn)")
+    p.add_argument("--metrics", default="ml_gcn", help="metric preset (default ml_gcn; docs/metrics.md lists them)")
     p.add_argument("--image-size", type=int, default=None, help="default: each model's training resolution")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
-    p.add_argument("--device", default=default_device())
+    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--out", default=None, help="write every number to this JSON file")
     p.add_argument("--markdown", default=None, help="write the tables to this Markdown file")
     return p
@@ -80,8 +78,13 @@ def evaluate_parser() -> argparse.ArgumentParser:
 def corruption_settings(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     """The corruptions (none without ``--corruptions``; all when it names none) and the severities."""
     from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES
+    from labelgraph.evaluation.metrics import METRIC_PRESETS
 
     corruptions = [] if args.corruptions is None else (args.corruptions or list(CORRUPTIONS))
+    if unknown := sorted(set(corruptions) - set(CORRUPTIONS)):
+        raise UsageError(f"--corruptions {unknown}: unknown; the corruptions: {', '.join(CORRUPTIONS)}")
+    if args.metrics not in METRIC_PRESETS:
+        raise UsageError(f"--metrics {args.metrics!r}: unknown; the presets: {', '.join(METRIC_PRESETS)}")
     try:
         severities = [int(s) for s in args.severities.split(",")]
     except ValueError:

@@ -9,7 +9,7 @@ from pathlib import Path
 from labelgraph.cli._common import UsageError
 
 
-def run(argv: list[str]) -> int:
+def explain_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labelgraph explain",
         description="Overlays of the class maps of the predicted labels: the method's own maps, else Grad-CAM.",
@@ -20,7 +20,11 @@ def run(argv: list[str]) -> int:
     p.add_argument("--classes", default=None, help="comma-separated classes to explain (default: the predicted)")
     p.add_argument("--top-k", type=int, default=3, help="explain at most K predicted labels (default 3)")
     p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = explain_parser().parse_args(argv)
 
     from PIL import Image
 
@@ -53,7 +57,8 @@ def run(argv: list[str]) -> int:
         scores = result["scores"]
         names = wanted or result["labels"] or [max(scores, key=scores.get)]  # at least the most likely class
         seen = Image.fromarray(eval_view(pixels, predictor.config.eval_transform).permute(1, 2, 0).numpy())
-        drawn, kind = overlays(predictor.model, x, seen, [predictor.classes.index(n) for n in names])
+        captions = [f"{n}  p={scores[n]:.3f}" for n in names]
+        drawn, kind = overlays(predictor.model, x, seen, [predictor.classes.index(n) for n in names], captions)
         for name, picture in zip(names, drawn, strict=True):
             target = out / f"{Path(path).stem}_{name.replace('/', '_').replace(' ', '_')}.png"
             with atomic_path(target) as tmp:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry", "null", "none")  # resolved by Lightning, not files
@@ -10,6 +11,7 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry", "null", "none")  # re
 
 def run(argv: list[str]) -> int:
     """``argv`` starts with the subcommand (``fit``, ``validate`` or ``test``)."""
+    print(f"labelgraph {argv[0]}: loading PyTorch and Lightning ...", file=sys.stderr, flush=True)
     from labelgraph.engine.lightning_cli import make_cli
 
     check_ckpt_path(argv)

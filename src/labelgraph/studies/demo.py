@@ -163,22 +163,7 @@ def train_one(
         epochs=epochs, steps_per_epoch=steps, batch_size=datamodule.batch_size, image_size=datamodule.image_size,
         lr=settings.lr, peak_lr=settings.transformer_lr,
     )  # fmt: skip
-    task = MultiLabelTask(
-        method=method,
-        backbone=settings.backbone,
-        pretrained=settings.pretrained,
-        model_args={**(method_model_args(method, scaled.model_args) or {}), **(model_args or {})},
-        backbone_lr_mult=scaled.backbone_lr_mult if settings.pretrained else 1.0,
-        num_classes=datamodule.num_classes,
-        class_names=datamodule.class_names,
-        label_graph=label_graph,
-        criterion=build_criterion(scaled),
-        optimizer=optimizer_factory(scaled),
-        lr_scheduler=scheduler_factory(scaled),
-        ema_decay=scaled.ema_decay,
-        metrics=DEMO_METRICS,
-        init_from=init_from,
-    )
+    task = make_task(method, datamodule, label_graph, settings, scaled, model_args, init_from)
     history = MetricHistory()
     trainer = demo_trainer(epochs, settings.progress, history, scaled.gradient_clip_val)
     start = time.perf_counter()
@@ -201,6 +186,34 @@ def train_one(
     return row, history.epochs, task
 
 
+def make_task(
+    method: str,
+    datamodule: MultiLabelDataModule,
+    label_graph: LabelGraph,
+    settings: DemoSettings,
+    scaled: Recipe,
+    model_args: dict[str, Any] | None = None,
+    init_from: str | None = None,
+) -> MultiLabelTask:
+    """The task that trains ``method`` with the scaled recipe ``scaled`` on ``datamodule``'s classes."""
+    return MultiLabelTask(
+        method=method,
+        backbone=settings.backbone,
+        pretrained=settings.pretrained,
+        model_args={**(method_model_args(method, scaled.model_args) or {}), **(model_args or {})},
+        backbone_lr_mult=scaled.backbone_lr_mult if settings.pretrained else 1.0,
+        num_classes=datamodule.num_classes,
+        class_names=datamodule.class_names,
+        label_graph=label_graph,
+        criterion=build_criterion(scaled),
+        optimizer=optimizer_factory(scaled),
+        lr_scheduler=scheduler_factory(scaled),
+        ema_decay=scaled.ema_decay,
+        metrics=DEMO_METRICS,
+        init_from=init_from,
+    )
+
+
 def demo_trainer(epochs: int, progress: bool, history: Callback, gradient_clip_val: float | None) -> L.Trainer:
     return L.Trainer(
         max_epochs=epochs,
@@ -217,10 +230,11 @@ def demo_trainer(epochs: int, progress: bool, history: Callback, gradient_clip_v
 
 
 def demo_datamodule(
-    data: Path, image_size: int, batch_size: int, feature_cache: Path | None = None
+    data: Path, image_size: int, batch_size: int, feature_cache: Path | None = None, embeddings: str | None = None
 ) -> MultiLabelDataModule:
-    """The demo's splits through the real CSV loading path, with word vectors when installed. With ``feature_cache``
-    the backbone is frozen and its feature maps are computed once (one view per image: no flip)."""
+    """The splits ``data/{train,val,test}.csv`` (classes ``data/classes.txt``) through the real CSV loading path, with
+    ``embeddings`` (default: word vectors when installed). With ``feature_cache`` the backbone is frozen and its feature
+    maps are computed once (one view per image: no flip)."""
     return MultiLabelDataModule(
         train=str(data / "train.csv"),
         val=str(data / "val.csv"),
@@ -232,7 +246,7 @@ def demo_datamodule(
         batch_size=batch_size,
         eval_batch_size=128,
         num_workers=0,
-        embeddings=demo_embeddings(),
+        embeddings=embeddings or demo_embeddings(),
     )
 
 

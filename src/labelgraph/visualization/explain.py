@@ -35,11 +35,41 @@ def explain(model: torch.nn.Module, images: torch.Tensor, classes: list[int]) ->
     return grad_cam(model, images, classes), "Grad-CAM"
 
 
-def overlays(model: torch.nn.Module, images: torch.Tensor, image: Image.Image, classes: list[int]):
+def overlays(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    image: Image.Image,
+    classes: list[int],
+    captions: list[str] | None = None,
+):
     """:func:`explain` of ``classes`` for one model input ``images`` (1, 3, H, W), each map drawn over ``image`` by
-    :func:`overlay`: ``([PIL image per class], kind)``."""
+    :func:`overlay` and, with ``captions`` (one per class, e.g. ``"dog  p=0.91"``), labelled by :func:`caption`:
+    ``([PIL image per class], kind)``."""
     maps, kind = explain(model, images, classes)
-    return [overlay(image, heat.float().cpu().numpy()) for heat in maps], kind
+    drawn = [overlay(image, heat.float().cpu().numpy()) for heat in maps]
+    return ([caption(d, text) for d, text in zip(drawn, captions, strict=True)] if captions else drawn), kind
+
+
+def caption(image: Image.Image, text: str) -> Image.Image:
+    """``image`` with a dark band along its bottom holding ``text`` (the class and its probability) and the colour
+    scale of the map (``jet``: blue = least, red = most attention); the size is unchanged."""
+    from matplotlib import colormaps
+    from PIL import ImageDraw, ImageFont
+
+    out = image.convert("RGB")
+    w, h = out.size
+    band = max(14, h // 10)
+    font = ImageFont.load_default(size=max(9, band * 2 // 3))
+    pixels = np.asarray(out, dtype=np.float64).copy()
+    pixels[h - band :] *= 0.35  # darken the band so that white text reads on any picture
+    bar_w = max(8, w // 4)
+    ramp = colormaps["jet"](np.linspace(0, 1, bar_w))[:, :3] * 255  # (bar_w, 3)
+    top, bottom = h - band + band // 4, h - band // 4
+    pixels[top:bottom, w - bar_w - 4 : w - 4] = ramp[None]
+    out = Image.fromarray(np.uint8(pixels))
+    draw = ImageDraw.Draw(out)
+    draw.text((4, h - band / 2), text, fill=(255, 255, 255), font=font, anchor="lm")
+    return out
 
 
 def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:

@@ -43,14 +43,13 @@ def _table(methods: dict[str, dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _examples(run: Path, method: str, count: int) -> str:
-    """Test images with the best method's labels, the truth, and the map of its top label."""
+def _examples(run: Path, test_csv: Path, model_dir: Path, count: int) -> str:
+    """Test images with the model's labels, the truth, and the map of its top label."""
     from labelgraph.apis.predict import Predictor
     from labelgraph.data.formats import load_table
     from labelgraph.data.transforms import eval_view
     from labelgraph.visualization.explain import explain, overlay
 
-    test_csv, model_dir = run / "data" / "test.csv", run / method / "model"
     if not (test_csv.is_file() and model_dir.is_dir()):
         return "<p>(no test split or exported model in the run folder: no examples)</p>"
     predictor = Predictor.load(model_dir)
@@ -75,7 +74,7 @@ def _examples(run: Path, method: str, count: int) -> str:
     return "".join(cells)
 
 
-def write_html_report(run_dir: str | Path, examples: int = 6) -> Path:
+def write_html_report(run_dir: str | Path, count: int = 6) -> Path:
     """Write ``RUN_DIR/report.html`` and return its path."""
     run = Path(run_dir)
     results_path = run / "results.json"
@@ -85,20 +84,24 @@ def write_html_report(run_dir: str | Path, examples: int = 6) -> Path:
     methods, classes = results["methods"], results["dataset"]["classes"]
     if not methods:
         raise ValueError(f"{results_path}: no method results")
-    plot_per_class_ap(results["per_class_AP"], classes, run / "per_class_ap.png")
-    plot_curves(results.get("history", {}), run / "curves.png")
     best = max(methods, key=lambda m: methods[m]["mAP"])
     data, settings = results["dataset"], results["settings"]
+    examples = {"split": "data/test.csv", "model": f"{best}/model", **data.get("examples", {})}  # default: the demo's
+    held_out = data.get("held_out", "test")
+    plot_per_class_ap(results["per_class_AP"], classes, run / "per_class_ap.png", held_out)
+    plot_curves(results.get("history", {}), run / "curves.png")
+    what = html.escape(data["description"]) if "description" in data else f"{data['kind']} scenes (seed {data['seed']})"
+    sizes = " / ".join(f"{data[s]['num_images']} {s}" for s in ("train", "val", "test") if s in data)
     body = f"""
 <h1>labelgraph report</h1>
-<p>{data["kind"]} scenes (seed {data["seed"]}): {data["train"]["num_images"]} train / {data["val"]["num_images"]} val /
-{data["test"]["num_images"]} test images, {len(classes)} classes. {settings["epochs"]} epochs, backbone
+<p>{what}: {sizes} images, {len(classes)} classes. {settings["epochs"]} epochs, backbone
 <code>{html.escape(settings["backbone"])}</code>, {settings["image_size"]} px, on {settings["device"]}.
-Test split, percent (mAP non-interpolated, CF1 harmonic, threshold 0.5).</p>
+{held_out.capitalize()} split, percent (mAP non-interpolated, CF1 harmonic, threshold 0.5).</p>
 <h2>Metrics</h2>{_table(methods)}
 <h2>Per-class AP</h2>{_png(run / "per_class_ap.png")}
 <h2>Training</h2>{_png(run / "curves.png")}
-<h2>Examples: {html.escape(best)} (best mAP) on the first test images</h2>{_examples(run, best, examples)}
+<h2>Examples: {html.escape(best)} (best mAP) on the first {held_out} images</h2>
+{_examples(run, run / examples["split"], run / examples["model"], count)}
 """
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"

