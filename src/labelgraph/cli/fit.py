@@ -11,7 +11,8 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry", "null", "none")  # re
 
 def run(argv: list[str]) -> int:
     """``argv`` starts with the subcommand (``fit``, ``validate`` or ``test``)."""
-    print(f"labelgraph {argv[0]}: loading PyTorch and Lightning ...", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():  # a first line within a second for a person; nothing extra in a captured log
+        print(f"labelgraph {argv[0]}: loading PyTorch and Lightning ...", file=sys.stderr, flush=True)
     from labelgraph.engine.lightning_cli import make_cli
 
     check_ckpt_path(argv)

@@ -21,23 +21,38 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 
-def stop_on_sigterm() -> None:
-    """In the main process: SIGTERM raises ``KeyboardInterrupt``, so LitServe shuts down as on Ctrl-C. A forked child
-    inherits the handler; there SIGTERM keeps its default meaning (uvicorn re-raises the signal it stopped on)."""
+def stop_on_sigterm(before: Callable[[], None] | None = None) -> None:
+    """In the main process: SIGTERM (and Ctrl-C) call ``before`` and raise ``KeyboardInterrupt``, so LitServe shuts
+    down as on Ctrl-C. A forked child inherits the handler; there the signal keeps its default meaning (uvicorn
+    re-raises the signal it stopped on)."""
     main = os.getpid()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if os.getpid() != main:
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
             os.kill(os.getpid(), signum)
             return
+        if before is not None:
+            before()
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def stop_worker_monitor(server: Any) -> None:
+    """Tell LitServe's worker monitor that the server is shutting down. On Ctrl-C LitServe never sets its shutdown
+    event, so the monitor thread goes on through the shutdown: it restarts the workers being terminated and dies with a
+    traceback when the manager is gone. The event is a manager proxy and the main thread is blocked in its ``wait()``
+    on its own connection: the ``set()`` goes from a thread of its own (a connection of its own)."""
+    event = getattr(server, "_shutdown_event", None)  # LitServe's, created by run()
+    if event is not None:
+        threading.Thread(target=event.set, daemon=True, name="labelgraph-stop-monitor").start()
 
 
 def end_children(wait: float = 3.0) -> None:

@@ -34,7 +34,7 @@ from labelgraph.apis.predict import Predictor
 from labelgraph.errors import InvalidInputError
 from labelgraph.serving.access import BearerKeyMiddleware, is_loopback, resolve_api_key
 from labelgraph.serving.connections import InflightBudget, deadline_protocol, default_inflight_bytes
-from labelgraph.serving.lifecycle import ExitWithParent, end_children, stop_on_sigterm
+from labelgraph.serving.lifecycle import ExitWithParent, end_children, stop_on_sigterm, stop_worker_monitor
 from labelgraph.serving.tagging_api import TaggingAPI
 from labelgraph.serving.uploads import RequestRefused, UploadLimits
 from labelgraph.serving.worker_watch import FailRequestsOfDeadWorkers
@@ -142,7 +142,7 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, i
     where = "loopback only" if is_loopback(host) else f"every interface ({host})"
     access = "API key required (Authorization: Bearer)" if options["api_key"] else "no API key"
     print(f"labelgraph serve: {model_dir} on http://{host}:{port}/ ({where}; {access})", file=sys.stderr, flush=True)
-    stop_on_sigterm()
+    stop_on_sigterm(before=lambda: stop_worker_monitor(server))
     limits = options.get("limits") or UploadLimits()
     try:
         server.run(host=LITSERVE_HOSTS[host], port=port, generate_client_file=False, log_level="warning",
