@@ -8,8 +8,8 @@ import sys
 from labelgraph.cli.own_data import (
     backbone_and_weights,
     label_embeddings,
-    read_splits,
-    run_folder,
+    read_and_check,
+    run_arguments,
     split_arguments,
     weights_arguments,
 )
@@ -30,34 +30,20 @@ def compare_parser() -> argparse.ArgumentParser:
     weights_arguments(p)
     p.add_argument("--epochs", type=int, default=4, help="epochs per method (default 4)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frozen-backbone", action=argparse.BooleanOptionalAction, default=True,
                    help="heads on the frozen backbone's cached features (default), or all fine-tuned")  # fmt: skip
-    p.add_argument("--out", default=None, help="run folder (default: a new runs/compareN)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--verbose", action="store_true", help="show the libraries' own warnings")
+    run_arguments(p, "compare")
     return p
 
 
 def run(argv: list[str]) -> int:
     args = compare_parser().parse_args(argv)
-    if not args.verbose:
-        import warnings
-
-        warnings.filterwarnings("ignore")
-    print(f"labelgraph compare: reading {args.train} ...", flush=True)
-    out = run_folder(args.out, "compare")
-    splits = read_splits(args)
-    from labelgraph.data.preflight import PreflightError, check_splits
+    out, splits = read_and_check(args, "compare")
     from labelgraph.models import list_models
 
     methods = list_models() if args.methods == "all" else args.methods.split(",")
     if unknown := [m for m in methods if m not in list_models()]:
         raise InvalidInputError(f"--methods {unknown}: not registered; the methods: {', '.join(list_models())}")
-    found = check_splits(splits)
-    print(found.summary(), flush=True)
-    if found.refused:
-        raise PreflightError(f"{len(found.refused)} problem(s) in the data refuse the run (listed above)")
     if "test" not in splits:
         print("test: the validation split (no --test given)")
     backbone, weights = backbone_and_weights(args.weights, args.backbone)

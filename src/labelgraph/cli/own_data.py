@@ -111,3 +111,29 @@ def label_embeddings(class_names: list[str]) -> str:
     except ValueError as err:
         print(f"label embeddings: GloVe 6B 50-d; {err} -- those classes get random vectors (seeded by the name)")
     return "glove50+random"
+
+
+def run_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """``--seed --out --no-progress --verbose``."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help=f"run folder (default: a new runs/{command}N)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch stays)")
+    p.add_argument("--verbose", action="store_true", help="show the libraries' own warnings")
+
+
+def read_and_check(args: argparse.Namespace, command: str) -> tuple[Path, dict]:
+    """The run folder and the checked splits: the first line at once, the checks' summary, refusal before any work."""
+    if not args.verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+    print(f"labelgraph {command}: reading {args.train} ...", flush=True)
+    out = run_folder(args.out, command)
+    splits = read_splits(args)
+    from labelgraph.data.preflight import PreflightError, check_splits
+
+    found = check_splits(splits)
+    print(found.summary(), flush=True)
+    if found.refused:
+        raise PreflightError(f"{len(found.refused)} problem(s) in the data refuse the run (listed above)")
+    return out, splits

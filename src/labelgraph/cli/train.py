@@ -13,8 +13,8 @@ from labelgraph.cli._common import UsageError
 from labelgraph.cli.own_data import (
     backbone_and_weights,
     label_embeddings,
-    read_splits,
-    run_folder,
+    read_and_check,
+    run_arguments,
     split_arguments,
     weights_arguments,
 )
@@ -32,31 +32,17 @@ def train_parser() -> argparse.ArgumentParser:
     weights_arguments(p)
     p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
     p.add_argument("--batch-size", type=int, default=None, help="default: min(32, training images)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="run folder (default: a new runs/trainN)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch stays)")
-    p.add_argument("--verbose", action="store_true", help="show the libraries' own warnings")
+    run_arguments(p, "train")
     return p
 
 
 def run(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
-    if not args.verbose:
-        import warnings
-
-        warnings.filterwarnings("ignore")
-    print(f"labelgraph train: reading {args.train} ...", flush=True)
-    out = run_folder(args.out, "train")
-    splits = read_splits(args)
-    from labelgraph.data.preflight import PreflightError, check_splits
+    out, splits = read_and_check(args, "train")
     from labelgraph.models import list_models
 
     if args.method not in list_models():
         raise UsageError(f"--method {args.method!r}: not registered; the methods: {', '.join(list_models())}")
-    found = check_splits(splits)
-    print(found.summary(), flush=True)
-    if found.refused:
-        raise PreflightError(f"{len(found.refused)} problem(s) in the data refuse the run (listed above)")
     backbone, weights = backbone_and_weights(args.weights, args.backbone)
     print("loading PyTorch and Lightning ...", flush=True)
     from labelgraph.studies.fine_tune import fine_tune, make_plan
