@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -383,6 +384,16 @@ def train_methods(
             write_text(out / "results.json", json.dumps(results, indent=2))
 
 
+def quiet_lightning() -> None:
+    """Lightning's advice a user of the demo, ``train`` or ``compare`` cannot act on (workers, logging interval,
+    eval-mode modules)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for message in (".*does not have many workers.*", ".*log_every_n_steps.*", ".*module\\(s\\) in eval mode.*",
+                    ".*that has Tensor Cores.*", ".*_pytree.*"):  # fmt: skip
+        warnings.filterwarnings("ignore", message=message)
+
+
 def run_demo(
     out: str | Path = "demo_out",
     methods: list[str] | None = None,
@@ -418,8 +429,7 @@ def run_demo(
         the content of ``results.json``.
     """
     out = Path(out)
-    for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to the table
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_lightning()  # keep the demo's output to the table
     methods = resolve_methods(methods)
     check_model_args(methods, model_args)
     staged = [m for m in methods if get_recipe(m).prerequisite is not None]

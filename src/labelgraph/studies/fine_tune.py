@@ -19,11 +19,9 @@ Batch: ``min(32, train images)``; image size: the pretrained weights' (224 for t
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ from labelgraph.engine.recipes import describe_loss
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.files import write_text
 from labelgraph.models import get_recipe
-from labelgraph.studies.demo import DEMO_METRICS, DemoSettings, make_task
+from labelgraph.studies.demo import DEMO_METRICS, DemoSettings, make_task, quiet_lightning
 from labelgraph.visualization.html_report import write_html_report
 
 HEAD_STEPS, HEAD_EPOCHS = 100, (3, 20)
@@ -140,15 +138,6 @@ def datamodule(files: dict[str, str], plan: TrainPlan, cache: Path | None) -> Mu
         num_workers=plan.num_workers,
         embeddings=plan.embeddings,
     )
-
-
-def quiet_lightning() -> None:
-    """Lightning's advice a ``labelgraph train`` user cannot act on (workers, logging interval, eval-mode modules)."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    for message in (".*does not have many workers.*", ".*log_every_n_steps.*", ".*module\\(s\\) in eval mode.*",
-                    ".*that has Tensor Cores.*", ".*_pytree.*"):  # fmt: skip
-        warnings.filterwarnings("ignore", message=message)
 
 
 def stage_trainer(

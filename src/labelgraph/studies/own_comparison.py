@@ -17,8 +17,15 @@ import torch
 from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
 from labelgraph.models import get_recipe
-from labelgraph.studies.demo import DemoSettings, demo_datamodule, resolve_methods, train_methods, write_outputs
-from labelgraph.studies.fine_tune import pretrained_argument, quiet_lightning, write_splits
+from labelgraph.studies.demo import (
+    DemoSettings,
+    demo_datamodule,
+    quiet_lightning,
+    resolve_methods,
+    train_methods,
+    write_outputs,
+)
+from labelgraph.studies.fine_tune import pretrained_argument, write_splits
 
 
 def compare_on_splits(
