@@ -26,7 +26,7 @@ def run(argv: list[str]) -> int:
     predictor = Predictor.load(args.model)
     table = load_split(args, args.split, predictor.classes)
     eval_table = load_split(args, args.eval_split, predictor.classes) if args.eval_split else None
-    report = calibrate_model(args.model, table, eval_table, args.batch_size, not args.dry_run, predictor)
-    report["calibrated_on"], report["evaluated_on"] = args.split, args.eval_split or args.split
+    names = (args.split, args.eval_split or args.split)
+    report = calibrate_model(args.model, table, eval_table, args.batch_size, not args.dry_run, predictor, names)
     print(json.dumps(report, indent=1))
     return 0

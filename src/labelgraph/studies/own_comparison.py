@@ -8,22 +8,17 @@ frozen pretrained backbone's cached features (the tour), ``frozen_backbone=False
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from labelgraph.data.label_table import LabelTable
-from labelgraph.errors import InvalidInputError
-from labelgraph.models import get_recipe
 from labelgraph.studies.demo import (
     DemoSettings,
+    compare_methods,
     demo_datamodule,
     quiet_lightning,
+    refuse_staged,
     resolve_methods,
-    train_methods,
-    write_outputs,
 )
 from labelgraph.studies.fine_tune import pretrained_argument, write_splits
 
@@ -46,45 +41,22 @@ def compare_on_splits(
     split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``."""
     quiet_lightning()
     methods = resolve_methods(methods)
-    staged = [m for m in methods if get_recipe(m).prerequisite is not None]
-    if frozen_backbone and staged:
-        raise InvalidInputError(f"{', '.join(staged)} start from another fine-tuned model: add --no-frozen-backbone")
+    if frozen_backbone:
+        refuse_staged(methods, "add --no-frozen-backbone")
     write_splits({"test": splits["val"], **splits}, out / "data")  # the demo's layout: data/{train,val,test}.csv
     cache = out / "feature_cache" if frozen_backbone else None
     dm = demo_datamodule(out / "data", image_size, batch_size, cache, embeddings)
     settings = DemoSettings(epochs, seed, backbone, pretrained_argument(weights), progress)
     train = splits["train"]
-    results: dict[str, Any] = {
-        "complete": False,
-        "dataset": {
-            "kind": "your data",
-            "description": train.source,
-            "seed": seed,
-            "classes": train.class_names,
-            **{name: split_summary(table) for name, table in splits.items()},
-            "test": split_summary(splits.get("test", splits["val"])),
-        },
-        "methods": {},
-        "per_class_AP": {},
-        "settings": {
-            "epochs": epochs,
-            "backbone": backbone,
-            "image_size": image_size,
-            "batch_size": batch_size,
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "seed": seed,
-            "label_embeddings": dm.label_graph.embedding_source,
-            "pretraining": weights,
-            "backbone_during_training": "frozen, cached feature maps" if frozen_backbone else "fine-tuned",
-        },  # fmt: skip
-        "history": {},
+    dataset = {
+        "kind": "your data",
+        "description": train.source,
+        "seed": seed,
+        "classes": train.class_names,
+        **{name: split_summary(table) for name, table in splits.items()},
+        "test": split_summary(splits.get("test", splits["val"])),
     }
-    start = time.perf_counter()
-    train_methods(methods, dm, out, settings, None, results)
-    results["complete"] = True
-    results["seconds"] = time.perf_counter() - start
-    write_outputs(out, results, dm.class_names)
-    return results
+    return compare_methods(methods, dm, out, settings, dataset, weights, frozen_backbone)
 
 
 def split_summary(table: LabelTable) -> dict[str, Any]:
