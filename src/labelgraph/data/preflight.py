@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from labelgraph.data.image_io import DEFAULT_MAX_DECODED_BYTES, decoded_bytes
+from labelgraph.data.image_io import DEFAULT_MAX_DECODED_BYTES, check_decode_cost
 from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
 
@@ -52,19 +52,19 @@ def named(items: list[str]) -> str:
 
 
 def unreadable_images(table: LabelTable) -> list[str]:
-    """``path (problem)`` for every image whose header cannot be read or that would cost too much to decode."""
+    """``path (problem)`` for every image whose header cannot be read or that would cost too much to decode
+    (:func:`labelgraph.data.image_io.check_decode_cost`, the readers' own limit)."""
     bad = []
     for i in range(len(table)):
         path = table.path(i)
         try:
             with Image.open(path) as img:
-                cost = decoded_bytes(img)
-            if cost > DEFAULT_MAX_DECODED_BYTES:
-                bad.append(f"{path} (would decode to {cost / 2**20:.0f} MB)")
+                check_decode_cost(img, None, DEFAULT_MAX_DECODED_BYTES, path)
         except FileNotFoundError:
             bad.append(f"{path} (missing)")
         except (OSError, ValueError, Image.DecompressionBombError) as err:
-            bad.append(f"{path} ({' '.join(str(err).split()) or type(err).__name__})")
+            problem = " ".join(str(err).removeprefix(f"{path}: ").split()) or type(err).__name__
+            bad.append(f"{path} ({problem})")
     return bad
 
 
