@@ -412,7 +412,7 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for message in (".*does not have many workers.*", ".*log_every_n_steps.*", ".*module\\(s\\) in eval mode.*",
-                    ".*that has Tensor Cores.*", ".*_pytree.*"):  # fmt: skip
+                    ".*that has Tensor Cores.*", ".*treespec.*is deprecated.*"):  # fmt: skip
         warnings.filterwarnings("ignore", message=message)
 
 
