@@ -126,3 +126,14 @@ def test_per_class_ap_table_rows_columns_and_mean():
     assert lines[0] == "| method | cat | dog | a_long_nam | mAP |"
     assert lines[2] == "| a | 50.0 | 100.0 | — | 75.0 |"  # a class without positives is left out of the mean
     assert lines[3] == "| b | 10.0 | 20.0 | 30.0 | 20.0 |"
+
+
+def test_loss_curves_go_to_a_log_axis_when_the_losses_differ_by_orders_of_magnitude():
+    from labelgraph.visualization.report import curves_figure
+
+    def rows(losses):
+        return [{"epoch": i, "train/cls_loss_epoch": v, "val/mAP": 50.0 + i} for i, v in enumerate(losses)]
+
+    apart = curves_figure({"query2label": rows([310.0, 260.0]), "ml_gcn": rows([0.9, 0.4])})
+    close = curves_figure({"baseline": rows([0.5, 0.45]), "ml_gcn": rows([0.9, 0.4])})
+    assert apart.axes[0].get_yscale() == "log" and close.axes[0].get_yscale() == "linear"

@@ -182,8 +182,21 @@ class TestExplain:
         for name in ("cat", "dog"):
             assert f"p={predicted[name]:.3f})" in printed.split(f"a_{name}.png")[1].splitlines()[0]
             picture = np.asarray(Image.open(out / f"a_{name}.png").convert("RGB"), dtype=np.float64)
-            band = picture[-max(14, picture.shape[0] // 10) :]
-            assert (band.min(axis=2) > 150).any()  # the caption's white text, in the darkened band
+            band = max(14, picture.shape[0] // 10)
+            assert np.median(picture[-band:]) < 0.6 * np.median(picture[:-band])  # the caption's darkened band
+            assert (picture[-band:].min(axis=2) > 150).any()  # and its white text
+
+    def test_a_caption_names_the_class_and_shows_the_colour_scale(self):
+        from labelgraph.visualization.explain import caption
+
+        picture = np.asarray(caption(Image.new("RGB", (320, 200), (128, 128, 128)), "dog  p=0.912"), dtype=np.int64)
+        assert picture.shape == (200, 320, 3)
+        band, bar_w, row = 20, 80, 190
+        assert np.abs(picture[:180] - 128).max() == 0  # the picture above the band is untouched
+        assert np.abs(picture[row, 320 - bar_w - 4] - [0, 0, 127]).max() <= 1  # jet's least: dark blue
+        assert np.abs(picture[row, 320 - 5] - [127, 0, 0]).max() <= 1  # jet's most: dark red
+        text = picture[-band:, :100]
+        assert (text.min(axis=2) > 200).any() and np.median(text) < 50  # white text on the darkened band
 
     def test_grad_cam_of_a_max_pooled_linear_head_by_hand(self):
         torch.manual_seed(0)

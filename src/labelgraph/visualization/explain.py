@@ -51,24 +51,25 @@ def overlays(
 
 
 def caption(image: Image.Image, text: str) -> Image.Image:
-    """``image`` with a dark band along its bottom holding ``text`` (the class and its probability) and the colour
-    scale of the map (``jet``: blue = least, red = most attention); the size is unchanged."""
+    """``image`` with a dark band along its bottom holding ``text`` (the class and its probability) and, where the
+    text leaves room, the colour scale of the map (``jet``: blue = least, red = most attention); the size is
+    unchanged."""
     from matplotlib import colormaps
     from PIL import ImageDraw, ImageFont
 
-    out = image.convert("RGB")
-    w, h = out.size
+    w, h = image.size
     band = max(14, h // 10)
     font = ImageFont.load_default(size=max(9, band * 2 // 3))
-    pixels = np.asarray(out, dtype=np.float64).copy()
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float64).copy()
     pixels[h - band :] *= 0.35  # darken the band so that white text reads on any picture
-    bar_w = max(8, w // 4)
-    ramp = colormaps["jet"](np.linspace(0, 1, bar_w))[:, :3] * 255  # (bar_w, 3)
-    top, bottom = h - band + band // 4, h - band // 4
-    pixels[top:bottom, w - bar_w - 4 : w - 4] = ramp[None]
     out = Image.fromarray(np.uint8(pixels))
     draw = ImageDraw.Draw(out)
     draw.text((4, h - band / 2), text, fill=(255, 255, 255), font=font, anchor="lm")
+    bar_w = max(8, w // 4)
+    if 4 + draw.textlength(text, font=font) + 8 + bar_w + 4 <= w:
+        ramp = np.uint8(colormaps["jet"](np.linspace(0, 1, bar_w))[:, :3] * 255)  # (bar_w, 3)
+        strip = Image.fromarray(np.repeat(ramp[None], band - 2 * (band // 4), axis=0))
+        out.paste(strip, (w - bar_w - 4, h - band + band // 4))
     return out
 
 

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from labelgraph.files import atomic_path, write_text
 
@@ -42,6 +43,14 @@ def per_class_ap_figure(per_class: dict[str, list[float]], class_names: list[str
 
 
 def plot_curves(history: dict[str, list[dict[str, float]]], path: Path) -> None:
+    """:func:`curves_figure` saved to ``path``."""
+    fig = curves_figure(history)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def curves_figure(history: dict[str, list[dict[str, float]]]) -> plt.Figure:
     """Training loss and validation mAP per epoch, one line per method. The loss axis is logarithmic when the losses
     span more than 30x (Query2Label's summed ASL is ~1000x ML-GCN's mean BCE: on a linear axis the others lie flat)."""
     fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -59,12 +68,11 @@ def plot_curves(history: dict[str, list[dict[str, float]]], path: Path) -> None:
         ax_loss.set_ylabel("classification loss (log scale)")
     ax_map.set(xlabel="epoch", ylabel="mAP (%)", title="Validation mAP")
     for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def results_table(methods: dict[str, dict[str, Any]]) -> str:
