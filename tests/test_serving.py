@@ -378,6 +378,12 @@ def test_web_page_in_headless_chromium(server, files_dir, offline, tmp_path):
         overlays = card.find_elements(By.CSS_SELECTOR, ".maps img")
         assert all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in overlays)
         driver.save_screenshot(str(tmp_path / "page.png"))
+        two = sorted(p for p in files_dir.iterdir() if p != photo)[:2]  # one upload of two images, then read the order
+        driver.find_element(By.ID, "file-input").send_keys("\n".join(str(p) for p in two))
+        WebDriverWait(driver, 60).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, '.result[data-state="done"]')) == 3
+        )
+        order = [e.get_attribute("data-image") for e in driver.find_elements(By.CSS_SELECTOR, ".result")]
     finally:
         driver.quit()
     answer = post(server.url, [(photo.name, photo.read_bytes())]).json()["predictions"][0]
@@ -385,6 +391,7 @@ def test_web_page_in_headless_chromium(server, files_dir, offline, tmp_path):
     assert all(abs(score - answer["scores"][name]) < 1e-6 for name, score in shown)
     assert len(overlays) == max(1, len(answer["labels"]))
     assert Image.open(tmp_path / "page.png").size[0] > 0
+    assert order == [two[0].name, two[1].name, photo.name]  # the newest upload on top, its images in upload order
 
 
 def test_uploads_stay_in_memory(monkeypatch, photos):
