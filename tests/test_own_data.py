@@ -128,15 +128,20 @@ def test_train_with_defaults_fits_real_photos_and_beats_chance_on_held_out_ones(
 
 
 @pytest.mark.slow
-def test_compare_on_the_demo_scenes_writes_the_table_and_the_report(tmp_path, capsys):
+def test_compare_on_the_demo_scenes_composes_staged_methods_and_writes_the_table_and_the_report(tmp_path, capsys):
     assert cli_main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "80"]) == 0
     d = tmp_path / "d"
     args = ["compare", str(d / "train.csv"), "--val", str(d / "val.csv"), "--test", str(d / "test.csv"), "--classes",
-            str(d / "classes.txt"), "--methods", "baseline,ml_gcn", "--weights", "none", "--backbone", "resnet10t",
-            "--image-size", "48", "--epochs", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+            str(d / "classes.txt"), "--methods", "ml_gcn,iml_gcn,sadcl", "--weights", "none", "--backbone",
+            "resnet10t", "--image-size", "48", "--epochs", "2", "--out", str(tmp_path / "run")]  # fmt: skip
     assert cli_main(args) == 0
-    assert "| baseline |" in capsys.readouterr().out
+    assert "| sadcl |" in capsys.readouterr().out
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["complete"] and set(results["methods"]) == {"baseline", "ml_gcn"}
+    # on the frozen backbone's cache, the methods that start from another model compose it: IML-GCN's baseline,
+    # SADCL's Query2Label stage and prototypes
+    assert results["complete"] and set(results["methods"]) == {"ml_gcn", "iml_gcn", "sadcl"}
+    assert results["settings"]["backbone_during_training"] == "frozen, cached feature maps"
+    assert results["methods"]["sadcl"]["recipe"]["stage1"]["method"] == "query2label"
+    assert (tmp_path / "run" / "baseline" / "model").is_dir() and (tmp_path / "run" / "sadcl_stage1").is_dir()
     assert results["dataset"]["description"] == str(d / "train.csv")
     assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "run" / "ml_gcn" / "model").is_dir()

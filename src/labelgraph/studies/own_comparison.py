@@ -17,7 +17,6 @@ from labelgraph.studies.demo import (
     compare_methods,
     demo_datamodule,
     quiet_lightning,
-    refuse_staged,
     resolve_methods,
 )
 from labelgraph.studies.fine_tune import pretrained_argument, write_splits
@@ -41,8 +40,6 @@ def compare_on_splits(
     split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``."""
     quiet_lightning()
     methods = resolve_methods(methods)
-    if frozen_backbone:
-        refuse_staged(methods, "add --no-frozen-backbone")
     write_splits({"test": splits["val"], **splits}, out / "data")  # the demo's layout: data/{train,val,test}.csv
     cache = out / "feature_cache" if frozen_backbone else None
     dm = demo_datamodule(out / "data", image_size, batch_size, cache, embeddings)
