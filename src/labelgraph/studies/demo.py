@@ -60,6 +60,18 @@ def prepare_data(out: Path, kind: str, seed: int, train_images: int) -> dict[str
     return generate_dataset(out / "data", kind=kind, seed=seed, sizes=sizes)
 
 
+def why_data(asked: str, dataset: dict[str, Any]) -> str:
+    """Why these scenes: what ``--data auto`` found (the documented tables are the Fashion scenes')."""
+    if asked != "auto":
+        return ""
+    if dataset["kind"] == "fashion":
+        return "; --data auto: Fashion-MNIST found"
+    return (
+        "; --data auto: Fashion-MNIST not found, so shapes (docs/demo.md's tables are Fashion's: apt-get install "
+        "dataset-fashion-mnist, or LABELGRAPH_FASHION_MNIST=FOLDER of its four *-ubyte.gz files)"
+    )
+
+
 def pretrain_backbone(
     kind: str, backbone: str, out: Path, seed: int, images: int = 6000, epochs: int = 2, size: int = 48
 ) -> Path:
@@ -450,7 +462,9 @@ def run_demo(
     check_model_args(methods, model_args)
     t0 = time.perf_counter()
     dataset = prepare_data(out, data, seed, train_images)
-    print(f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"data: {dataset['kind']} scenes in {out / 'data'} ({time.perf_counter() - t0:.1f} s){why_data(data, dataset)}"
+    )
     t0 = time.perf_counter()
     backbone, pretrained, pretraining = demo_backbone(weights, backbone, dataset["kind"], out, seed, pretrain_images)
     print(f"backbone: {backbone}, {pretraining} ({time.perf_counter() - t0:.1f} s)")
