@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from labelgraph.data.dataset import collate_images, eval_dataset
 from labelgraph.data.label_table import LabelTable
@@ -128,7 +130,8 @@ def _write_feature_maps(
     """``folder/stage{i}.npy`` of shape (count, C_i, H_i, W_i): the backbone's maps of every image, in order."""
     arrays: list[np.ndarray] = []
     start = 0
-    for images, _ in loader:
+    # a bar with an estimate at a terminal (caching thousands of large images takes minutes), nothing in a log
+    for images, _ in tqdm(loader, desc="caching features", unit="batch", leave=False, disable=not sys.stderr.isatty()):
         feats = model.features(images.to(device))
         if not arrays:  # the shapes are known from the first batch
             arrays = [

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from labelgraph.apis.export import save_model
 from labelgraph.apis.prototypes import class_prototypes
@@ -97,13 +99,17 @@ def pretrain_backbone(
     params = [*body.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
+    steps = epochs * -(-len(x) // 64)
+    bar = tqdm(total=steps, desc="stand-in pretraining", unit="step", leave=False, disable=not sys.stderr.isatty())
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=generator).split(64):
+            bar.update()
             logits = head(body((x[idx] - mean) / std)[-1].amax(dim=(2, 3)))
             loss = torch.nn.functional.cross_entropy(logits, y[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    bar.close()
     with atomic_path(out) as tmp:  # an interrupted pretraining leaves no file that a later run would take as done
         save_file({k: v.contiguous() for k, v in body.body.state_dict().items()}, str(tmp))
     return out
