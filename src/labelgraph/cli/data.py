@@ -1,11 +1,11 @@
-"""``labelgraph data demo|graph|stats|check``: datasets and label graphs."""
+"""``labelgraph data demo|graph|stats|check|hide-labels``: datasets and label graphs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from labelgraph.cli._common import dataset_arguments, format_options, load_split
+from labelgraph.cli._common import UsageError, dataset_arguments, format_options, load_split
 
 
 def run(argv: list[str]) -> int:
@@ -27,8 +27,10 @@ def run(argv: list[str]) -> int:
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     check = sub.add_parser("check", help="open every image of a split and report the bad ones")
     dataset_arguments(check)
+    hide_labels_parser(sub)
     args = p.parse_args(argv)
-    actions = {"demo": data_demo, "graph": data_graph, "stats": data_stats, "check": data_check}
+    actions = {"demo": data_demo, "graph": data_graph, "stats": data_stats, "check": data_check,
+               "hide-labels": data_hide_labels}  # fmt: skip
     return actions[args.action](args)
 
 
@@ -84,3 +86,66 @@ def data_check(args: argparse.Namespace) -> int:
         print(f"{path}: {error}")
     print(f"checked {len(table)} images of {table.source}: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def hide_labels_parser(sub: argparse._SubParsersAction) -> None:
+    hide = sub.add_parser(
+        "hide-labels",
+        help="make a fully labelled split incomplete: partial (--keep F) or single-positive labels",
+        description="Hide labels of a fully labelled split, reproducibly: --keep F keeps each (image, class) entry "
+        "with probability F (partial labels, Durand et al. 2019); --single-positive keeps one positive per image "
+        "(Cole et al. 2021). Unknown entries are written in the CSV format's compact form (?* / !name). Keep the "
+        "validation and test splits fully labelled.",
+    )
+    hide.add_argument("split", help="the split (for csv: the CSV file)")
+    setting = hide.add_mutually_exclusive_group(required=True)
+    setting.add_argument("--keep", type=float, default=None, metavar="F", help="probability of keeping an entry")
+    setting.add_argument("--single-positive", action="store_true", help="one known positive per image")
+    hide.add_argument("--seed", type=int, default=0)
+    hide.add_argument("--out", required=True, help="the new CSV file")
+    hide.add_argument("--format", default="csv")
+    hide.add_argument("--root", default=None)
+    hide.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
+    hide.add_argument("--image-root", default=None)
+    hide.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+
+
+def data_hide_labels(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from labelgraph.data.formats import write_csv
+    from labelgraph.data.hide_labels import LabelSetting, hidden_counts, hide_labels
+    from labelgraph.data.label_table import LabelTable
+
+    try:
+        setting = LabelSetting.parse("single-positive" if args.single_positive else f"keep:{args.keep}")
+    except ValueError as err:
+        raise UsageError(f"--keep {args.keep}: {err}") from err
+    out = Path(args.out)
+    table = load_split(args, args.split)
+    if (table.targets == -1).any():
+        print(f"note: {args.split} already has unknown entries; they stay unknown")
+    hidden = hide_labels(table, setting, args.seed)
+    images = [os.path.relpath(hidden.path(i).absolute(), out.absolute().parent) for i in range(len(hidden))]
+    write_csv(LabelTable(images, hidden.class_names, hidden.targets, out.parent, str(out)), out)
+    counts = hidden_counts(table, hidden)
+    report = out.with_name(out.stem + ".hidden.json")
+    summary = {"source": str(args.split), "setting": setting.name, "seed": args.seed, "classes": counts}
+    report.write_text(json.dumps(summary, indent=2) + "\n")
+    print(hidden_table(counts))
+    known = float((hidden.targets != -1).mean())
+    print(f"wrote {out} ({len(hidden)} images, {setting.name}, seed {args.seed}: {100 * known:.1f}% of the entries "
+          f"known) and {report}")  # fmt: skip
+    return 0
+
+
+def hidden_table(counts: dict[str, dict[str, int]]) -> str:
+    """Per class: positives kept of all, negatives kept of all."""
+    width = max(len("class"), *(len(n) for n in counts))
+    lines = [f"{'class':<{width}}  positives kept  negatives kept"]
+    for name, c in counts.items():
+        pos = f"{c['positives'] - c['positives_hidden']}/{c['positives']}"
+        neg = f"{c['negatives'] - c['negatives_hidden']}/{c['negatives']}"
+        lines.append(f"{name:<{width}}  {pos:>14}  {neg:>14}")
+    return "\n".join(lines)

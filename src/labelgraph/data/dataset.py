@@ -28,8 +28,11 @@ class MultiLabelDataset(Dataset):
             sides >= it (``labelgraph.data.transforms.decode_size`` gives it per preset); None: full size.
 
     Returns per item:
-        image (3, H, W) uint8, dense in channels-last memory; target (C,) int8 in {1, 0, -1}.
+        image (3, H, W) uint8, dense in channels-last memory; target (C,) int8 in {1, 0, -1}; and, when
+        ``return_index`` is set (a loss that keeps per-sample state asks for it), the row number in the split.
     """
+
+    return_index = False
 
     def __init__(
         self,
@@ -83,7 +86,8 @@ class MultiLabelDataset(Dataset):
             return None
         if self.transform is not None:
             image = self.transform(image)
-        return image, torch.from_numpy(self.table.targets[index])
+        target = torch.from_numpy(self.table.targets[index])
+        return (image, target, index) if self.return_index else (image, target)
 
 
 def seed_augmentations(seed: int) -> None:
@@ -105,17 +109,17 @@ def eval_dataset(
     return MultiLabelDataset(table, transform, skip_bad_images, decode_size(preset, image_size), skip_log)
 
 
-def collate_images(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """``default_collate`` of (image, target) items that keeps the images' channels-last memory.
+def collate_images(batch: list) -> tuple[torch.Tensor, ...]:
+    """``default_collate`` of (image, target[, index]) items that keeps the images' channels-last memory.
 
     Images (3, H, W) stored HWC (the pipelines' output) are stacked as (B, H, W, 3) -- one memcpy per image, into
     shared memory in a loader worker -- and returned as a (B, 3, H, W) channels-last view. (``default_collate``
     would stack them into NCHW with a transposing copy, 0.9 ms per 448 px image.) Other items collate as usual.
     """
-    images, targets = zip(*batch, strict=True)
+    images, *rest = zip(*batch, strict=True)  # rest: the targets (and the row numbers, when asked for)
     if isinstance(images[0], torch.Tensor) and images[0].dim() == 3:
         stacked = default_collate([image.permute(1, 2, 0) for image in images])  # (B, H, W, 3)
-        return stacked.permute(0, 3, 1, 2), default_collate(list(targets))
+        return stacked.permute(0, 3, 1, 2), *(default_collate(list(column)) for column in rest)
     return default_collate(batch)
 
 

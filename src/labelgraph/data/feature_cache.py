@@ -153,8 +153,11 @@ class CachedFeatureDataset(Dataset):
     """(feature maps, target) pairs from a cache folder, memory-mapped.
 
     Returns per item:
-        a list of float32 tensors (C_i, H_i, W_i), one per backbone stage, and the target (C,) int8.
+        a list of float32 tensors (C_i, H_i, W_i), one per backbone stage, and the target (C,) int8 (and the row
+        number when ``return_index`` is set).
     """
+
+    return_index = False
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -170,7 +173,8 @@ class CachedFeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple:
         index = int(item[0] if isinstance(item, (tuple, list)) else item)  # (index, seed): nothing random to seed
         feats = [torch.from_numpy(np.array(s[index], dtype=np.float32)) for s in self.stages]  # a writable copy
-        return feats, torch.from_numpy(self.targets[index])
+        target = torch.from_numpy(self.targets[index])
+        return (feats, target, index) if self.return_index else (feats, target)

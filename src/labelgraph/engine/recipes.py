@@ -79,7 +79,10 @@ def scheduler_factory(recipe: Recipe) -> SchedulerFactory | None:
 
 def describe_loss(criterion: nn.Module) -> str:
     """A loss in one line: its class and its hyper-parameters (ASL: γ-, γ+, clip, eps, reduction, scale)."""
-    fields = ("gamma_neg", "gamma_pos", "clip", "eps", "reduction", "scale")
+    fields = (
+        *("gamma_neg", "gamma_pos", "clip", "eps", "reduction", "unknown_weight", "alpha", "beta", "gamma"),
+        *("expected_positives", "scheme", "delta_rel", "lamb", "margin", "tau", "change_epoch", "scale"),
+    )
     args = ", ".join(f"{k} {getattr(criterion, k)}" for k in fields if hasattr(criterion, k))
     return f"{type(criterion).__name__}({args})" if args else type(criterion).__name__
 

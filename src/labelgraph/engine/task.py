@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.utils import ModelEmaV3
 
 from labelgraph.data.classes import check_same_classes
+from labelgraph.data.hide_labels import label_setting_of
 from labelgraph.engine.recipes import (
     build_aux_losses,
     build_criterion,
@@ -30,6 +31,8 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.evaluation.metrics import METRIC_PRESETS, SCALAR_KEYS, MultiLabelMetrics
 from labelgraph.graph import LabelGraph
 from labelgraph.losses import AuxiliaryLoss
+from labelgraph.losses.incomplete_labels import IncompleteLabelLoss
+from labelgraph.losses.incomplete_registry import incomplete_label_loss
 from labelgraph.models import ModelConfig, create_model, get_recipe, initialise_from
 
 
@@ -69,6 +72,11 @@ class MultiLabelTask(L.LightningModule):
         criterion: classification loss on ``(logits, targets)``; None: the recipe's (ASL for Query2Label, SADCL,
             ML-Decoder and IML-GCN, else BCE that ignores unknown targets). A criterion of another scale than the one
             the recipe's auxiliary weights assume is warned about.
+        loss: an incomplete-label loss by name (``labelgraph.losses.INCOMPLETE_LABEL_LOSSES``: ``ignore``, ``an``,
+            ``wan``, ``partial_bce``, ``epr``, ``role``, ``ll_r``, ``ll_ct``, ``ll_cp``, ``hill``, ``splc``) in place of
+            the recipe's criterion, at that criterion's ``scale`` (so the recipe's auxiliary weights keep their
+            balance). It is prepared from the data module's train (and validation) split before training and told
+            the epoch; ROLE and LL-Cp get each batch's row numbers from the data module's train set.
         aux_losses: method-specific terms computed from ``forward_train`` outputs; None: the recipe's (A-GCN/LGLM's
             graph sparsity, SADCL's contrastive terms), [] none.
         optimizer: a callable building the optimizer from parameter groups; None: the recipe's.
@@ -97,6 +105,7 @@ class MultiLabelTask(L.LightningModule):
         class_names: list[str] | None = None,
         label_graph: LabelGraph | None = None,
         criterion: nn.Module | None = None,
+        loss: str | None = None,
         aux_losses: list[AuxiliaryLoss] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -131,9 +140,16 @@ class MultiLabelTask(L.LightningModule):
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         if init_from:
             initialise_from(self.model, init_from)
-        self.criterion = criterion if criterion is not None else build_criterion(recipe)
+        if loss is not None and criterion is not None:
+            raise ValueError("give criterion or loss, not both")
+        if loss is not None:
+            scale = float(getattr(build_criterion(recipe), "scale", 1.0))
+            self.criterion = incomplete_label_loss(loss, scale=scale)
+        else:
+            self.criterion = criterion if criterion is not None else build_criterion(recipe)
+        self.label_setting: str | None = None  # what the train split's targets look like (set when fitting)
         self.aux_losses = nn.ModuleList(build_aux_losses(recipe) if aux_losses is None else aux_losses)
-        if aux_losses is None:  # the paper's weights, tied to the paper's criterion
+        if aux_losses is None and loss is None:  # the paper's weights, tied to the paper's criterion
             check_loss_scale(method, recipe, self.criterion, list(self.aux_losses))
         self.optimizer_factory = optimizer if optimizer is not None else optimizer_factory(recipe)
         self.scheduler_factory = lr_scheduler if lr_scheduler is not None else scheduler_factory(recipe)
@@ -158,12 +174,42 @@ class MultiLabelTask(L.LightningModule):
         return self.model(images)
 
     # -- training ---------------------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor] | None, batch_idx: int) -> torch.Tensor | None:
+    def setup(self, stage: str) -> None:
+        """Before fitting: note the train split's label setting, prepare an incomplete-label loss from the splits'
+        targets, and ask the train set for each sample's row number when the loss keeps per-sample state."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        train_table = getattr(datamodule, "train_table", None)
+        if stage != "fit" or train_table is None:
+            return
+        self.label_setting = label_setting_of(train_table.targets)
+        if not isinstance(self.criterion, IncompleteLabelLoss):
+            return
+        val_table = getattr(datamodule, "val_table", None)
+        self.criterion.prepare(train_table.targets, None if val_table is None else val_table.targets)
+        if self.criterion.needs_sample_index:
+            datamodule.train_set.return_index = True
+
+    def on_train_epoch_start(self) -> None:
+        if isinstance(self.criterion, IncompleteLabelLoss):
+            self.criterion.set_epoch(self.current_epoch)
+
+    def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None) -> Any:
+        if not isinstance(self.criterion, IncompleteLabelLoss):
+            return self.criterion(logits, targets)
+        if self.criterion.needs_sample_index and index is None:
+            raise InvalidInputError(
+                f"{type(self.criterion).__name__} keeps per-sample state and needs each batch's row numbers in the "
+                "train split: train with a MultiLabelDataModule (the task asks its train set for them)"
+            )
+        return self.criterion(logits, targets, index)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...] | None, batch_idx: int) -> torch.Tensor | None:
         if batch is None:  # every image of the batch was unreadable and skipped
             return None
-        images, targets = batch  # images: (B, 3, H, W), or a list of feature maps from a feature cache
+        images, targets, *rest = batch  # images: (B, 3, H, W), or a list of feature maps from a feature cache
+        index = rest[0] if rest else None  # (B,) row numbers in the train split, when the loss asked for them
         outputs = self.model.forward_train(images)
-        loss = self.criterion(outputs["logits"], targets)
+        loss = self.classification_loss(outputs["logits"], targets, index)
         self.log("train/cls_loss", loss, on_step=True, on_epoch=True, batch_size=len(targets))
         for aux in self.aux_losses:
             term = aux(outputs, targets)
@@ -188,7 +234,7 @@ class MultiLabelTask(L.LightningModule):
     def _eval_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
         if batch is None:
             return
-        images, targets = batch
+        images, targets, *_ = batch
         logits = self.model(images)
         self.log(f"{stage}/loss", self.criterion(logits, targets), batch_size=len(targets), sync_dist=True)
         self.eval_metrics[stage].update(torch.sigmoid(logits.float()), targets)
@@ -229,6 +275,10 @@ class MultiLabelTask(L.LightningModule):
         aux_params = [p for p in self.aux_losses.parameters() if p.requires_grad]
         if aux_params:
             groups.append({"name": "aux_losses", "params": aux_params, "lr_mult": 1.0})
+        criterion_params = [p for p in self.criterion.parameters() if p.requires_grad]
+        if criterion_params:  # ROLE's label estimates: their own rate, no weight decay
+            lr_mult = getattr(self.criterion, "lr_mult", 1.0)
+            groups.append({"name": "criterion", "params": criterion_params, "lr_mult": lr_mult, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(groups)
         for group in optimizer.param_groups:  # per-group learning rates relative to the configured one
             group["lr"] = group["lr"] * group.get("lr_mult", 1.0)
@@ -305,6 +355,8 @@ class MultiLabelTask(L.LightningModule):
         return {
             "recipe": self.hparams.method,
             "criterion": describe_loss(self.criterion),
+            "incomplete_label_loss": self.hparams.loss,
+            "label_setting": self.label_setting,
             "aux_losses": [f"{describe_loss(a)} x {a.weight:g}" for a in self.aux_losses],
             "backbone_lr_mult": self.backbone_lr_mult,
             "ema_decay": None if self.ema is None else self.ema.decay,

@@ -51,7 +51,19 @@ def ml_gcn_adjacency(
     Shapes:
         cooccurrence (C, C), counts (C,) -> (C, C).
     """
-    binary = (conditional_probability(cooccurrence, counts) >= tau).float()
+    return correlation_adjacency(conditional_probability(cooccurrence, counts), tau, p, style)
+
+
+def correlation_adjacency(
+    probability: torch.Tensor, tau: float = 0.4, p: float = 0.25, style: Literal["official", "paper"] = "official"
+) -> torch.Tensor:
+    """:func:`ml_gcn_adjacency` from the conditional probabilities ``P(j | i)`` themselves (a label graph's, which
+    may come from incomplete labels: :meth:`LabelGraph.conditional_probability`).
+
+    Shapes:
+        probability (C, C) -> (C, C).
+    """
+    binary = (probability >= tau).float()
     binary.fill_diagonal_(0)
     eye = torch.eye(binary.shape[0])
     if style == "official":
@@ -100,5 +112,5 @@ def gcn_adjacency(
         return torch.eye(label_graph.num_classes)
     if graph not in ("cooccurrence", "learned"):
         raise ValueError(f"unknown graph source {graph!r}; use cooccurrence, identity or learned")
-    adj = ml_gcn_adjacency(label_graph.cooccurrence, label_graph.counts, tau=tau, p=p, style=style)
+    adj = correlation_adjacency(label_graph.conditional_probability(), tau=tau, p=p, style=style)
     return normalize_adjacency(adj, "ml_gcn")

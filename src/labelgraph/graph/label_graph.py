@@ -29,6 +29,14 @@ class LabelGraph:
         embedding_source: what produced ``embeddings`` (e.g. ``"glove.840B.300d"``).
         knowledge: optional concept graph with more nodes than classes (GGNN classifier).
         metadata: free-form strings recorded with the graph (how it was built).
+        known_pairs: (C, C) number of train images in which class i is present and class j is known (present or
+            absent), for splits with unknown entries; None when every entry is known (then it is ``counts[i]``).
+
+    Incomplete labels: a co-occurrence statistic is only taken over the images where both of its entries are known,
+    so ``P(j | i) = cooccurrence[i, j] / known_pairs[i, j]`` -- an unknown entry is never read as absent. A pair that
+    is never known together (every pair, with single-positive labels) has no estimate; its ``P(j | i)`` then comes
+    from the label embeddings, ``max(0, cos(e_i, e_j))`` (zero without embeddings): :meth:`conditional_probability`,
+    stated by :meth:`pair_note`.
     """
 
     class_names: list[str]
@@ -39,6 +47,7 @@ class LabelGraph:
     embedding_source: str | None = None
     knowledge: KnowledgeGraph | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    known_pairs: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         c = len(self.class_names)
@@ -47,6 +56,8 @@ class LabelGraph:
                 f"LabelGraph with {c} classes needs counts ({c},) and cooccurrence ({c}, {c}); "
                 f"got {tuple(self.counts.shape)} and {tuple(self.cooccurrence.shape)}"
             )
+        if self.known_pairs is not None and self.known_pairs.shape != (c, c):
+            raise ValueError(f"known_pairs has shape {tuple(self.known_pairs.shape)} for {c} classes")
         if self.embeddings is not None and self.embeddings.shape[0] != c:
             raise ValueError(f"embeddings have {self.embeddings.shape[0]} rows for {c} classes")
         if self.knowledge is not None and len(self.knowledge.class_nodes) != c:
@@ -58,14 +69,66 @@ class LabelGraph:
 
     @classmethod
     def from_targets(cls, targets: np.ndarray | torch.Tensor, class_names: list[str]) -> LabelGraph:
-        """Count classes and pairs over a target matrix (N, C) in {1, 0, -1}; only ``1`` counts as present."""
-        present = torch.as_tensor(np.asarray(targets) == 1, dtype=torch.float64)  # (N, C)
+        """Count classes and pairs over a target matrix (N, C) in {1, 0, -1}; only ``1`` counts as present, and with
+        unknown (-1) entries ``known_pairs`` counts where each pair could be observed."""
+        targets = np.asarray(targets)
+        present = torch.as_tensor(targets == 1, dtype=torch.float64)  # (N, C)
         if present.shape[1] != len(class_names):
             raise ValueError(f"targets have {present.shape[1]} columns for {len(class_names)} class names")
         cooc = present.T @ present  # (C, C), diagonal = counts
         counts = cooc.diagonal().clone()
         cooc.fill_diagonal_(0)
-        return cls(list(class_names), counts.float(), cooc.float(), num_images=int(present.shape[0]))
+        known_pairs = None
+        if (targets < 0).any():
+            known_pairs = (present.T @ torch.as_tensor(targets >= 0, dtype=torch.float64)).float()  # (C, C)
+        return cls(list(class_names), counts.float(), cooc.float(), num_images=int(present.shape[0]),
+                   known_pairs=known_pairs)  # fmt: skip
+
+    def conditional_probability(self) -> torch.Tensor:
+        """``P[i, j] = P(j | i)`` over the images where both entries are known; pairs never known together take the
+        embedding prior (see the class docstring); rows of classes never present are zero.
+
+        Shapes:
+            -> (C, C).
+        """
+        cooc, counts = self.cooccurrence.double(), self.counts.double()
+        seen = counts[:, None].expand_as(cooc) if self.known_pairs is None else self.known_pairs.double()
+        prob = torch.where(seen > 0, cooc / seen.clamp_min(1), torch.zeros_like(cooc))
+        unobserved = self.unobserved_pairs_mask()
+        if unobserved.any():
+            prob = torch.where(unobserved, self.embedding_prior().double(), prob)
+        return prob.float()
+
+    def unobserved_pairs_mask(self) -> torch.Tensor:
+        """(C, C) bool: pairs (i != j) of present classes whose co-occurrence was never observable."""
+        if self.known_pairs is None:
+            return torch.zeros(self.num_classes, self.num_classes, dtype=torch.bool)
+        mask = (self.known_pairs == 0) & (self.counts[:, None] > 0)
+        return mask.fill_diagonal_(False)
+
+    def embedding_prior(self) -> torch.Tensor:
+        """``max(0, cos(e_i, e_j))`` of the label embeddings (zeros without embeddings), zero diagonal.
+
+        Shapes:
+            -> (C, C).
+        """
+        if self.embeddings is None:
+            return torch.zeros(self.num_classes, self.num_classes)
+        e = torch.nn.functional.normalize(self.embeddings.double(), dim=1)
+        return (e @ e.T).clamp_min(0).fill_diagonal_(0).float()
+
+    def pair_note(self) -> str | None:
+        """One line saying where the graph's pair statistics come from when the labels are incomplete; None else."""
+        if self.known_pairs is None:
+            return None
+        note = "label graph: incomplete labels, co-occurrence counted over known pairs only"
+        unobserved, total = int(self.unobserved_pairs_mask().sum()), self.num_classes * (self.num_classes - 1)
+        if unobserved == 0:
+            return note
+        if self.embeddings is None:
+            return f"{note}; {unobserved} of {total} class pairs were never known together: no edge between them"
+        return (f"{note}; {unobserved} of {total} class pairs were never known together: their P(j | i) is "
+                f"max(0, cosine similarity) of the label embeddings ({self.embedding_source})")  # fmt: skip
 
     def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The graph as tensors + string metadata (what the safetensors file and checkpoints store)."""
@@ -74,6 +137,8 @@ class LabelGraph:
             tensors["embeddings"] = self.embeddings.float().contiguous()
         if self.knowledge is not None:
             tensors["knowledge_adjacency"] = self.knowledge.adjacency.float().contiguous()
+        if self.known_pairs is not None:
+            tensors["known_pairs"] = self.known_pairs.float().contiguous()
         meta = {
             "class_names": json.dumps(self.class_names),
             "num_images": str(self.num_images),
@@ -104,6 +169,7 @@ class LabelGraph:
             embedding_source=meta.get("embedding_source") or None,
             knowledge=knowledge,
             metadata=json.loads(meta.get("extra", "{}")),
+            known_pairs=tensors.get("known_pairs"),
         )
 
     def save(self, path: str | Path) -> None:

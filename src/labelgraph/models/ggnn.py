@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from labelgraph.graph import LabelGraph, conditional_probability, ggnn_adjacency
+from labelgraph.graph import LabelGraph, ggnn_adjacency
 from labelgraph.layers import GatedGraphCell, global_pool
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
@@ -99,7 +99,7 @@ def ggnn(
             )
         weights = label_graph.knowledge.adjacency
     elif graph in ("auto", "cooccurrence"):
-        weights = conditional_probability(label_graph.cooccurrence, label_graph.counts)
+        weights = label_graph.conditional_probability()
     else:
         raise ValueError(f"unknown graph {graph!r}; use auto, knowledge or cooccurrence")
     adj_in, adj_out = ggnn_adjacency(weights, tau=tau, p=p)

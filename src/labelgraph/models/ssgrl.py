@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labelgraph.graph import LabelGraph, conditional_probability, require_embeddings
+from labelgraph.graph import LabelGraph, require_embeddings
 from labelgraph.layers import GatedGraphCell
 from labelgraph.layers.semantic_decoupling import Formulation, SemanticDecoupling
 from labelgraph.models._registry import register_model
@@ -122,7 +122,7 @@ def ssgrl(
     """SSGRL with the official defaults (1024-d decoupling, T = 3, 2 x 2 pooling; on pretrained weights only the last
     stage trains, from random weights all do: ``trainable_stages="auto"``)."""
     graph = require_embeddings("ssgrl", label_graph, num_classes)
-    adjacency = conditional_probability(graph.cooccurrence, graph.counts)
+    adjacency = graph.conditional_probability()
     stages = official_if_pretrained(trainable_stages, pretrained, official=1, off=None)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,), trainable_stages=stages)
     head = SSGRLHead(

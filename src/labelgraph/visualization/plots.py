@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from labelgraph.files import atomic_path
-from labelgraph.graph import LabelGraph, conditional_probability  # noqa: E402
+from labelgraph.graph import LabelGraph  # noqa: E402
 
 VECTOR_KINDS = ("classifiers", "prototypes", "embeddings")
 
@@ -94,7 +94,7 @@ def plot_tsne(
 def plot_label_graph(graph: LabelGraph, path: str | Path, tau: float = 0.4) -> int:
     """Classes on a circle, an arrow i -> j where P(j | i) >= ``tau`` (width by probability), node size by
     frequency. Returns the number of edges drawn."""
-    prob = conditional_probability(graph.cooccurrence, graph.counts).numpy()
+    prob = graph.conditional_probability().numpy()
     c = graph.num_classes
     angles = 2 * math.pi * np.arange(c) / c
     pos = np.stack([np.cos(angles), np.sin(angles)], axis=1)

@@ -11,6 +11,11 @@ One file per split, UTF-8, with a header line that has (at least) the columns ``
 - ``labels``: class names separated by ``|``. A name prefixed with ``?`` is **unknown** for that image (target -1:
   ignored by the losses and, by default, by the metrics). A class not listed is **absent** (0). An empty field
   means no class is present.
+- Incomplete annotations (partial or single-positive labels) have a compact form: the item ``?*`` makes every class
+  *not listed on that line* unknown, and ``!name`` marks a class as known absent. ``cat|!dog|?*`` says: cat present,
+  dog absent, every other class unknown. In a line with ``?*`` an unlisted class never means absent; ``!name`` is
+  allowed anywhere (in a line without ``?*`` it only repeats the default). Class names therefore cannot start with
+  ``?`` or ``!``.
 - Other columns are ignored. Class names are case-sensitive, stripped of surrounding spaces and NFC-normalised (the
   Unicode forms of "café" that look alike are one name; a file that spells one name in two forms is refused).
 
@@ -36,6 +41,8 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.files import atomic_path
 
 UNKNOWN_PREFIX = "?"
+ABSENT_PREFIX = "!"
+REST_UNKNOWN = "?*"  # every class not listed on the line is unknown
 SEPARATOR = "|"
 
 
@@ -72,7 +79,7 @@ def _parse_rows(path: Path) -> list[tuple[int, str, list[str]]]:
         if not image:
             raise AnnotationError(f"{path}: line {line_no}: empty image path")
         names = [spellings.add(n.strip(), line_no) for n in labels.split(SEPARATOR)] if labels else []
-        if any(not n or n == UNKNOWN_PREFIX for n in names):
+        if any(not n or n in (UNKNOWN_PREFIX, ABSENT_PREFIX) for n in names):
             raise AnnotationError(f"{path}: line {line_no}: empty label name in {labels!r}")
         if image in seen:
             raise AnnotationError(f"{path}: line {line_no}: image {image!r} is already listed on line {seen[image]}")
@@ -98,8 +105,10 @@ class NameSpellings:
         self.first: dict[str, tuple[str, int]] = {}  # normalised name -> (its first spelling, line)
 
     def add(self, raw: str, line_no: int) -> str:
-        """``raw`` (``name`` or ``?name``) with the name NFC-normalised."""
-        bare = raw.removeprefix(UNKNOWN_PREFIX)
+        """``raw`` (``name``, ``?name`` or ``!name``) with the name NFC-normalised."""
+        if raw == REST_UNKNOWN:
+            return raw
+        bare = raw.removeprefix(UNKNOWN_PREFIX) if raw.startswith(UNKNOWN_PREFIX) else raw.removeprefix(ABSENT_PREFIX)
         name = unicodedata.normalize("NFC", bare)
         spelled, line = self.first.setdefault(name, (bare, line_no))
         if spelled != bare:
@@ -125,34 +134,61 @@ def read_csv(
     if class_names is not None:
         class_names = [unicodedata.normalize("NFC", n) for n in class_names]
     if class_names is None:
-        class_names = sorted({n.removeprefix(UNKNOWN_PREFIX) for _, _, names in rows for n in names})
+        class_names = sorted({bare_name(n) for _, _, names in rows for n in names if n != REST_UNKNOWN})
         if not class_names:
             raise AnnotationError(f"{path}: no labels found, so the class list is empty; give `classes` explicitly")
     index = {name: i for i, name in enumerate(class_names)}
     targets = np.zeros((len(rows), len(class_names)), dtype=np.int8)
     for r, (line_no, _, names) in enumerate(rows):
-        for raw in names:
-            name, value = (raw[1:], -1) if raw.startswith(UNKNOWN_PREFIX) else (raw, 1)
-            if name not in index:
-                raise AnnotationError(
-                    f"{path}: line {line_no}: unknown class {name!r} (not among the {len(class_names)} classes)"
-                )
-            if targets[r, index[name]] not in (0, value):
-                raise AnnotationError(f"{path}: line {line_no}: class {name!r} is both present and unknown")
-            targets[r, index[name]] = value
+        targets[r] = row_targets(names, index, path, line_no)
     root = Path(image_root) if image_root is not None else path.parent
     return LabelTable([img for _, img, _ in rows], list(class_names), targets, root=root, source=str(path))
 
 
+def bare_name(raw: str) -> str:
+    """The class name of a label item (``name``, ``?name`` or ``!name``)."""
+    return raw[1:] if raw[:1] in (UNKNOWN_PREFIX, ABSENT_PREFIX) else raw
+
+
+def row_targets(names: list[str], index: dict[str, int], path: Path, line_no: int) -> np.ndarray:
+    """One line's label items -> its (C,) targets in {1, 0, -1}; with ``?*`` unlisted classes are -1."""
+    values = {UNKNOWN_PREFIX: -1, ABSENT_PREFIX: 0}
+    row = np.full(len(index), -1 if REST_UNKNOWN in names else 0, dtype=np.int8)
+    given: dict[str, int] = {}
+    for raw in names:
+        if raw == REST_UNKNOWN:
+            continue
+        name, value = bare_name(raw), values.get(raw[:1], 1)
+        if name not in index:
+            raise AnnotationError(
+                f"{path}: line {line_no}: unknown class {name!r} (not among the {len(index)} classes)"
+            )
+        if given.setdefault(name, value) != value:
+            states = {1: "present", 0: "absent", -1: "unknown"}
+            raise AnnotationError(f"{path}: line {line_no}: class {name!r} is both {states[given[name]]} and "
+                                  f"{states[value]}")  # fmt: skip
+        row[index[name]] = value
+    return row
+
+
+def row_labels(class_names: list[str], row: np.ndarray) -> str:
+    """(C,) targets -> the ``labels`` field, in the shorter of the two forms: unknown classes listed as ``?name``
+    (absent ones unlisted), or ``?*`` with absent classes listed as ``!name``."""
+    present = [n for n, v in zip(class_names, row, strict=True) if v == 1]
+    unknown = [UNKNOWN_PREFIX + n for n, v in zip(class_names, row, strict=True) if v == -1]
+    absent = [ABSENT_PREFIX + n for n, v in zip(class_names, row, strict=True) if v == 0]
+    if unknown and len(absent) + 1 < len(unknown):
+        return SEPARATOR.join([*present, *absent, REST_UNKNOWN])
+    return SEPARATOR.join(present + unknown)
+
+
 def write_csv(table: LabelTable, path: str | Path) -> None:
-    """Write a table in the custom CSV format (image paths as stored in the table)."""
+    """Write a table in the custom CSV format (image paths as stored in the table; incomplete lines compact)."""
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["image", "labels"])
         for image, row in zip(table.images, table.targets, strict=True):
-            pairs = zip(table.class_names, row, strict=True)
-            names = [("" if v == 1 else UNKNOWN_PREFIX) + n for n, v in pairs if v != 0]
-            writer.writerow([image, SEPARATOR.join(names)])
+            writer.writerow([image, row_labels(table.class_names, row)])
 
 
 def read_class_list(path: str | Path) -> list[str]:
