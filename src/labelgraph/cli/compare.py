@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from labelgraph.cli.demo import label_study_arguments, label_study_options
 from labelgraph.cli.own_data import (
     backbone_and_weights,
     label_embeddings,
@@ -32,12 +33,14 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--frozen-backbone", action=argparse.BooleanOptionalAction, default=True,
                    help="heads on the frozen backbone's cached features (default), or all fine-tuned")  # fmt: skip
+    label_study_arguments(p)
     run_arguments(p, "compare")
     return p
 
 
 def run(argv: list[str]) -> int:
     args = compare_parser().parse_args(argv)
+    study = label_study_options(args)
     out, splits = read_and_check(args, "compare")
     from labelgraph.models import list_models
 
@@ -55,5 +58,5 @@ def run(argv: list[str]) -> int:
 
     progress = not args.no_progress and sys.stderr.isatty()
     compare_on_splits(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, args.epochs,
-                      args.batch_size, args.seed, args.frozen_backbone, progress)  # fmt: skip
+                      args.batch_size, args.seed, args.frozen_backbone, progress, **study)  # fmt: skip
     return 0

