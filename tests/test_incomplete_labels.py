@@ -306,3 +306,103 @@ def test_single_positive_graphs_fall_back_to_the_embedding_prior_and_say_so():
     prob = g.conditional_probability()
     assert prob[0, 1] == pytest.approx(1 / math.sqrt(2)) and prob[0, 2] == 0 and prob[1, 0] == prob[0, 1]
     assert "max(0, cosine similarity) of the label embeddings (test)" in g.pair_note()
+
+
+# -- the defaults of labelgraph train, and the study -----------------------------------------------------------------
+def test_train_plans_the_recommended_loss_for_incomplete_labels_and_says_so():
+    from labelgraph.losses.incomplete_registry import RECOMMENDED_LOSSES
+    from labelgraph.studies.fine_tune import make_plan
+
+    args = (100, "ml_gcn", "resnet10t", "none", 64, "onehot", 0)
+    assert make_plan(*args).loss is None
+    assert "loss: the method's own criterion" in make_plan(*args).lines()[-1]
+    single = make_plan(*args, label_setting="single-positive")
+    assert single.loss == RECOMMENDED_LOSSES["single-positive"]
+    assert f"labels: single-positive; loss: {single.loss} (the best for single-positive labels" in single.lines()[-1]
+    assert make_plan(*args, label_setting="partial:0.30").loss == RECOMMENDED_LOSSES["partial"]
+    assert make_plan(*args, label_setting="partial:0.30", loss="own").loss is None
+    assert "an (--loss)" in make_plan(*args, label_setting="partial:0.30", loss="an").lines()[-1]
+
+
+def test_compare_runs_the_label_study_and_writes_its_table(tmp_path, capsys):
+    from labelgraph.cli import main
+
+    assert main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "60"]) == 0
+    d = tmp_path / "d"
+    args = ["compare", str(d / "train.csv"), "--val", str(d / "val.csv"), "--test", str(d / "test.csv"), "--classes",
+            str(d / "classes.txt"), "--methods", "baseline,ml_gcn", "--weights", "none", "--backbone", "resnet10t",
+            "--image-size", "32", "--epochs", "1", "--labels", "keep:0.5,single-positive", "--losses", "an,role",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "== labels single-positive: " in printed and "were never known together" in printed
+    study = json.loads((tmp_path / "run" / "study.json").read_text())
+    assert study["complete"] and len(study["rows"]) == 2 * 2 * 2
+    assert {(r["labels"], r["loss"]) for r in study["rows"]} == {
+        (s, x) for s in ("keep:0.5", "single-positive") for x in ("an", "role")
+    }
+    assert all("RoleLoss" in r["criterion"] for r in study["rows"] if r["loss"] == "role")
+    table = (tmp_path / "run" / "study.md").read_text()
+    assert table.startswith("| method | loss | keep:0.5 | single-positive |") and "| ml_gcn | role |" in table
+    hidden = read_csv(tmp_path / "run" / "single-positive" / "data" / "train.csv")
+    assert label_setting_of(hidden.targets) == "single-positive"
+    assert read_csv(tmp_path / "run" / "single-positive" / "data" / "test.csv").targets.min() >= 0  # test: complete
+
+
+def test_study_options_are_checked_before_any_work(capsys):
+    from labelgraph.cli import main
+
+    assert main(["demo", "--labels", "keep:2"]) == 2
+    assert "--labels: label setting 'keep:2'" in capsys.readouterr().err
+    assert main(["demo", "--labels", "full", "--losses", "an,nope"]) == 2
+    assert "--losses ['nope']" in capsys.readouterr().err
+    assert main(["demo", "--losses", "an"]) == 2
+
+
+@pytest.mark.slow
+def test_train_on_single_positive_labels_uses_and_records_the_recommended_loss(tmp_path, capsys):
+    from labelgraph.cli import main
+    from labelgraph.losses.incomplete_registry import RECOMMENDED_LOSSES
+
+    assert main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "60"]) == 0
+    d = tmp_path / "d"
+    hidden = [
+        "data",
+        "hide-labels",
+        str(d / "train.csv"),
+        "--single-positive",
+        "--out",
+        str(d / "sp.csv"),
+        "--classes",
+        str(d / "classes.txt"),
+    ]
+    assert main(hidden) == 0
+    args = [
+        "train",
+        str(d / "sp.csv"),
+        "--val",
+        str(d / "val.csv"),
+        "--test",
+        str(d / "test.csv"),
+        "--classes",
+        str(d / "classes.txt"),
+        "--weights",
+        "none",
+        "--backbone",
+        "resnet10t",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    loss = RECOMMENDED_LOSSES["single-positive"]
+    assert f"labels: single-positive; loss: {loss} (the best for single-positive labels" in printed
+    assert "label graph: incomplete labels" in printed and "were never known together" in printed
+    assert "n/a on the training images' known labels" in printed  # no known negative: no training-set mAP
+    recipe = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["recipe"]
+    assert recipe["label_setting"] == "single-positive" and recipe["incomplete_label_loss"] == loss
+    assert recipe["criterion"].startswith(type(incomplete_label_loss(loss)).__name__)

@@ -32,6 +32,10 @@ def train_parser() -> argparse.ArgumentParser:
     weights_arguments(p)
     p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
     p.add_argument("--batch-size", type=int, default=None, help="default: min(32, training images)")
+    p.add_argument("--loss", default=None,
+                   help="for a train split with unknown entries: an incomplete-label loss (ignore, an, wan, "
+                   "partial_bce, epr, role, ll_r, ll_ct, ll_cp, hill, splc) or 'own' (the method's criterion); "
+                   "default: the one docs/incomplete_labels.md recommends for the split's setting")  # fmt: skip
     run_arguments(p, "train")
     return p
 
@@ -43,17 +47,26 @@ def run(argv: list[str]) -> int:
 
     if args.method not in list_models():
         raise UsageError(f"--method {args.method!r}: not registered; the methods: {', '.join(list_models())}")
+    from labelgraph.data.hide_labels import label_setting_of
+
+    label_setting = label_setting_of(splits["train"].targets)
     backbone, weights = backbone_and_weights(args.weights, args.backbone)
     print("loading PyTorch and Lightning ...", flush=True)
+    from labelgraph.losses.incomplete_registry import INCOMPLETE_LABEL_LOSSES
+
+    if args.loss not in (None, "own", *INCOMPLETE_LABEL_LOSSES):
+        raise UsageError(f"--loss {args.loss!r}: use own or one of {', '.join(INCOMPLETE_LABEL_LOSSES)}")
     from labelgraph.studies.fine_tune import fine_tune, make_plan
 
     embeddings = label_embeddings(splits["train"].class_names)
     plan = make_plan(len(splits["train"]), args.method, backbone, weights, args.image_size or 224, embeddings,
-                     args.seed, args.epochs, args.batch_size)  # fmt: skip
+                     args.seed, args.epochs, args.batch_size, label_setting, args.loss)  # fmt: skip
     print("\n".join(plan.lines()), f"run folder: {out}", sep="\n", flush=True)
     metrics = fine_tune(splits, plan, out, progress=not args.no_progress and sys.stderr.isatty())
     held = "test" if "test" in metrics else "val"
-    print(f"\nmAP: {metrics[held]['mAP']:.2f} on {held}, {metrics['train_mAP']:.2f} on the training images; "
+    train_map = metrics["train_mAP"]
+    fit = "n/a" if train_map is None else f"{train_map:.2f}"  # single-positive labels: no known negative to rank
+    print(f"\nmAP: {metrics[held]['mAP']:.2f} on {held}, {fit} on the training images' known labels; "
           f"calibrated CF1 {metrics['calibration']['calibrated']['CF1']:.2f} (0.5: "
           f"{metrics['calibration']['threshold_0.5']['CF1']:.2f})")  # fmt: skip
     print(next_commands(out))

@@ -9,7 +9,8 @@ rule, also in ``docs/your_own_data.md``:
   it from).
 - **warned** (the run goes on): a class with fewer than ``RARE`` training positives (its AP and threshold rest on a
   handful of images); a class without a positive in the validation split (no AP; its threshold stays 0.5); images
-  without any label (they teach "none of these classes"); unknown entries (``?name``: ignored by the loss).
+  without any label (they teach "none of these classes"), or with every label unknown; unknown entries (``?name``,
+  ``?*``: left to the incomplete-label loss, ``docs/incomplete_labels.md``).
 """
 
 from __future__ import annotations
@@ -96,8 +97,12 @@ def check_splits(splits: dict[str, LabelTable]) -> Preflight:
         if shared:
             found.refused.append(f"{name}: {len(shared)} image(s) also in {seen[shared[0]]}: {named(shared)}")
         seen.update({str(table.path(i)): name for i in range(len(table))})
-        if empty := int((~positives.any(axis=1)).sum()):
+        unknown_rows = (table.targets == -1).any(axis=1)
+        if empty := int((~positives.any(axis=1) & ~unknown_rows).sum()):
             found.warned.append(f"{name}: {empty} image(s) without any label (they teach 'none of these classes')")
+        if blank := int((table.targets == -1).all(axis=1).sum()):
+            found.warned.append(f"{name}: {blank} image(s) with every label unknown (only losses that estimate "
+                                "labels, such as ROLE, learn from them)")  # fmt: skip
     check_class_counts(splits, found)
     return found
 

@@ -32,6 +32,19 @@ INCOMPLETE_LABEL_LOSSES: dict[str, tuple[type[IncompleteLabelLoss], dict[str, An
 }
 
 
+#: the loss ``labelgraph train`` uses for a split with unknown entries, by setting (from the study in
+#: docs/incomplete_labels.md; see there for the table it is read from)
+RECOMMENDED_LOSSES = {"single-positive": "role", "partial": "role"}
+
+
+def recommended_loss(label_setting: str) -> str | None:
+    """The recommended loss for a split whose :func:`~labelgraph.data.hide_labels.label_setting_of` is
+    ``label_setting`` (``full``, ``single-positive``, ``partial:F``); None for full labels."""
+    if label_setting == "full":
+        return None
+    return RECOMMENDED_LOSSES["single-positive" if label_setting == "single-positive" else "partial"]
+
+
 def incomplete_label_loss(name: str, scale: float = 1.0, **overrides: Any) -> IncompleteLabelLoss:
     """The loss registered as ``name`` with its defaults (``overrides`` win), times ``scale``."""
     if name not in INCOMPLETE_LABEL_LOSSES:

@@ -14,6 +14,11 @@ The rule that adapts a method's recipe to the data (``docs/your_own_data.md`` sa
 3. **Calibrate** each class's threshold on the validation split (F1-optimal), store it in the exported model.
 
 Batch: ``min(32, train images)``; image size: the pretrained weights' (224 for the packaged EfficientNet-Lite0).
+
+**Incomplete labels.** A train split with unknown entries (``?name``, ``?*``) trains both stages with the
+incomplete-label loss that the study of ``docs/incomplete_labels.md`` found best for its setting
+(:data:`labelgraph.losses.RECOMMENDED_LOSSES`: one for single-positive labels, one for partial labels) instead of the
+method's criterion; ``--loss`` chooses another. The setting and the loss are printed and recorded in the model.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from labelgraph.engine.task import MultiLabelTask
 from labelgraph.evaluation.metrics import evaluate
 from labelgraph.evaluation.scoring import split_scores
 from labelgraph.files import write_text
+from labelgraph.losses.incomplete_registry import recommended_loss
 from labelgraph.models import get_recipe
 from labelgraph.models.recipe import SHORT_RUN_LR, SHORT_RUN_PEAK_LR
 from labelgraph.studies.demo import (
@@ -76,6 +82,8 @@ class TrainPlan:
     embeddings: str
     device: str
     num_workers: int
+    label_setting: str = "full"
+    loss: str | None = None  # an incomplete-label loss; None: the method's own criterion
 
     def lines(self) -> list[str]:
         return [
@@ -86,7 +94,15 @@ class TrainPlan:
             f"stage 2: the whole network, backbone at the recipe's fraction of the head's rate, at most "
             f"{self.full_epochs} epochs, early stop after {self.patience} without a better validation mAP",
             f"label embeddings: {self.embeddings}",
+            f"labels: {self.label_setting}; loss: {self.loss_reason()}",
         ]
+
+    def loss_reason(self) -> str:
+        if self.loss is None:
+            return "the method's own criterion"
+        if self.loss == recommended_loss(self.label_setting):
+            return f"{self.loss} (the best for {self.label_setting.split(':')[0]} labels in docs/incomplete_labels.md)"
+        return f"{self.loss} (--loss)"
 
 
 def clamp_epochs(steps_wanted: int, steps_per_epoch: int, bounds: tuple[int, int]) -> int:
@@ -103,8 +119,16 @@ def make_plan(
     seed: int,
     epochs: int | None = None,
     batch_size: int | None = None,
+    label_setting: str = "full",
+    loss: str | None = None,
 ) -> TrainPlan:
-    """The module's rule applied to a training split of ``train_images`` images."""
+    """The module's rule applied to a training split of ``train_images`` images whose labels are ``label_setting``
+    (:func:`labelgraph.data.hide_labels.label_setting_of`); ``loss``: None picks the recommended one for incomplete
+    labels, ``"own"`` keeps the method's criterion."""
+    if loss is None:
+        loss = recommended_loss(label_setting)
+    elif loss == "own":
+        loss = None
     batch = batch_size or max(1, min(32, train_images))
     steps = math.ceil(train_images / batch)
     return TrainPlan(
@@ -120,6 +144,8 @@ def make_plan(
         embeddings=embeddings,
         device="cuda" if torch.cuda.is_available() else "cpu",
         num_workers=0 if train_images < 512 else min(4, os.cpu_count() or 1),
+        label_setting=label_setting,
+        loss=loss,
     )
 
 
@@ -143,6 +169,8 @@ def train_head(files: dict[str, str], plan: TrainPlan, settings: DemoSettings, o
     scaled = get_recipe(plan.method).scaled(epochs=plan.head_epochs, steps_per_epoch=steps,
                                             batch_size=plan.batch_size, image_size=plan.image_size)  # fmt: skip
     L.seed_everything(plan.seed, workers=True, verbose=False)
+    if note := dm.label_graph.pair_note():
+        print(note, flush=True)
     task = make_task(plan.method, dm, dm.label_graph, settings, scaled)
     history = MetricHistory()
     callbacks = [history, EpochLines("stage 1", plan.head_epochs)]
@@ -187,10 +215,14 @@ def held_out_row(task: MultiLabelTask, split: str) -> dict[str, Any]:
     return row
 
 
-def training_set_map(predictor: Predictor, table: LabelTable) -> float:
-    """mAP of the exported model on its own (un-augmented) training images: does it fit what it was shown."""
+def training_set_map(predictor: Predictor, table: LabelTable) -> float | None:
+    """mAP of the exported model on its own (un-augmented) training images over their known labels: does it fit
+    what it was shown. None when no class has both a known positive and a known negative (single-positive labels:
+    every known entry is a positive, so any scores would give 100)."""
+    if not ((table.targets == 1).any(0) & (table.targets == 0).any(0)).any():
+        return None
     scores = split_scores(predictor.scores, predictor.transform, table, 32)
-    return float(evaluate(scores, table.targets)["mAP"])
+    return round(float(evaluate(scores, table.targets)["mAP"]), 2)
 
 
 def pretrained_argument(weights: str) -> bool | str:
@@ -205,7 +237,8 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     with calibrated thresholds, write ``out/metrics.json``, ``out/results.json`` and ``out/report.html``."""
     quiet_lightning()
     files = write_splits(splits, out / "splits")
-    settings = DemoSettings(plan.full_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), progress)
+    settings = DemoSettings(plan.full_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), progress,
+                            loss=plan.loss)  # fmt: skip
     start = time.perf_counter()
     stage1, history1 = train_head(files, plan, settings, out)
     task, dm, history2, recipe = train_whole(files, plan, settings, out, stage1)
@@ -215,7 +248,8 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     row = held_out_row(task, held)
     per_class = row.pop("per_class_AP")
     model_dir = out / "model"
-    recipe |= {"weights": task.better_weights(), "metrics": DEMO_METRICS, "plan": asdict(plan)}
+    recipe |= {"weights": task.better_weights(), "metrics": DEMO_METRICS, "label_setting": plan.label_setting,
+               "incomplete_label_loss": plan.loss, "plan": asdict(plan)}  # fmt: skip
     save_model(task.better_network(), model_dir, class_names=dm.class_names, image_size=plan.image_size,
                eval_transform=dm.eval_transform_name, label_graph=dm.label_graph, recipe=recipe,
                command="labelgraph train", metrics={held: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")}},
@@ -225,7 +259,7 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     calibration = calibrate_model(model_dir, dm.val_table, dm.test_table if "test" in files else None,
                                   predictor=predictor)  # fmt: skip
     metrics = {
-        "train_mAP": round(training_set_map(predictor, dm.train_table), 2),
+        "train_mAP": training_set_map(predictor, dm.train_table),
         "val_mAP": round(held_out_row(task, "val")["mAP"], 2),
         f"{held}": {k: round(v, 2) for k, v in row.items()},
         "per_class_AP": {n: None if math.isnan(v) else v for n, v in zip(dm.class_names, per_class, strict=True)},
