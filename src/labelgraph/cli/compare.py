@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labelgraph.cli.demo import label_study_arguments, label_study_options
+from labelgraph.cli.demo import label_study_arguments, label_study_options, study_step
 from labelgraph.cli.own_data import (
     backbone_and_weights,
     label_embeddings,
@@ -58,5 +58,5 @@ def run(argv: list[str]) -> int:
 
     progress = not args.no_progress and sys.stderr.isatty()
     compare_on_splits(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, args.epochs,
-                      args.batch_size, args.seed, args.frozen_backbone, progress, **study)  # fmt: skip
+                      args.batch_size, args.seed, args.frozen_backbone, progress, **study_step(study))  # fmt: skip
     return 0

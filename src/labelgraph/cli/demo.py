@@ -62,7 +62,7 @@ def label_study_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def label_study_options(args: argparse.Namespace) -> dict:
-    """``labels`` and ``losses`` from the arguments, each name checked before any work."""
+    """``labels`` and ``losses`` from the arguments, each name checked before any work; {} without ``--labels``."""
     from labelgraph.data.hide_labels import LabelSetting
     from labelgraph.losses.incomplete_registry import INCOMPLETE_LABEL_LOSSES
 
@@ -77,7 +77,16 @@ def label_study_options(args: argparse.Namespace) -> dict:
             raise UsageError(f"--labels: {err}") from err
     if unknown := [x for x in losses or [] if x not in INCOMPLETE_LABEL_LOSSES]:
         raise UsageError(f"--losses {unknown}: the losses are {', '.join(INCOMPLETE_LABEL_LOSSES)}")
-    return {"labels": labels, "losses": losses}
+    return {"label_settings": labels, "losses": losses} if labels else {}
+
+
+def study_step(study: dict) -> dict:
+    """``{"compare": the study}`` for ``run_demo``/``compare_on_splits`` when ``--labels`` was given, else {}."""
+    if not study:
+        return {}
+    from labelgraph.studies.label_study import label_study
+
+    return {"compare": label_study(**study)}
 
 
 def demo_methods(value: str) -> list[str] | None:
@@ -112,10 +121,10 @@ def run(argv: list[str]) -> int:
         lr=args.lr,
         transformer_lr=args.transformer_lr,
         frozen_backbone=preset.frozen_backbone if args.frozen_backbone is None else args.frozen_backbone,
-        **study,
+        **study_step(study),
     )
     if args.weights == "compare":
-        if options.pop("labels") or options.pop("losses"):
+        if options.pop("compare", None):
             raise UsageError("--weights compare and --labels are separate studies: run them one at a time")
         compare_weights(args.out, **options)
     else:

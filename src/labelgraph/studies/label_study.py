@@ -13,9 +13,11 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labelgraph.data.datamodule import MultiLabelDataModule
 from labelgraph.data.formats import read_class_list, read_csv, write_csv
 from labelgraph.data.hide_labels import LabelSetting, hide_labels
 from labelgraph.data.label_table import LabelTable
@@ -47,29 +49,41 @@ def hidden_split_folder(data: Path, folder: Path, setting: LabelSetting, seed: i
     return folder
 
 
+def label_study(label_settings: list[str], losses: list[str] | None = None) -> Callable[..., dict[str, Any]]:
+    """The study as the ``compare`` step of ``run_demo`` and ``compare_on_splits``: a function with
+    :func:`~labelgraph.studies.demo.compare_methods`'s arguments that runs :func:`run_label_study`."""
+    parsed = [LabelSetting.parse(s) for s in label_settings]
+
+    def compare(methods: list[str], dm: MultiLabelDataModule, out: Path, settings: DemoSettings,
+                dataset: dict[str, Any], pretraining: str, frozen_backbone: bool,
+                model_args: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        return run_label_study(methods, dm, out, settings, dataset, pretraining, frozen_backbone, parsed,
+                               losses or STUDY_LOSSES, model_args)  # fmt: skip
+
+    return compare
+
+
 def run_label_study(
     methods: list[str],
-    data: Path,
+    dm: MultiLabelDataModule,
     out: Path,
     settings: DemoSettings,
     dataset: dict[str, Any],
     pretraining: str,
     frozen_backbone: bool,
-    image_size: int,
-    batch_size: int,
-    label_settings: list[str],
+    label_settings: list[LabelSetting],
     losses: list[str],
-    embeddings: str | None = None,
     model_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train and test ``methods`` for every label setting x loss; returns (and writes) the study's rows."""
-    parsed = [LabelSetting.parse(s) for s in label_settings]
+    """Train and test ``methods`` for every label setting x loss on ``dm``'s splits (its data folder, image size,
+    batch and embeddings); returns (and writes) the study's rows."""
+    parsed, data = label_settings, Path(dm.train_source).parent
     cache = out / "feature_cache" if frozen_backbone else None
     study: dict[str, Any] = {"complete": False, "seed": settings.seed, "epochs": settings.epochs, "rows": []}
     for setting in parsed:
         folder = out / setting_folder(setting)
         split_dir = hidden_split_folder(data, folder / "data", setting, settings.seed)
-        dm = demo_datamodule(split_dir, image_size, batch_size, cache, embeddings)
+        dm = demo_datamodule(split_dir, dm.image_size, dm.batch_size, cache, dm.embeddings)
         known = float((dm.train_table.targets >= 0).mean())
         print(f"\n== labels {setting.name}: {100 * known:.1f}% of the train entries known ==")
         if note := dm.label_graph.pair_note():

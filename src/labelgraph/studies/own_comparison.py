@@ -8,6 +8,7 @@ frozen pretrained backbone's cached features (the tour), ``frozen_backbone=False
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,11 @@ def compare_on_splits(
     seed: int = 0,
     frozen_backbone: bool = True,
     progress: bool = True,
-    labels: list[str] | None = None,
-    losses: list[str] | None = None,
+    compare: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train and test ``methods`` on ``splits`` (``train``, ``val``, ``test``; without a test split the validation
-    split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``; with ``labels``
-    the incomplete-label study (:mod:`labelgraph.studies.label_study`) on these splits."""
+    split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``. ``compare``: as
+    :func:`labelgraph.studies.demo.run_demo`'s (the incomplete-label study's, for one)."""
     quiet_lightning()
     methods = resolve_methods(methods)
     write_splits({"test": splits["val"], **splits}, out / "data")  # the demo's layout: data/{train,val,test}.csv
@@ -56,12 +56,7 @@ def compare_on_splits(
         **{name: split_summary(table) for name, table in splits.items()},
         "test": split_summary(splits.get("test", splits["val"])),
     }
-    if labels:
-        from labelgraph.studies.label_study import STUDY_LOSSES, run_label_study
-
-        return run_label_study(methods, out / "data", out, settings, dataset, weights, frozen_backbone, image_size,
-                               batch_size, labels, losses or STUDY_LOSSES, embeddings)  # fmt: skip
-    return compare_methods(methods, dm, out, settings, dataset, weights, frozen_backbone)
+    return (compare or compare_methods)(methods, dm, out, settings, dataset, weights, frozen_backbone)
 
 
 def split_summary(table: LabelTable) -> dict[str, Any]:
