@@ -10,6 +10,7 @@ report, models); ``OUT/study.json`` and ``OUT/study.md`` hold the table: test mA
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -50,20 +51,14 @@ def hidden_split_folder(data: Path, folder: Path, setting: LabelSetting, seed: i
 
 
 def label_study(label_settings: list[str], losses: list[str] | None = None) -> Callable[..., dict[str, Any]]:
-    """The study as the ``compare`` step of ``run_demo`` and ``compare_on_splits``: a function with
-    :func:`~labelgraph.studies.demo.compare_methods`'s arguments that runs :func:`run_label_study`."""
-    parsed = [LabelSetting.parse(s) for s in label_settings]
-
-    def compare(methods: list[str], dm: MultiLabelDataModule, out: Path, settings: DemoSettings,
-                dataset: dict[str, Any], pretraining: str, frozen_backbone: bool,
-                model_args: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-        return run_label_study(methods, dm, out, settings, dataset, pretraining, frozen_backbone, parsed,
-                               losses or STUDY_LOSSES, model_args)  # fmt: skip
-
-    return compare
+    """The study as the ``compare`` step of ``run_demo`` and ``compare_on_splits``: :func:`run_label_study` with the
+    settings and losses bound, taking :func:`~labelgraph.studies.demo.compare_methods`'s arguments."""
+    return functools.partial(run_label_study, [LabelSetting.parse(s) for s in label_settings], losses or STUDY_LOSSES)
 
 
 def run_label_study(
+    label_settings: list[LabelSetting],
+    losses: list[str],
     methods: list[str],
     dm: MultiLabelDataModule,
     out: Path,
@@ -71,8 +66,6 @@ def run_label_study(
     dataset: dict[str, Any],
     pretraining: str,
     frozen_backbone: bool,
-    label_settings: list[LabelSetting],
-    losses: list[str],
     model_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and test ``methods`` for every label setting x loss on ``dm``'s splits (its data folder, image size,
