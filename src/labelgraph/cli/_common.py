@@ -18,10 +18,15 @@ class UsageError(LabelgraphError):
 
 
 def dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split", *aliases: str) -> None:
-    """Add ``--format --root SPLIT_FLAG --classes --image-root --option`` (what :func:`load_split` reads)."""
+    """Add ``SPLIT_FLAG`` and :func:`source_arguments` (what :func:`load_split` reads)."""
+    p.add_argument(split_flag, *aliases, required=True, help="split name (for csv: the CSV file)")
+    source_arguments(p)
+
+
+def source_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``--format --root --classes --image-root --option``: how a split is read."""
     p.add_argument("--format", default="csv", help=FORMATS_HELP)
     p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
-    p.add_argument(split_flag, *aliases, required=True, help="split name (for csv: the CSV file)")
     p.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
     p.add_argument("--image-root", default=None)
     p.add_argument(

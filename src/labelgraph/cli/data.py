@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from labelgraph.cli._common import UsageError, dataset_arguments, format_options, load_split
+from labelgraph.cli._common import UsageError, dataset_arguments, format_options, load_split, source_arguments
 
 
 def run(argv: list[str]) -> int:
@@ -103,20 +103,14 @@ def hide_labels_parser(sub: argparse._SubParsersAction) -> None:
     setting.add_argument("--single-positive", action="store_true", help="one known positive per image")
     hide.add_argument("--seed", type=int, default=0)
     hide.add_argument("--out", required=True, help="the new CSV file")
-    hide.add_argument("--format", default="csv")
-    hide.add_argument("--root", default=None)
-    hide.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
-    hide.add_argument("--image-root", default=None)
-    hide.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    source_arguments(hide)
 
 
 def data_hide_labels(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     from labelgraph.data.formats import write_csv
     from labelgraph.data.hide_labels import LabelSetting, hidden_counts, hide_labels
-    from labelgraph.data.label_table import LabelTable
 
     try:
         setting = LabelSetting.parse("single-positive" if args.single_positive else f"keep:{args.keep}")
@@ -127,8 +121,7 @@ def data_hide_labels(args: argparse.Namespace) -> int:
     if (table.targets == -1).any():
         print(f"note: {args.split} already has unknown entries; they stay unknown")
     hidden = hide_labels(table, setting, args.seed)
-    images = [os.path.relpath(hidden.path(i).absolute(), out.absolute().parent) for i in range(len(hidden))]
-    write_csv(LabelTable(images, hidden.class_names, hidden.targets, out.parent, str(out)), out)
+    write_csv(hidden, out, rebase=True)
     counts = hidden_counts(table, hidden)
     report = out.with_name(out.stem + ".hidden.json")
     summary = {"source": str(args.split), "setting": setting.name, "seed": args.seed, "classes": counts}

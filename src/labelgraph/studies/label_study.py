@@ -3,8 +3,9 @@
 For each label setting (``full``, ``keep:F``, ``single-positive``) the train split is hidden with the run's seed
 (:func:`labelgraph.data.hide_labels.hide_labels`; validation and test stay fully labelled), and each method is trained
 with each incomplete-label loss under the one protocol of :func:`labelgraph.studies.demo.compare_methods`; with full
-labels each method keeps its own criterion. Every run writes its own folder (``OUT/<setting>/<loss>/``: results,
-report, models); ``OUT/study.json`` and ``OUT/study.md`` hold the table: test mAP on the fully labelled test split.
+labels (no unknown entry) each method keeps its own criterion. Every run writes its own folder
+(``OUT/<setting>/<loss>/``: results, report, models); ``OUT/study.json`` and ``OUT/study.md`` hold the table: test mAP
+on the fully labelled test split.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +21,6 @@ from typing import Any
 from labelgraph.data.datamodule import MultiLabelDataModule
 from labelgraph.data.formats import read_class_list, read_csv, write_csv
 from labelgraph.data.hide_labels import LabelSetting, hide_labels
-from labelgraph.data.label_table import LabelTable
 from labelgraph.files import write_text
 from labelgraph.studies.demo import DemoSettings, compare_methods, demo_datamodule
 
@@ -45,8 +44,7 @@ def hidden_split_folder(data: Path, folder: Path, setting: LabelSetting, seed: i
         table = read_csv(data / f"{split}.csv", class_names=names)
         if split == "train":
             table = hide_labels(table, setting, seed)
-        images = [os.path.relpath(table.path(i).absolute(), folder.absolute()) for i in range(len(table))]
-        write_csv(LabelTable(images, table.class_names, table.targets, folder), folder / f"{split}.csv")
+        write_csv(table, folder / f"{split}.csv", rebase=True)
     return folder
 
 

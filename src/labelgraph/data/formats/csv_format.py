@@ -31,6 +31,7 @@ not in the class list is an error.
 from __future__ import annotations
 
 import csv
+import os
 import unicodedata
 from pathlib import Path
 
@@ -108,7 +109,7 @@ class NameSpellings:
         """``raw`` (``name``, ``?name`` or ``!name``) with the name NFC-normalised."""
         if raw == REST_UNKNOWN:
             return raw
-        bare = raw.removeprefix(UNKNOWN_PREFIX) if raw.startswith(UNKNOWN_PREFIX) else raw.removeprefix(ABSENT_PREFIX)
+        bare = bare_name(raw)
         name = unicodedata.normalize("NFC", bare)
         spelled, line = self.first.setdefault(name, (bare, line_no))
         if spelled != bare:
@@ -182,12 +183,17 @@ def row_labels(class_names: list[str], row: np.ndarray) -> str:
     return SEPARATOR.join(present + unknown)
 
 
-def write_csv(table: LabelTable, path: str | Path) -> None:
-    """Write a table in the custom CSV format (image paths as stored in the table; incomplete lines compact)."""
+def write_csv(table: LabelTable, path: str | Path, rebase: bool = False) -> None:
+    """Write a table in the custom CSV format (incomplete lines compact). Image paths as stored in the table, or with
+    ``rebase`` each image's resolved path relative to the new file's folder (the file can live elsewhere)."""
+    images = table.images
+    if rebase:
+        folder = Path(path).absolute().parent
+        images = [os.path.relpath(table.path(i).absolute(), folder) for i in range(len(table))]
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["image", "labels"])
-        for image, row in zip(table.images, table.targets, strict=True):
+        for image, row in zip(images, table.targets, strict=True):
             writer.writerow([image, row_labels(table.class_names, row)])
 
 
