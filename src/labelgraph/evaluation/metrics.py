@@ -199,6 +199,18 @@ def _threshold_metrics(predicted: np.ndarray, t: np.ndarray, unknown: UnknownPol
     return {"CP": cp, "CR": cr, "CF1": cf, "OP": float(op), "OR": float(orec), "OF1": _harmonic(op, orec)}
 
 
+def decision_metrics(
+    predicted: Any, targets: Any, cf1: CF1Mode = "harmonic", unknown: UnknownPolicy = "ignore"
+) -> dict[str, float]:
+    """CP, CR, CF1, OP, OR, OF1 in percent of a boolean decision matrix (N, C) that any rule produced (per-image
+    thresholds, cross-fitted thresholds, a conformal rule): the same definitions as :func:`evaluate`'s."""
+    t = _to_numpy(targets, np.int8)
+    predicted = np.asarray(predicted, dtype=bool)
+    if predicted.shape != t.shape or t.ndim != 2:
+        raise ValueError(f"decisions and targets must both be (N, C); got {predicted.shape} and {t.shape}")
+    return {k: 100 * v for k, v in _threshold_metrics(predicted, t, unknown, cf1).items()}
+
+
 def _harmonic(p: float, r: float) -> float:
     return float(2 * p * r / (p + r)) if p + r > 0 else 0.0
 
