@@ -315,13 +315,16 @@ def test_train_plans_the_recommended_loss_for_incomplete_labels_and_says_so():
 
     args = (100, "ml_gcn", "resnet10t", "none", 64, "onehot", 0)
     assert make_plan(*args).loss is None
-    assert "loss: the method's own criterion" in make_plan(*args).lines()[-1]
+    assert "loss: the method's own criterion" in "\n".join(make_plan(*args).lines())
     single = make_plan(*args, label_setting="single-positive")
-    assert single.loss == RECOMMENDED_LOSSES["single-positive"]
-    assert f"labels: single-positive; loss: {single.loss} (the best for single-positive labels" in single.lines()[-1]
+    assert single.loss == RECOMMENDED_LOSSES["single-positive"] and not single.loss_given
+    said = "\n".join(single.lines())
+    assert f"labels: single-positive; loss: {single.loss} (the best for single-positive labels" in said
+    assert "checked on your validation split" in said
     assert make_plan(*args, label_setting="partial:0.30").loss == RECOMMENDED_LOSSES["partial"]
     assert make_plan(*args, label_setting="partial:0.30", loss="own").loss is None
-    assert "an (--loss)" in make_plan(*args, label_setting="partial:0.30", loss="an").lines()[-1]
+    given = make_plan(*args, label_setting="partial:0.30", loss="an")
+    assert "an (--loss)" in "\n".join(given.lines()) and given.loss_given
 
 
 def test_compare_runs_the_label_study_and_writes_its_table(tmp_path, capsys):

@@ -18,7 +18,7 @@ from labelgraph import create_model
 from labelgraph.apis import load_model, save_model
 from labelgraph.cli import main as cli_main
 from labelgraph.engine.task import MultiLabelTask
-from labelgraph.evaluation.calibration import f1_optimal_thresholds
+from labelgraph.evaluation.thresholds import f1_optimal_thresholds
 from labelgraph.visualization.explain import grad_cam
 
 from .conftest import TINY_BACKBONE, TINY_SIZE

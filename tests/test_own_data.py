@@ -133,9 +133,11 @@ def test_compare_on_the_demo_scenes_composes_staged_methods_and_writes_the_table
     d = tmp_path / "d"
     args = ["compare", str(d / "train.csv"), "--val", str(d / "val.csv"), "--test", str(d / "test.csv"), "--classes",
             str(d / "classes.txt"), "--methods", "ml_gcn,iml_gcn,sadcl", "--weights", "none", "--backbone",
-            "resnet10t", "--image-size", "48", "--epochs", "2", "--out", str(tmp_path / "run")]  # fmt: skip
+            "resnet10t", "--image-size", "48", "--epochs", "2", "--out", str(tmp_path / "run"), "--protocol",
+            "frozen"]  # fmt: skip
     assert cli_main(args) == 0
-    assert "| sadcl |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| sadcl |" in printed and "quick screening, not what labelgraph train delivers" in printed
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     # on the frozen backbone's cache, the methods that start from another model compose it: IML-GCN's baseline,
     # SADCL's Query2Label stage and prototypes
@@ -145,3 +147,42 @@ def test_compare_on_the_demo_scenes_composes_staged_methods_and_writes_the_table
     assert (tmp_path / "run" / "baseline" / "model").is_dir() and (tmp_path / "run" / "sadcl_stage1").is_dir()
     assert results["dataset"]["description"] == str(d / "train.csv")
     assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "run" / "ml_gcn" / "model").is_dir()
+
+
+def test_compare_summary_calls_a_gap_within_the_noise_a_tie():
+    from labelgraph.studies.train_comparison import comparison_table, summarise
+
+    runs = {
+        "a": [{"mAP": 70.0, "CF1": 60, "OF1": 65, "seconds": 1}, {"mAP": 74.0, "CF1": 62, "OF1": 66, "seconds": 1}],
+        "b": [{"mAP": 70.5, "CF1": 61, "OF1": 64, "seconds": 2}, {"mAP": 71.5, "CF1": 61, "OF1": 64, "seconds": 2}],
+        "c": [{"mAP": 50.0, "CF1": 40, "OF1": 45, "seconds": 1}, {"mAP": 51.0, "CF1": 41, "OF1": 46, "seconds": 1}],
+    }
+    summary = summarise(runs)
+    assert summary["a"]["best"] and summary["a"]["mAP"] == 72.0 and summary["a"]["mAP_std"] == pytest.approx(2.83)
+    assert summary["b"]["tied_with_best"]  # 1 point behind, a's spread is 2.8
+    assert not summary["c"]["tied_with_best"]
+    table = comparison_table(summary, "val", 10, 2)
+    assert "| b | 71.00 ± 0.71 |" in table and "tied with the best (within the noise)" in table
+    assert table.index("| a |") < table.index("| b |") < table.index("| c |")
+
+
+@pytest.mark.slow
+def test_compare_by_default_trains_each_method_by_train_rule_over_seeds(tmp_path, capsys):
+    assert cli_main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "60"]) == 0
+    d = tmp_path / "d"
+    args = ["compare", str(d / "train.csv"), "--val", str(d / "val.csv"), "--classes", str(d / "classes.txt"),
+            "--methods", "baseline,ml_gcn", "--weights", "none", "--backbone", "resnet10t", "--image-size", "48",
+            "--epochs", "1", "--seeds", "2", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "each by labelgraph train's rule, 2 seed(s)" in printed and "mean ± standard deviation over 2 seeds" in printed
+    )
+    result = json.loads((tmp_path / "run" / "comparison.json").read_text())
+    assert set(result["runs"]) == {"baseline", "ml_gcn"} and [r["seed"] for r in result["runs"]["ml_gcn"]] == [0, 1]
+    for method, rows in result["runs"].items():  # each row is the run's own metrics.json (what train delivers)
+        for row in rows:
+            own = json.loads((tmp_path / "run" / method / f"seed{row['seed']}" / "metrics.json").read_text())
+            assert row["mAP"] == own["val"]["mAP"]
+    assert cli_main([*args[:-2], "--out", str(tmp_path / "run2"), "--methods", "iml_gcn"]) == 2
+    assert "compare them with --protocol frozen" in capsys.readouterr().err

@@ -1,57 +1,203 @@
-"""Per-class thresholds of an exported model, calibrated on a split and stored in its ``config.json``
-(``labelgraph calibrate``, and the last step of ``labelgraph train``)."""
+"""Calibrate an exported model on a split and store the result in its ``config.json`` (``labelgraph calibrate``, and
+the last step of ``labelgraph train``): a temperature, per-class thresholds that hold on new images, and optionally a
+threshold with a recall guarantee -- each number reported with where it was measured.
+
+What it measures (``docs/trust.md`` explains each number):
+
+- ``held_out``: on ``eval_table``, a split the calibration never saw, when one is given;
+- ``cross_fitted``: on the calibration split itself, each fold scored by a calibration fitted without it
+  (:func:`labelgraph.evaluation.posthoc.cross_fitted_measures`), when no other split is given -- or beside it;
+- ``in_sample``: the calibration split scored by the calibration fitted on it, which flatters the thresholds: kept,
+  and labelled so, for comparison only.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from labelgraph.apis.export import update_config
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.classes import check_same_classes
 from labelgraph.data.label_table import LabelTable
-from labelgraph.evaluation.calibration import f1_optimal_thresholds
-from labelgraph.evaluation.metrics import evaluate
+from labelgraph.evaluation.calibration import apply_temperature
+from labelgraph.evaluation.conformal import images_needed
+from labelgraph.evaluation.cross_fitting import DEFAULT_FOLDS
+from labelgraph.evaluation.posthoc import PosthocFit, cross_fitted_measures, fit_posthoc, measure_posthoc
 from labelgraph.evaluation.scoring import split_scores
+from labelgraph.evaluation.thresholds import FEW_POSITIVES, ThresholdRule
+
+TEMPERATURE_MODES = ("global", "per_class", "none", "keep")
+IN_SAMPLE = "the calibration split itself: in-sample, flatters the thresholds (for comparison only)"
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """What ``labelgraph calibrate`` fits.
+
+    Args:
+        rule: how the per-class thresholds are chosen.
+        temperature: ``global`` (one T), ``per_class``, ``none`` (T = 1) or ``keep`` (the model's stored one).
+        recall: fit the conformal recall rule for this target (None: none).
+        folds, seed: the cross-fitting.
+    """
+
+    rule: ThresholdRule = field(default_factory=ThresholdRule)
+    temperature: str = "global"
+    recall: float | None = None
+    folds: int = DEFAULT_FOLDS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature not in TEMPERATURE_MODES:
+            raise ValueError(f"temperature {self.temperature!r}: one of {', '.join(TEMPERATURE_MODES)}")
+        if self.recall is not None and not 0 < self.recall < 1:
+            raise ValueError(f"recall {self.recall}: a fraction in (0, 1)")
 
 
 def calibrate_model(
     model_dir: str | Path,
     table: LabelTable,
     eval_table: LabelTable | None = None,
+    settings: CalibrationSettings | None = None,
     batch_size: int = 32,
     store: bool = True,
     predictor: Predictor | None = None,
-    names: tuple[str, str] | None = None,
+    names: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """Each class's F1-optimal threshold on ``table`` (:func:`labelgraph.evaluation.calibration.f1_optimal_thresholds`),
-    stored in the model unless ``store`` is false. ``predictor``: the model, already loaded from ``model_dir``;
-    ``names``: what to call the two splits in the report and the config (default: their annotation files).
+    """Fit the calibration on ``table``, measure it (module docstring), store it in the model unless ``store`` is
+    false. ``predictor``: the model, already loaded from ``model_dir``; ``names``: what to call the two splits
+    (default: their annotation files).
 
     Returns:
-        ``calibrated_on``, ``evaluated_on`` (``eval_table``, default ``table``), CP/CR/CF1/OP/OR/OF1 there at 0.5
-        (``threshold_0.5``) and with the thresholds (``calibrated``), the ``thresholds`` by class and, when stored,
-        ``stored_in``.
+        the report: ``calibrated_on``, ``images``, ``rule``, ``temperature``, ``thresholds`` and ``support`` by class,
+        ``few_positives``, ``recall_rule``, ``held_out`` / ``cross_fitted`` / ``in_sample`` measures (percent), and
+        ``out_of_sample``: the held-out measures if any, else the cross-fitted ones.
     """
+    settings = settings or CalibrationSettings()
     predictor = predictor or Predictor.load(model_dir)
-
-    def scores_of(split: LabelTable) -> Any:
-        check_same_classes(predictor.classes, split.class_names, f"model {model_dir}", f"split {split.source}")
-        return split_scores(predictor.scores, predictor.transform, split, batch_size)
-
-    scores = scores_of(table)
-    thresholds = f1_optimal_thresholds(scores, table.targets)
-    evaluated = eval_table if eval_table is not None else table
-    eval_scores = scores_of(eval_table) if eval_table is not None else scores
-    calibrated_on, evaluated_on = names or (table.source, evaluated.source)
-    report: dict[str, Any] = {"calibrated_on": calibrated_on, "evaluated_on": evaluated_on}
-    for name, t in (("threshold_0.5", 0.5), ("calibrated", thresholds)):
-        m = evaluate(eval_scores, evaluated.targets, threshold=t)
-        report[name] = {k: round(m[k], 2) for k in ("CP", "CR", "CF1", "OP", "OR", "OF1")}
-    report["thresholds"] = {c: round(float(t), 4) for c, t in zip(predictor.classes, thresholds, strict=True)}
+    calibrated_on, evaluated_on = names or (table.source, eval_table.source if eval_table is not None else None)
+    z = split_logits(predictor, table, batch_size, model_dir)
+    temperature = predictor.temperature if settings.temperature == "keep" else settings.temperature
+    fit = fit_posthoc(z, table.targets, settings.rule, temperature, settings.recall)
+    report = describe_fit(fit, predictor.classes, settings, calibrated_on, len(table))
+    with_recall = fit.recall is not None
+    report["in_sample"] = {"where": IN_SAMPLE, **measure_posthoc(raw(z), fit.outputs(z), table.targets, with_recall)}
+    report["cross_fitted"] = cross_fitted_measures(z, table.targets, settings.rule, temperature, settings.recall,
+                                                   settings.folds, settings.seed)  # fmt: skip
+    if report["cross_fitted"] is not None:
+        report["cross_fitted"]["where"] = report["cross_fitted"]["where"].replace(
+            "the calibration split", calibrated_on
+        )
+    report["held_out"] = None
+    if eval_table is not None:
+        z_eval = split_logits(predictor, eval_table, batch_size, model_dir)
+        measured = measure_posthoc(raw(z_eval), fit.outputs(z_eval), eval_table.targets, with_recall)
+        report["held_out"] = {"where": f"{evaluated_on}, held out (not used to calibrate)", **measured}
+    report["out_of_sample"] = report["held_out"] or report["cross_fitted"]
     if store:
-        calibration = {"rule": "per class, the threshold of best F1", "split": calibrated_on,
-                       "evaluated_on": report["evaluated_on"], "CF1": report["calibrated"]["CF1"]}  # fmt: skip
-        update_config(model_dir, thresholds=[float(t) for t in thresholds], calibration=calibration)
+        store_calibration(model_dir, fit, report, predictor)
         report["stored_in"] = str(Path(model_dir) / "config.json")
     return report
+
+
+def split_logits(predictor: Predictor, table: LabelTable, batch_size: int, model_dir: str | Path) -> np.ndarray:
+    """(N, C) logits of every image of ``table``, in its order, with the model's preprocessing."""
+    check_same_classes(predictor.classes, table.class_names, f"model {model_dir}", f"split {table.source}")
+    return split_scores(predictor.logits, predictor.transform, table, batch_size).astype(np.float64)
+
+
+def raw(logits: np.ndarray) -> np.ndarray:
+    return apply_temperature(logits, 1.0)
+
+
+def describe_fit(
+    fit: PosthocFit, classes: list[str], settings: CalibrationSettings, split: str, images: int
+) -> dict[str, Any]:
+    """The fitted values, with the evidence behind each threshold."""
+    t = fit.thresholds
+    support = {
+        name: {"positives": int(t.positives[c]), "negatives": int(t.negatives[c]),
+               "own": None if np.isnan(t.own[c]) else round(float(t.own[c]), 4), "weight": round(float(t.weight[c]), 3)}
+        for c, name in enumerate(classes)
+    }  # fmt: skip
+    temps = [round(float(v), 4) for v in fit.temperatures]
+    return {
+        "calibrated_on": split,
+        "images": images,
+        "rule": settings.rule.describe(),
+        "rule_short": settings.rule.short(),
+        "rule_settings": settings.rule.to_dict(),
+        "global_threshold": round(t.global_threshold, 4),
+        "temperature": {"mode": settings.temperature, "values": temps},
+        "thresholds": {name: round(float(v), 4) for name, v in zip(classes, t.thresholds, strict=True)},
+        "support": support,
+        "few_positives": [name for name, few in zip(classes, t.few(), strict=True) if few],
+        "recall_rule": fit.recall.to_dict() if fit.recall is not None else None,
+    }
+
+
+def store_calibration(model_dir: str | Path, fit: PosthocFit, report: dict[str, Any], predictor: Predictor) -> None:
+    """Thresholds, temperature, recall rule and a summary of how they were fitted and how they did, in the config. A
+    stored recall rule fitted on other probabilities (another temperature) is dropped."""
+    temps = [float(v) for v in fit.temperatures]
+    temperature: float | list[float] = temps[0] if len(set(temps)) == 1 else temps
+    recall_rule = fit.recall.to_dict() if fit.recall is not None else None
+    if recall_rule is None and np.allclose(predictor.temperature, fit.temperatures):
+        recall_rule = predictor.recall_rule  # still valid on the same probabilities
+    measured = report["out_of_sample"]
+    calibration = {
+        "rule": report["rule"],
+        "rule_settings": report["rule_settings"],
+        "split": report["calibrated_on"],
+        "images": report["images"],
+        "positives": [s["positives"] for s in report["support"].values()],
+        "few_positives": report["few_positives"],
+        "temperature": report["temperature"]["mode"],
+        "out_of_sample": None if measured is None else {
+            "where": measured["where"], "CF1": measured["calibrated"]["CF1"], "OF1": measured["calibrated"]["OF1"],
+            "CF1_at_0.5": measured["threshold_0.5"]["CF1"], "ece_before": measured["ece_before"],
+            "ece_after": measured["ece_after"]},
+    }  # fmt: skip
+    update_config(model_dir, thresholds=[float(v) for v in fit.thresholds.thresholds], calibration=calibration,
+                  temperature=temperature, recall_rule=recall_rule)  # fmt: skip
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report in a few lines a person reads: every calibrated number with where it was measured."""
+    lines = [f"thresholds: {report['rule_short']} (docs/trust.md)"]
+    few = report["few_positives"]
+    if few:
+        counts = ", ".join(f"{n} ({report['support'][n]['positives']})" for n in few)
+        lines.append(f"  warning: fewer than {FEW_POSITIVES} positives in {report['calibrated_on']}: {counts}; their "
+                     f"thresholds are mostly the pooled one ({report['global_threshold']:g})")  # fmt: skip
+    temps = report["temperature"]["values"]
+    shown = f"{temps[0]:.3g}" if len(set(temps)) == 1 else f"{min(temps):.3g}..{max(temps):.3g} (per class)"
+    lines.append(f"temperature ({report['temperature']['mode']}): {shown}")
+    for key in ("held_out", "cross_fitted"):
+        m = report[key]
+        if m is not None:
+            cf1, at_half = m["calibrated"]["CF1"], m["threshold_0.5"]["CF1"]
+            lines.append(
+                f"{m['where']}, {m['images']} images: CF1 {cf1:.2f} at the thresholds ({at_half:.2f} at "
+                f"0.5), OF1 {m['calibrated']['OF1']:.2f}; ECE {m['ece_before']:.2f} -> {m['ece_after']:.2f} %"
+            )
+    if report["cross_fitted"] is None and report["held_out"] is None:
+        cf1 = report["in_sample"]["calibrated"]["CF1"]
+        lines.append(
+            f"  (too few images to measure out of sample; the in-sample CF1 {cf1:.2f} flatters the thresholds)"
+        )
+    if report["recall_rule"] is not None:
+        rule = report["recall_rule"]
+        lines.append(f"recall rule: p >= {rule['threshold']:.4g}: {rule['guarantee']}")
+        if not rule["attainable"]:
+            lines.append(f"  warning: {rule['images']} calibration images are too few for recall {rule['recall']:g} "
+                         f"(needs {images_needed(rule['recall'])}): the rule predicts every label")  # fmt: skip
+        m = report["out_of_sample"]
+        if m is not None and "recall_rule" in m:
+            lines.append(f"  {m['where']}: mean recall {m['recall_rule']['recall']}, "
+                         f"{m['recall_rule']['labels_per_image']} labels per image")  # fmt: skip
+    return lines

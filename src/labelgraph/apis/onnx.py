@@ -1,7 +1,9 @@
 """ONNX export of an exported model, checked against PyTorch on real inputs (``labelgraph export --onnx``).
 
 The graph takes images in [0, 1] (normalisation is inside, as in PyTorch) with a dynamic batch size at the
-model's image size, and returns logits. Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
+model's image size, and returns logits -- divided by the model's temperature when ``labelgraph calibrate`` fitted one,
+so that their sigmoid is the probability ``labelgraph predict`` gives. Needs the ``onnx`` extra (onnx, onnxscript,
+onnxruntime).
 """
 
 from __future__ import annotations
@@ -12,9 +14,31 @@ import numpy as np
 import torch
 
 
-def export_onnx(model: torch.nn.Module, image_size: int, out: str | Path) -> Path:
-    """Write ``out`` (``images`` (B, 3, S, S) -> ``logits`` (B, C)) with torch's exporter."""
-    model = model.eval()
+class TemperatureScaled(torch.nn.Module):
+    """``model``'s logits divided by a temperature (one, or one per class): what the exported graph computes."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float | list[float]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("temperature", torch.as_tensor(temperature, dtype=torch.float32).reshape(1, -1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images) / self.temperature  # (B, C) / (1, C or 1)
+
+
+def onnx_module(model: torch.nn.Module, temperature: float | list[float] = 1.0) -> torch.nn.Module:
+    """The module the ONNX graph is traced from: the model, with its temperature when it has one."""
+    if not isinstance(temperature, list) and temperature == 1.0:
+        return model.eval()
+    return TemperatureScaled(model, temperature).eval()
+
+
+def export_onnx(
+    model: torch.nn.Module, image_size: int, out: str | Path, temperature: float | list[float] = 1.0
+) -> Path:
+    """Write ``out`` (``images`` (B, 3, S, S) -> ``logits`` (B, C), divided by ``temperature``) with torch's
+    exporter."""
+    model = onnx_module(model, temperature)
     example = torch.rand(2, 3, image_size, image_size)
     torch.onnx.export(
         model,
@@ -29,8 +53,12 @@ def export_onnx(model: torch.nn.Module, image_size: int, out: str | Path) -> Pat
     return Path(out)
 
 
-def check_onnx(model: torch.nn.Module, onnx_path: str | Path, images: torch.Tensor) -> float:
-    """Run the ONNX file with onnxruntime on ``images`` and return the largest |logit difference| to PyTorch."""
+def check_onnx(
+    model: torch.nn.Module, onnx_path: str | Path, images: torch.Tensor, temperature: float | list[float] = 1.0
+) -> float:
+    """Run the ONNX file with onnxruntime on ``images`` and return the largest |logit difference| to PyTorch (the
+    model's logits divided by ``temperature``)."""
+    model = onnx_module(model, temperature)
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

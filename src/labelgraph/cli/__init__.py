@@ -35,7 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("fit", "test a checkpoint with a config"),
     "export": ("export", "a checkpoint -> an exported model folder (+ checked ONNX, + the Hugging Face Hub)"),
     "predict": ("predict", "tag images, folders and globs with a model; JSON or CSV of every class's probability"),
-    "calibrate": ("calibrate", "per-class F1-optimal thresholds on a split, stored in the model"),
+    "calibrate": (
+        "calibrate",
+        "temperature, thresholds that hold on new images, a recall-guaranteed rule: in the model",
+    ),
+    "audit": ("audit", "the labels of a split most likely wrong (missed or wrong tags), from out-of-fold models"),
     "explain": ("explain", "overlays of the class maps of the predicted labels (the method's own, else Grad-CAM)"),
     "serve": ("serve", "an HTTP API (POST /predict, /health, /metadata) and a web page for a model"),
     "retrieve": ("retrieve", "the nearest images of a query by a model's features"),

@@ -67,6 +67,28 @@ def load_split(args: argparse.Namespace, split: str, default_classes: list[str] 
     )
 
 
+THRESHOLD_RULES = ("calibrated", "recall")
+
+
+def threshold_value(text: str) -> str | float:
+    """``--threshold``: ``calibrated``, ``recall`` or a probability."""
+    if text in THRESHOLD_RULES:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a probability in [0, 1], 'calibrated' or 'recall'")
+    return value
+
+
+def threshold_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold", default=None, type=threshold_value,
+                   help="a probability, 'calibrated' (the per-class thresholds) or 'recall' (the rule with a recall "
+                   "guarantee, labelgraph calibrate --recall); default: the model's stored thresholds")  # fmt: skip
+
+
 def default_device() -> str:
     import torch
 

@@ -1,10 +1,16 @@
-"""``labelgraph compare TRAIN.csv --methods ...``: the demo's method comparison on your own images."""
+"""``labelgraph compare TRAIN.csv --methods ...``: methods compared on your own images.
+
+By default every method is trained by ``labelgraph train``'s own rule, over several seeds where the held-out split is
+small (:mod:`labelgraph.studies.train_comparison`), so the table predicts what ``train`` delivers; ``--protocol
+frozen`` (the demo's quick tour: heads on the frozen backbone's cached features) and ``--protocol end-to-end`` (the
+demo's protocol, fine-tuned) screen methods faster, labelled as such."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from labelgraph.cli._common import UsageError
 from labelgraph.cli.demo import label_study_arguments, label_study_options, study_step
 from labelgraph.cli.own_data import (
     backbone_and_weights,
@@ -17,22 +23,41 @@ from labelgraph.cli.own_data import (
 from labelgraph.errors import InvalidInputError
 
 TOUR = "baseline,ml_gcn,add_gcn,query2label"
+PROTOCOLS = ("train", "frozen", "end-to-end")
 
 
 def compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labelgraph compare",
-        description="Train and compare methods on your labelled images with the demo's protocol: same images, epochs "
-        "and seed, each method's own recipe; by default the heads on the frozen pretrained backbone's cached features "
-        "(--no-frozen-backbone: every method fine-tuned end to end). Writes a table, results.json and report.html.",
+        description="Train and compare methods on your labelled images. Default: each method as labelgraph train "
+        "would train it (head, then the whole network, early-stopped, calibrated), over 3 seeds when the held-out "
+        "split has fewer than 200 images, ties within the noise said as such. --protocol frozen / end-to-end: the "
+        "demo's quicker protocol (same epochs for every method), for screening.",
     )
     split_arguments(p)
     p.add_argument("--methods", default=TOUR, help=f"comma-separated registered methods, or 'all' (default {TOUR})")
     weights_arguments(p)
-    p.add_argument("--epochs", type=int, default=4, help="epochs per method (default 4)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--frozen-backbone", action=argparse.BooleanOptionalAction, default=True,
-                   help="heads on the frozen backbone's cached features (default), or all fine-tuned")  # fmt: skip
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                   help="train: labelgraph train's rule for every method (default); frozen: the demo's heads on the "
+                   "frozen backbone's cached features (quick screening; the default of --labels studies); end-to-end: "
+                   "the demo's protocol fine-tuning everything")  # fmt: skip
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="train protocol: runs per method (default 3 when the held-out split has < 200 images, else 1)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="frozen/end-to-end: epochs per method (default 4); train: the most whole-network epochs",
+    )
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--frozen-backbone", dest="protocol", action="store_const", const="frozen", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-frozen-backbone", dest="protocol", action="store_const", const="end-to-end", help=argparse.SUPPRESS
+    )
     label_study_arguments(p)
     run_arguments(p, "compare")
     return p
@@ -47,16 +72,41 @@ def run(argv: list[str]) -> int:
     methods = list_models() if args.methods == "all" else args.methods.split(",")
     if unknown := [m for m in methods if m not in list_models()]:
         raise InvalidInputError(f"--methods {unknown}: not registered; the methods: {', '.join(list_models())}")
+    protocol = args.protocol or ("frozen" if study else "train")
+    if study and protocol == "train":
+        raise UsageError("--labels studies run under the demo's protocol: --protocol frozen or end-to-end")
     if "test" not in splits:
         print("test: the validation split (no --test given)")
     backbone, weights = backbone_and_weights(args.weights, args.backbone)
     embeddings = label_embeddings(splits["train"].class_names)
-    print(f"methods: {', '.join(methods)}; backbone {backbone} ({weights}), {args.epochs} epochs, seed {args.seed}, "
-          f"{'frozen backbone (cached features)' if args.frozen_backbone else 'fine-tuned end to end'}; "
-          f"run folder {out}\nloading PyTorch and Lightning ...", flush=True)  # fmt: skip
+    progress = not args.no_progress and sys.stderr.isatty()
+    if protocol == "train":
+        return compare_by_train(args, splits, methods, out, backbone, weights, embeddings, progress)
+    epochs = args.epochs or 4
+    print(f"methods: {', '.join(methods)}; backbone {backbone} ({weights}), {epochs} epochs, seed {args.seed}, "
+          f"{'frozen backbone (cached features)' if protocol == 'frozen' else 'fine-tuned end to end'} (the demo's "
+          f"protocol: quick screening, not what labelgraph train delivers); run folder {out}\n"
+          "loading PyTorch and Lightning ...", flush=True)  # fmt: skip
     from labelgraph.studies.own_comparison import compare_on_splits
 
-    progress = not args.no_progress and sys.stderr.isatty()
-    compare_on_splits(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, args.epochs,
-                      args.batch_size, args.seed, args.frozen_backbone, progress, **study_step(study))  # fmt: skip
+    frozen = protocol == "frozen"
+    compare_on_splits(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, epochs,
+                      args.batch_size or 32, args.seed, frozen, progress, **study_step(study))  # fmt: skip
+    return 0
+
+
+def compare_by_train(args: argparse.Namespace, splits: dict, methods: list[str], out: object, backbone: str,
+                     weights: str, embeddings: str, progress: bool) -> int:  # fmt: skip
+    """The default protocol: every method by labelgraph train's rule, over seeds."""
+    held = splits.get("test", splits["val"])
+    seeds = args.seeds or None
+    print("loading PyTorch and Lightning ...", flush=True)
+    from labelgraph.studies.train_comparison import compare_by_train_rule, default_seeds, refuse_composed
+
+    refuse_composed(methods)
+    seeds = seeds or default_seeds(len(held))
+    print(f"methods: {', '.join(methods)}; each by labelgraph train's rule, {seeds} seed(s) from {args.seed} "
+          f"({len(held)} held-out images); backbone {backbone} ({weights}); run folder {out}", flush=True)  # fmt: skip
+    compare_by_train_rule(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, seeds,
+                          args.seed, args.epochs, args.batch_size, progress)  # fmt: skip
     return 0

@@ -1,4 +1,4 @@
-"""``labelgraph data demo|graph|stats|check|hide-labels``: datasets and label graphs."""
+"""``labelgraph data demo|graph|stats|check|hide-labels|add-noise``: datasets and label graphs."""
 
 from __future__ import annotations
 
@@ -28,9 +28,19 @@ def run(argv: list[str]) -> int:
     check = sub.add_parser("check", help="open every image of a split and report the bad ones")
     dataset_arguments(check)
     hide_labels_parser(sub)
+    noise = sub.add_parser("add-noise", help="plant label errors (missed and wrong tags) to test an audit",
+                           description="Plant label errors in a split, reproducibly: each known positive dropped with "
+                           "probability --drop, and --add times as many wrong positives at known negative entries. "
+                           "Writes the noisy CSV and NEW.noise.json listing every changed entry.")  # fmt: skip
+    noise.add_argument("split", help="the split (for csv: the CSV file)")
+    noise.add_argument("--drop", type=float, default=0.10, help="probability of dropping a positive (0.10)")
+    noise.add_argument("--add", type=float, default=0.05, help="wrong positives, as a fraction of the positives (0.05)")
+    noise.add_argument("--seed", type=int, default=0)
+    noise.add_argument("--out", required=True, help="the new CSV file")
+    source_arguments(noise)
     args = p.parse_args(argv)
     actions = {"demo": data_demo, "graph": data_graph, "stats": data_stats, "check": data_check,
-               "hide-labels": data_hide_labels}  # fmt: skip
+               "hide-labels": data_hide_labels, "add-noise": data_add_noise}  # fmt: skip
     return actions[args.action](args)
 
 
@@ -142,3 +152,27 @@ def hidden_table(counts: dict[str, dict[str, int]]) -> str:
         neg = f"{c['negatives'] - c['negatives_hidden']}/{c['negatives']}"
         lines.append(f"{name:<{width}}  {pos:>14}  {neg:>14}")
     return "\n".join(lines)
+
+
+def data_add_noise(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from labelgraph.data.formats import write_csv
+    from labelgraph.data.label_noise import add_label_noise
+
+    table = load_split(args, args.split)
+    try:
+        noisy, changed = add_label_noise(table, args.drop, args.add, args.seed)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    out = Path(args.out)
+    write_csv(noisy, out, rebase=True)
+    entries = [{"image": table.images[i], "label": table.class_names[c],
+                "kind": "missing" if table.targets[i, c] == 1 else "spurious"} for i, c in changed]  # fmt: skip
+    record = out.with_name(out.stem + ".noise.json")
+    summary = {"source": str(args.split), "drop": args.drop, "add": args.add, "seed": args.seed, "changed": entries}
+    record.write_text(json.dumps(summary, indent=1) + "\n")
+    missing = sum(e["kind"] == "missing" for e in entries)
+    print(f"wrote {out}: {missing} positives dropped, {len(entries) - missing} wrong positives added "
+          f"(seed {args.seed}); the changed entries in {record}")  # fmt: skip
+    return 0

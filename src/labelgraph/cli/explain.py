@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import UsageError, threshold_argument
 
 
 def explain_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for the PNG overlays")
     p.add_argument("--classes", default=None, help="comma-separated classes to explain (default: the predicted)")
     p.add_argument("--top-k", type=int, default=3, help="explain at most K predicted labels (default 3)")
-    p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
+    threshold_argument(p)
     return p
 
 
@@ -41,9 +41,7 @@ def run(argv: list[str]) -> int:
     unknown = [c for c in wanted or [] if c not in predictor.classes]
     if unknown:
         raise UsageError(f"--classes: unknown {unknown}; the model's: {', '.join(predictor.classes)}")
-    thresholds = predictor.resolve_thresholds(
-        args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
-    )
+    thresholds = predictor.resolve_thresholds(args.threshold)
     failed = 0
     for path in args.images:
         try:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import UsageError, threshold_argument
 
 
 def run(argv: list[str]) -> int:
@@ -14,7 +14,7 @@ def run(argv: list[str]) -> int:
     p.add_argument("model", help="an exported model folder (labelgraph export, or the demo's <method>/model)")
     p.add_argument("paths", nargs="+", help="images, folders (searched recursively) or glob patterns")
     p.add_argument("--out", default=None, help="x.json or x.csv (default: JSON on standard output)")
-    p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
+    threshold_argument(p)
     p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
@@ -35,8 +35,9 @@ def run(argv: list[str]) -> int:
 
         predictor.score_classes(read_class_list(args.classes), args.embeddings)
     paths, missing = expand_paths(args.paths)
-    threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
-    result = predictor.predict(paths, threshold=threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True)
+    result = predictor.predict(
+        paths, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True
+    )
     result["errors"] = missing + result["errors"]
     if args.out:
         write_predictions(result, args.out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import UsageError, threshold_argument
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-timeout", type=float, default=0.01, help="seconds a batch waits to fill (0.01)")
     p.add_argument("--workers", type=int, default=1, help="inference worker processes per device (1)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--threshold", default=None, help="a probability, or 'calibrated' (default: the model's)")
+    threshold_argument(p)
     p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
     limit_arguments(p)
     p.add_argument("--api-key", default=None, help="demand 'Authorization: Bearer KEY' (or $LABELGRAPH_API_KEY)")
@@ -65,7 +65,6 @@ def run(argv: list[str]) -> int:
         int(args.max_decoded_mb * 2**20), args.decode_timeout, args.read_timeout,
         int(args.max_inflight_mb * 2**20) if args.max_inflight_mb else None,
     )  # fmt: skip
-    threshold = args.threshold if args.threshold in (None, "calibrated") else float(args.threshold)
     serve(
         args.model,
         host=args.host,
@@ -75,7 +74,7 @@ def run(argv: list[str]) -> int:
         batch_timeout=args.batch_timeout,
         workers=args.workers,
         device=args.device,
-        threshold=threshold,
+        threshold=args.threshold,
         top_k=args.top_k,
         limits=limits,
         api_key=args.api_key,

@@ -36,6 +36,12 @@ def train_parser() -> argparse.ArgumentParser:
                    help="for a train split with unknown entries: an incomplete-label loss (ignore, an, wan, "
                    "partial_bce, epr, role, ll_r, ll_ct, ll_cp, hill, splc) or 'own' (the method's criterion); "
                    "default: the one docs/incomplete_labels.md recommends for the split's setting")  # fmt: skip
+    p.add_argument("--target", default="f1", help="what each class's threshold aims at on validation: f1 "
+                   "(default), precision:0.9 or recall:0.8 (docs/trust.md)")  # fmt: skip
+    p.add_argument("--recall", type=float, default=0.9, metavar="R",
+                   help="also store a threshold with expected recall >= R on new images (0.9; 0: none)")  # fmt: skip
+    p.add_argument("--temperature", default="global", choices=("global", "per-class", "none"),
+                   help="temperature scaling fitted on validation (default: one temperature)")  # fmt: skip
     run_arguments(p, "train")
     return p
 
@@ -47,6 +53,12 @@ def run(argv: list[str]) -> int:
 
     if args.method not in list_models():
         raise UsageError(f"--method {args.method!r}: not registered; the methods: {', '.join(list_models())}")
+    from labelgraph.models import ImageEmbeddings, get_recipe
+
+    if isinstance(get_recipe(args.method).prerequisite, ImageEmbeddings):
+        raise UsageError(f"--method {args.method}: its label embeddings come from another trained model, which "
+                         "labelgraph train does not compose; labelgraph compare --protocol frozen trains it with its "
+                         "prerequisite")  # fmt: skip
     from labelgraph.data.hide_labels import label_setting_of
 
     label_setting = label_setting_of(splits["train"].targets)
@@ -58,27 +70,45 @@ def run(argv: list[str]) -> int:
         raise UsageError(f"--loss {args.loss!r}: use own or one of {', '.join(INCOMPLETE_LABEL_LOSSES)}")
     from labelgraph.studies.fine_tune import fine_tune, make_plan
 
+    calibration = calibration_settings(args)
     embeddings = label_embeddings(splits["train"].class_names)
     plan = make_plan(len(splits["train"]), args.method, backbone, weights, args.image_size or 224, embeddings,
-                     args.seed, args.epochs, args.batch_size, label_setting, args.loss)  # fmt: skip
+                     args.seed, args.epochs, args.batch_size, label_setting, args.loss, calibration)  # fmt: skip
     print("\n".join(plan.lines()), f"run folder: {out}", sep="\n", flush=True)
     metrics = fine_tune(splits, plan, out, progress=not args.no_progress and sys.stderr.isatty())
     held = "test" if "test" in metrics else "val"
     train_map = metrics["train_mAP"]
     fit = "n/a" if train_map is None else f"{train_map:.2f}"  # single-positive labels: no known negative to rank
-    print(f"\nmAP: {metrics[held]['mAP']:.2f} on {held}, {fit} on the training images' known labels; "
-          f"calibrated CF1 {metrics['calibration']['calibrated']['CF1']:.2f} (0.5: "
-          f"{metrics['calibration']['threshold_0.5']['CF1']:.2f})")  # fmt: skip
-    print(next_commands(out))
+    print(f"\nmAP: {metrics[held]['mAP']:.2f} on {held}, {fit} on the training images' known labels")
+    measured = metrics["calibration"]["out_of_sample"]
+    if measured is not None:
+        print(f"CF1 at the calibrated thresholds: {measured['calibrated']['CF1']:.2f} on {measured['where']} (at 0.5: "
+              f"{measured['threshold_0.5']['CF1']:.2f}); ECE {measured['ece_before']:.2f} -> "
+              f"{measured['ece_after']:.2f} %")  # fmt: skip
+    print(next_commands(out, args.recall or None))
     return 0
 
 
-def next_commands(out: Path) -> str:
+def calibration_settings(args: argparse.Namespace) -> object:
+    """``--target --recall --temperature`` as :class:`~labelgraph.apis.calibration.CalibrationSettings`."""
+    from labelgraph.apis.calibration import CalibrationSettings
+    from labelgraph.evaluation.thresholds import ThresholdRule
+
+    try:
+        return CalibrationSettings(ThresholdRule.parse(args.target), args.temperature.replace("-", "_"),
+                                   args.recall or None, seed=args.seed)  # fmt: skip
+    except ValueError as err:
+        raise UsageError(f"--target/--recall: {err}") from None
+
+
+def next_commands(out: Path, recall: float | None = None) -> str:
     model = out / "model"
     return "\n".join([
-        f"wrote {model} (thresholds calibrated), {out / 'report.html'}, {out / 'metrics.json'}",
+        f"wrote {model} (calibrated), {out / 'report.html'}, {out / 'metrics.json'}",
         "next:",
         f"  labelgraph predict {model} photos/ --out tags.csv     # tag new images",
+        *([f"  labelgraph predict {model} photos/ --threshold recall # tags keeping >= {recall:.0%} of true labels "
+           "(expected)"] if recall else []),
         f"  labelgraph serve {model}                             # an HTTP API and a web page",
         f"  labelgraph explain {model} photo.jpg --out maps/       # where each label is seen",
         f"  labelgraph export {model} --push-to-hub ORG/NAME      # share it",

@@ -29,6 +29,7 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -85,6 +86,22 @@ class EpochLines(L.Callback):
             f"{self.name} epoch {trainer.current_epoch + 1}/{self.epochs}: {', '.join(parts)} ({took:.1f} s)",
             flush=True,
         )
+
+
+class EarlyStoppingAfterWarmup(EarlyStopping):
+    """Lightning's early stopping that starts watching only once the learning-rate warm-up is over: during a one-cycle
+    warm-up the rate is still climbing and the validation metric may stall or drop for a few epochs, which is not a
+    sign that training is done. Epochs before ``start_epoch`` (0-based) neither count toward the patience nor set the
+    best score."""
+
+    def __init__(self, *args: Any, start_epoch: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_epoch = start_epoch
+
+    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        if trainer.current_epoch < self.start_epoch:
+            return
+        super()._run_early_stopping_check(trainer)
 
 
 class KeepBatchNormStatistics(L.Callback):

@@ -259,6 +259,10 @@ class MultiLabelTask(L.LightningModule):
             main = f"{prefix}/mAP"
             self.log(main, scalars.pop(main), prog_bar=True)
             self.log_dict(scalars)
+        if self.ema is not None and stage == "val" and {"val", "val_ema"} <= set(self.results):
+            # what a run that keeps the better of raw and EMA weights should monitor: the better one's mAP
+            best = max(self.results["val"]["mAP"], self.results["val_ema"]["mAP"])
+            self.log("val_best/mAP", 0.0 if math.isnan(best) else best)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("val", batch)

@@ -64,6 +64,10 @@ class ModelConfig:
         eval_transform: how an image becomes the S x S input (:data:`EVAL_TRANSFORMS`): the one validation used.
         thresholds: one decision threshold, or one per class (calibrated).
         calibration: how per-class thresholds were chosen (the split, the rule), when they were.
+        temperature: the logits are divided by it before the sigmoid (temperature scaling): one number, or one per
+            class; 1.0: the probabilities are the network's own.
+        recall_rule: a threshold with a recall guarantee (``labelgraph calibrate --recall``): ``threshold``,
+            ``recall`` and how it was fitted; predict's ``--threshold recall`` uses it.
         label_graph: a summary of ``label_graph.safetensors`` (classes, embeddings, knowledge nodes); None: no graph.
         recipe: what the model was trained with (criterion, optimiser, schedule, EMA, ...), when known.
         metrics: the last evaluation of each split, percent (``{"val": {"mAP": ...}}``), when known.
@@ -81,6 +85,8 @@ class ModelConfig:
     eval_transform: str = "resize"
     thresholds: float | list[float] = 0.5
     calibration: dict[str, Any] | None = None
+    temperature: float | list[float] = 1.0
+    recall_rule: dict[str, Any] | None = None
     label_graph: dict[str, Any] | None = None
     recipe: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
@@ -165,6 +171,8 @@ class ModelConfig:
             eval_transform=check.choice(data, "eval_transform", EVAL_TRANSFORMS, default="resize"),
             thresholds=check.thresholds(data, len(classes)),
             calibration=check.optional(data, "calibration", dict),
+            temperature=check.temperature(data, len(classes)),
+            recall_rule=check.recall_rule(data),
             label_graph=check.optional(data, "label_graph", dict),
             recipe=check.optional(data, "recipe", dict),
             metrics=check.optional(data, "metrics", dict),
@@ -284,6 +292,25 @@ class FieldCheck:
         if not is_number(value) or not 0 <= value <= 1:
             raise self.fail("thresholds", f"expected a probability in [0, 1] or one per class, got {value!r}")
         return float(value)
+
+    def temperature(self, data: dict[str, Any], num_classes: int) -> float | list[float]:
+        value = data.get("temperature", 1.0)
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) != num_classes:
+            raise self.fail("temperature", f"{len(value)} temperatures for {num_classes} classes")
+        if not all(is_number(t) and 0 < t <= 1000 for t in values):
+            raise self.fail("temperature", f"expected a positive number or one per class, got {value!r}")
+        return [float(t) for t in value] if isinstance(value, list) else float(value)
+
+    def recall_rule(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        rule = self.optional(data, "recall_rule", dict)
+        if rule is None:
+            return None
+        if not (is_number(rule.get("threshold")) and 0 <= rule["threshold"] <= 1):
+            raise self.fail("recall_rule.threshold", f"expected a probability, got {rule.get('threshold')!r}")
+        if not (is_number(rule.get("recall")) and 0 < rule["recall"] < 1):
+            raise self.fail("recall_rule.recall", f"expected a fraction in (0, 1), got {rule.get('recall')!r}")
+        return dict(rule)
 
 
 def is_number(value: Any) -> bool:

@@ -51,6 +51,8 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
         "input_size": predictor.image_size,
         "thresholds": [float(t) for t in predictor.thresholds],
         "calibrated": predictor.calibrated,
+        "temperature": [float(t) for t in predictor.temperature],
+        "recall_rule": predictor.recall_rule,
         "preprocessing": config.preprocessing,
         "maps": "class maps" if hasattr(predictor.model.head, "class_maps") else "Grad-CAM",
         "labelgraph_version": version("labelgraph"),
@@ -84,7 +86,7 @@ def build_server(
     """The LitServer for one exported model, routes and checks in place (``run`` it to serve)."""
     limits = limits or UploadLimits()
     predictor = Predictor.load(model_dir)  # fail here, with the file named, rather than in a worker
-    predictor.resolve_thresholds(threshold)  # 'calibrated' on an uncalibrated model is refused now
+    predictor.resolve_thresholds(threshold)  # 'calibrated' / 'recall' on a model without them is refused now
     api = TaggingAPI(str(model_dir), threshold, top_k, max_batch_size=max_batch_size, batch_timeout=batch_timeout,
                      max_decoded_bytes=limits.max_decoded_bytes, decode_timeout=limits.decode_timeout,
                      log_batches=log_batches)  # fmt: skip
@@ -116,6 +118,7 @@ def add_routes(server: ls.LitServer, meta: dict[str, Any], limits: UploadLimits)
     app = server.app
     app.state.upload_limits = limits
     app.state.calibrated = meta["calibrated"]
+    app.state.recall_rule = meta["recall_rule"] is not None
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/"]  # LitServe's stub
     page = files("labelgraph.serving").joinpath("page", "index.html").read_text(encoding="utf-8")
 

@@ -42,8 +42,8 @@ class TaggingAPI(ls.LitAPI):
 
     Args:
         model_dir: the exported model (``labelgraph export``, or the demo's ``<method>/model``).
-        threshold: the server's default decision rule: None (the model's stored thresholds), a probability, or
-            ``"calibrated"``; a request may override it (``?threshold=``).
+        threshold: the server's default decision rule: None (the model's stored thresholds), a probability,
+            ``"calibrated"`` or ``"recall"``; a request may override it (``?threshold=``).
         top_k: the default cap on labels per image (``?top_k=`` overrides).
         max_batch_size, batch_timeout: LitServe's dynamic batching (requests per batch, seconds to wait).
         max_decoded_bytes: refuse (413) an image whose decode would hold more (estimated from its header).

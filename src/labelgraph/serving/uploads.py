@@ -6,7 +6,8 @@ Two bodies mean the same thing:
 - ``application/json``: ``{"images": [{"name": "dog.jpg", "data": "<base64>"}, ...]}`` (a bare base64 string is an
   image too).
 
-and the query string holds the options: ``threshold`` (a probability or ``calibrated``), ``top_k``, ``maps``.
+and the query string holds the options: ``threshold`` (a probability, ``calibrated`` or ``recall``), ``top_k``,
+``maps``.
 
 Each image is checked here for what is cheap to see -- empty, over ``max_image_mb``, not an image by its content
 type or its header, more pixels than ``max_pixels`` (the decompression-bomb guard: a few kilobytes of PNG can
@@ -93,6 +94,8 @@ async def read_upload(request: Request) -> dict[str, Any]:
     options = read_options(dict(request.query_params))
     if options.get("threshold") == "calibrated" and not request.app.state.calibrated:
         raise RequestRefused(422, "this model has no calibrated thresholds: run `labelgraph calibrate` first")
+    if options.get("threshold") == "recall" and not request.app.state.recall_rule:
+        raise RequestRefused(422, "this model has no recall rule: run `labelgraph calibrate --recall 0.9` first")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         items = await multipart_items(request, limits)
@@ -126,15 +129,16 @@ def read_options(query: dict[str, str]) -> dict[str, Any]:
     try:
         if "threshold" in query:
             value = query["threshold"]
-            options["threshold"] = value if value == "calibrated" else float(value)
-            if value != "calibrated" and not 0.0 <= options["threshold"] <= 1.0:
+            options["threshold"] = value if value in ("calibrated", "recall") else float(value)
+            if value not in ("calibrated", "recall") and not 0.0 <= options["threshold"] <= 1.0:
                 raise ValueError
         if "top_k" in query:
             options["top_k"] = int(query["top_k"])
             if options["top_k"] < 1:
                 raise ValueError
     except ValueError:
-        raise RequestRefused(422, "threshold must be a probability or 'calibrated'; top_k an integer >= 1") from None
+        problem = "threshold must be a probability, 'calibrated' or 'recall'; top_k an integer >= 1"
+        raise RequestRefused(422, problem) from None
     if "maps" in query:
         if query["maps"].lower() not in ("true", "false", "1", "0"):
             raise RequestRefused(422, f"maps must be true or false, not {query['maps']!r}")

@@ -19,6 +19,7 @@ from PIL import Image
 
 from labelgraph.files import write_text
 from labelgraph.visualization.report import plot_curves, plot_per_class_ap
+from labelgraph.visualization.trust import trust_section
 
 
 def _png(path_or_image: Path | Image.Image) -> str:
@@ -92,21 +93,28 @@ def write_html_report(run_dir: str | Path, count: int = 6) -> Path:
     plot_curves(results.get("history", {}), run / "curves.png")
     what = html.escape(data["description"]) if "description" in data else f"{data['kind']} scenes (seed {data['seed']})"
     sizes = " / ".join(f"{data[s]['num_images']} {s}" for s in ("train", "val", "test") if s in data)
+    epochs = html.escape(settings["stages"]) if "stages" in settings else f"{settings['epochs']} epochs"
+    trust = results.get("trust")
+    thresholds = "the calibrated thresholds (next section)" if trust else "each model's stored thresholds"
     body = f"""
 <h1>labelgraph report</h1>
-<p>{what}: {sizes} images, {len(classes)} classes. {settings["epochs"]} epochs, backbone
-<code>{html.escape(settings["backbone"])}</code>, {settings["image_size"]} px, on {settings["device"]}.
-{held_out.capitalize()} split, percent (mAP non-interpolated, CF1 harmonic, threshold 0.5).</p>
-<h2>Metrics</h2>{_table(methods)}
-<h2>Per-class AP</h2>{_png(run / "per_class_ap.png")}
-<h2>Training</h2>{_png(run / "curves.png")}
+<p>{what}: {sizes} images, {len(classes)} classes. {epochs}; backbone
+<code>{html.escape(settings["backbone"])}</code>, {settings["image_size"]} px, on {settings["device"]}.</p>
+<h2>Metrics on the {held_out} split</h2><p>Percent; mAP non-interpolated (no threshold); CP..OF1 at the uncalibrated
+threshold 0.5, CF1 harmonic.</p>{_table(methods)}
+<h2>Per-class AP ({held_out} split)</h2>{_png(run / "per_class_ap.png")}
+<h2>Training</h2><p>Training loss and validation mAP per epoch.</p>{_png(run / "curves.png")}
+{trust_section(trust) if trust else ""}
 <h2>Examples: {html.escape(best)} (best mAP) on the first {held_out} images</h2>
+<p>Predicted: the labels at {thresholds}, with their probabilities.</p>
 {_examples(run, run / examples["split"], run / examples["model"], count)}
 """
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
         ".ex{display:inline-block;width:400px;vertical-align:top;margin:4px}.ex img{width:192px;margin-right:4px}"
+        ".card{display:inline-block;width:250px;vertical-align:top;margin:4px;font-size:13px}"
+        ".few td{background:#fff3cd}.warn{color:#8a4b00}td:first-child{text-align:left}"
     )
     page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>labelgraph report</title><style>{style}</style>"
     page += f"</head><body>{body}</body></html>"

@@ -1,0 +1,277 @@
+"""How far the numbers of ``labelgraph calibrate``, ``train`` and ``audit`` hold, measured on the demo's scenes.
+
+    python -m benchmarks.bench_trust [--work DIR] [--out FILE]
+
+One run trains the demo's quick-tour models (``labelgraph demo``'s frozen-backbone protocol on the Fashion scenes,
+2,000 training images, the stand-in pretrained ResNet-10t, 4 epochs; baseline, ML-GCN, Query2Label), scores their
+validation (500) and test (500) splits, and measures:
+
+1. **thresholds**: per-class thresholds chosen on 30 validation images, CF1 on the untouched test split -- the old rule
+   (each class's own F1 optimum, ``prior_positives=0``) against the new one (shrunk toward the pooled threshold,
+   ``prior_positives=10``) and a few other strengths; on one draw and on 10 random draws (mean and spread);
+2. **calibration**: ECE on the test split before and after temperature scaling fitted on the validation split, one
+   temperature and one per class, for the three methods;
+3. **conformal**: 200 random calibration/test splits of the 1,000 scored images at recall 0.9: the test recall (mean,
+   5th and 95th percentile) and labels per image of the conformal rule, MAPIE's controller on its grid, and the
+   per-class F1 thresholds fitted on the same calibration images;
+4. **audit**: the demo's train split with planted errors (``labelgraph data add-noise``: 10 % of positives dropped,
+   5 % as many wrong ones added, seed 0), out-of-fold scores of five ML-GCN heads (``labelgraph audit --protocol head``:
+   the head on the frozen backbone's cached features), and how well the ranking finds the planted entries (precision
+   at K = their number, AUPRC) against per-class confident learning on the same scores -- and the test mAP of a head
+   trained on the clean, the noisy and the noisy labels with the top-K suspects of each ranking flipped back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import RESULTS, write
+
+METHODS = ("baseline", "ml_gcn", "query2label")
+MAIN = "ml_gcn"
+OURS, CL = "labelgraph audit (model + label graph)", "confident learning (self-confidence)"
+
+
+def train_models(work: Path, seed: int = 0) -> dict[str, Any]:
+    """The demo's quick tour (frozen backbone, 4 epochs) on the Fashion scenes; its exported models and splits."""
+    from labelgraph.studies.demo import run_demo
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = run_demo(out=work, methods=list(METHODS), epochs=4, data="fashion", seed=seed, train_images=2000,
+                           image_size=96, progress=False, pretrain_images=3000, frozen_backbone=True)  # fmt: skip
+    return {
+        "data": results["dataset"]["kind"],
+        "test_mAP": {m: round(results["methods"][m]["mAP"], 2) for m in METHODS},
+    }
+
+
+def split_logits(model_dir: Path, csv_file: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from labelgraph.apis.predict import Predictor
+    from labelgraph.data.formats import load_table
+    from labelgraph.evaluation.scoring import split_scores
+
+    predictor = Predictor.load(model_dir)
+    table = load_table("csv", str(csv_file), class_names=classes)
+    return split_scores(predictor.logits, predictor.transform, table, 128).astype(np.float64), table.targets
+
+
+def thresholds_table(z_val: np.ndarray, y_val: np.ndarray, z_test: np.ndarray, y_test: np.ndarray) -> dict:
+    from labelgraph.evaluation.calibration import apply_temperature
+    from labelgraph.evaluation.metrics import decision_metrics
+    from labelgraph.evaluation.thresholds import ThresholdRule
+
+    p_val, p_test = apply_temperature(z_val, 1.0), apply_temperature(z_test, 1.0)
+    rules = {"own optimum (old, k = 0)": 0.0, "k = 3": 3.0, "shrunk, k = 10 (new default)": 10.0, "k = 30": 30.0,
+             "one pooled threshold (k = inf)": float("inf")}  # fmt: skip
+    rng = np.random.default_rng(0)
+    draws = [rng.choice(len(y_val), 30, replace=False) for _ in range(10)]
+    rows = {}
+    for name, k in rules.items():
+        test_cf1, in_sample, near_zero = [], [], []
+        for idx in draws:
+            fit = ThresholdRule(prior_positives=k).fit(p_val[idx], y_val[idx])
+            test_cf1.append(decision_metrics(p_test >= fit.thresholds, y_test)["CF1"])
+            in_sample.append(decision_metrics(p_val[idx] >= fit.thresholds, y_val[idx])["CF1"])
+            near_zero.append(int((fit.thresholds < 0.01).sum()))
+        rows[name] = {"test_CF1_first_draw": round(test_cf1[0], 2), "test_CF1_mean": round(float(np.mean(test_cf1)), 2),
+                      "test_CF1_std": round(float(np.std(test_cf1, ddof=1)), 2),
+                      "in_sample_CF1_mean": round(float(np.mean(in_sample)), 2),
+                      "thresholds_below_0.01_mean": round(float(np.mean(near_zero)), 2)}  # fmt: skip
+    at_half = decision_metrics(p_test >= 0.5, y_test)["CF1"]
+    return {"calibration_images": 30, "draws": len(draws), "test_images": len(y_test),
+            "test_CF1_at_0.5": round(at_half, 2), "rules": rows}  # fmt: skip
+
+
+def calibration_table(scored: dict[str, tuple]) -> dict:
+    from labelgraph.evaluation.calibration import apply_temperature, calibration_error, fit_temperature
+
+    rows = {}
+    for method, (z_val, y_val, z_test, y_test) in scored.items():
+        one, per_class = fit_temperature(z_val, y_val), fit_temperature(z_val, y_val, per_class=True)
+        rows[method] = {
+            "temperature": round(float(one[0]), 3),
+            "per_class_range": [round(float(per_class.min()), 3), round(float(per_class.max()), 3)],
+            "ECE_before": round(calibration_error(apply_temperature(z_test, 1.0), y_test)["overall"], 2),
+            "ECE_after": round(calibration_error(apply_temperature(z_test, one), y_test)["overall"], 2),
+            "ECE_after_per_class": round(calibration_error(apply_temperature(z_test, per_class), y_test)["overall"], 2),
+            "classwise_ECE_before": round(calibration_error(apply_temperature(z_test, 1.0), y_test)["class_mean"], 2),
+            "classwise_ECE_after": round(calibration_error(apply_temperature(z_test, one), y_test)["class_mean"], 2),
+        }
+    return {"fitted_on": "validation split (500 images)", "measured_on": "test split (500 images)",
+            "binning": "15 equal-width bins, every (image, class) entry", "methods": rows}  # fmt: skip
+
+
+def conformal_table(p: np.ndarray, y: np.ndarray, splits: int = 200, recall: float = 0.9) -> dict:
+    from labelgraph.evaluation.conformal import conformal_recall_threshold, image_recall
+    from labelgraph.evaluation.thresholds import ThresholdRule
+
+    labelled = np.flatnonzero((y == 1).any(1))
+    p, y = p[labelled], y[labelled]
+    grid = np.arange(0, 1, 0.01)
+    out = {}
+    for n_cal in (50, 500):
+        rng = np.random.default_rng(n_cal)
+        found: dict[str, list] = {"conformal": [], "mapie_grid": [], "f1_thresholds": []}
+        for _ in range(splits):
+            order = rng.permutation(len(y))
+            cal, test = order[:n_cal], order[n_cal:]
+            t = conformal_recall_threshold(p[cal], y[cal], recall).threshold
+            rules = {"conformal": p[test] >= t, "mapie_grid": p[test] > grid[grid < t].max(initial=0.0),
+                     "f1_thresholds": p[test] >= ThresholdRule().fit(p[cal], y[cal]).thresholds}  # fmt: skip
+            for name, decided in rules.items():
+                found[name].append((np.nanmean(image_recall(decided, y[test])), decided.sum(1).mean()))
+        out[f"{n_cal}_calibration_images"] = {
+            name: {"recall_mean": round(float(np.mean([r for r, _ in v])), 4),
+                   "recall_p5": round(float(np.percentile([r for r, _ in v], 5)), 4),
+                   "recall_p95": round(float(np.percentile([r for r, _ in v], 95)), 4),
+                   "labels_per_image": round(float(np.mean([s for _, s in v])), 2)}
+            for name, v in found.items()
+        }  # fmt: skip
+    mapie = mapie_check(p, y, recall)
+    return {"target_recall": recall, "splits": splits, "images": len(y), "results": out, "mapie_check": mapie,
+            "true_labels_per_image": round(float((y == 1).sum(1).mean()), 2)}  # fmt: skip
+
+
+def mapie_check(p: np.ndarray, y: np.ndarray, recall: float) -> dict | None:
+    """MAPIE's controller on the first 500 images: its threshold against the largest grid point below ours."""
+    try:
+        from mapie.risk_control import MultiLabelClassificationController
+    except ImportError:
+        return None
+    from labelgraph.evaluation.conformal import conformal_recall_threshold
+
+    ours = conformal_recall_threshold(p[:500], y[:500], recall).threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        controller = MultiLabelClassificationController(
+            predict_function=lambda rows: p[rows[:, 0].astype(int)], target_level=recall
+        ).calibrate(np.arange(500)[:, None], y[:500])
+    grid = np.arange(0, 1, 0.01)
+    return {"ours": round(ours, 5), "mapie": round(float(controller.best_predict_param[0]), 5),
+            "largest_grid_point_below_ours": round(float(grid[grid < ours].max()), 5)}  # fmt: skip
+
+
+def ranking_quality(suspicion: np.ndarray, wrong: np.ndarray) -> dict:
+    from sklearn.metrics import average_precision_score
+
+    known = np.isfinite(suspicion)
+    s, w = suspicion[known], wrong[known]
+    k = int(w.sum())
+    top = np.argsort(-s, kind="stable")[:k]
+    return {"precision_at_K": round(float(w[top].mean()), 4), "AUPRC": round(float(average_precision_score(w, s)), 4)}
+
+
+def head_map(table: Any, val: Any, test: Any, plan: Any, out: Path) -> float:
+    """Test mAP of an ML-GCN head trained on ``table`` on the frozen backbone (``labelgraph train``'s stage 1)."""
+    from labelgraph.apis.predict import Predictor
+    from labelgraph.evaluation.metrics import evaluate
+    from labelgraph.evaluation.scoring import split_scores
+    from labelgraph.studies.demo import DemoSettings
+    from labelgraph.studies.fine_tune import pretrained_argument, train_head, write_splits
+
+    write_splits({"train": table, "val": val}, out / "splits")
+    settings = DemoSettings(plan.head_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        folder, _ = train_head(plan, settings, out)
+    predictor = Predictor.load(folder)
+    return round(
+        float(evaluate(split_scores(predictor.scores, predictor.transform, test, 128), test.targets)["mAP"]), 2
+    )
+
+
+def audit_table(work: Path, classes: list[str]) -> dict:
+    from labelgraph.data.formats import load_table
+    from labelgraph.data.label_noise import add_label_noise
+    from labelgraph.evaluation.label_audit import audit_scores, self_confidence_suspicion
+    from labelgraph.studies.audit import out_of_fold_scores
+    from labelgraph.studies.fine_tune import make_plan
+
+    data = work / "data"
+    clean = load_table("csv", str(data / "train.csv"), class_names=classes)
+    val = load_table("csv", str(data / "val.csv"), class_names=classes)
+    test = load_table("csv", str(data / "test.csv"), class_names=classes)
+    noisy, changed = add_label_noise(clean, 0.10, 0.05, seed=0)
+    wrong = noisy.targets != clean.targets
+    weights = str(next((work / "pretrained").glob("*.safetensors")))
+    plan = make_plan(int(len(clean) * 0.8 * 0.8), MAIN, "resnet10t", weights, 96, "glove50", 0)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        probs = out_of_fold_scores(noisy, plan, work / "audit", folds=5, protocol="head")
+    oof_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    ours = audit_scores(probs, noisy.targets)
+    audit_seconds = time.perf_counter() - start
+    no_graph = audit_scores(probs, noisy.targets, use_graph=False)["suspicion"]
+    rankings = {OURS: ours["suspicion"], "same noise model, model only (no graph)": no_graph,
+                CL: self_confidence_suspicion(probs, noisy.targets)}  # fmt: skip
+    quality = {name: ranking_quality(s, wrong) for name, s in rankings.items()}
+    flags = ours["confident_learning"]
+    quality[CL]["flagged"] = {
+        "count": int(flags.sum()), "precision": round(float(wrong[flags].mean()), 4),
+        "recall": round(float(flags[wrong].mean()), 4)}  # fmt: skip
+    k = int(wrong.sum())
+    maps = {
+        "clean labels": head_map(clean, val, test, plan, work / "heads" / "clean"),
+        "noisy labels": head_map(noisy, val, test, plan, work / "heads" / "noisy"),
+    }
+    for name, key in (("noisy, top-K of labelgraph audit fixed", OURS),
+                      ("noisy, top-K of confident learning fixed", CL)):  # fmt: skip
+        fixed = noisy.subset(np.arange(len(noisy)))
+        s = np.nan_to_num(rankings[key], nan=-1.0)
+        for flat in np.argsort(-s.ravel(), kind="stable")[:k]:
+            i, c = divmod(int(flat), s.shape[1])
+            fixed.targets[i, c] = 1 - fixed.targets[i, c]
+        maps[name] = head_map(fixed, val, test, plan, work / "heads" / key.split()[0])
+    planted = {
+        "missing": int((wrong & (clean.targets == 1)).sum()),
+        "spurious": int((wrong & (clean.targets == 0)).sum()),
+    }
+    return {"planted": planted, "K": k, "out_of_fold_seconds": round(oof_seconds, 1),
+            "audit_seconds": round(audit_seconds, 2), "noise_rates_fitted": ours["noise_rates"], "rankings": quality,
+            "test_mAP_of_a_head": maps}  # fmt: skip
+
+
+def run(work: Path) -> dict[str, Any]:
+    from labelgraph.evaluation.calibration import apply_temperature
+
+    start = time.perf_counter()
+    trained = train_models(work)
+    classes = (work / "data" / "classes.txt").read_text().split()
+    scored = {}
+    for method in METHODS:
+        z_val, y_val = split_logits(work / method / "model", work / "data" / "val.csv", classes)
+        z_test, y_test = split_logits(work / method / "model", work / "data" / "test.csv", classes)
+        scored[method] = (z_val, y_val, z_test, y_test)
+    z_val, y_val, z_test, y_test = scored[MAIN]
+    pool = apply_temperature(np.concatenate([z_val, z_test]), 1.0)
+    result = {
+        "models": trained,
+        "thresholds": thresholds_table(z_val, y_val, z_test, y_test),
+        "calibration": calibration_table(scored),
+        "conformal": conformal_table(pool, np.concatenate([y_val, y_test])),
+        "audit": audit_table(work, classes),
+    }
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", default="bench_trust_work", help="folder for the data, models and folds")
+    p.add_argument("--out", default=str(RESULTS / "trust.json"))
+    args = p.parse_args()
+    result = run(Path(args.work))
+    write(result, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
