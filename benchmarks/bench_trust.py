@@ -6,11 +6,12 @@ One run trains the demo's quick-tour models (``labelgraph demo``'s frozen-backbo
 2,000 training images, the stand-in pretrained ResNet-10t, 4 epochs; baseline, ML-GCN, Query2Label), scores their
 validation (500) and test (500) splits, and measures:
 
-1. **thresholds**: per-class thresholds chosen on 30 validation images, CF1 on the untouched test split -- the old rule
-   (each class's own F1 optimum, ``prior_positives=0``) against the new one (shrunk toward the pooled threshold,
-   ``prior_positives=10``) and a few other strengths; on one draw and on 10 random draws (mean and spread);
-2. **calibration**: ECE on the test split before and after temperature scaling fitted on the validation split, one
-   temperature and one per class, for the three methods;
+1. **thresholds**: per-class thresholds chosen on 10 or 30 validation images, CF1 on the untouched test split -- the
+   old rule (each class's own F1 optimum, ``prior_positives=0``) against the new default (shrunk toward the pooled
+   threshold, ``prior_positives=2``) and other strengths; on one draw and on 10 random draws (mean and spread), with
+   the classes predicted on nearly every test image, and the in-sample and cross-fitted CF1 the rule would report;
+2. **calibration**: ECE on the test split of the network's probabilities and of each scaling fitted on the validation
+   split (Platt, temperature, each per class), for the three methods;
 3. **conformal**: 200 random calibration/test splits of the 1,000 scored images at recall 0.9: the test recall (mean,
    5th and 95th percentile) and labels per image of the conformal rule, MAPIE's controller on its grid, and the
    per-class F1 thresholds fitted on the same calibration images;
@@ -18,7 +19,8 @@ validation (500) and test (500) splits, and measures:
    5 % as many wrong ones added, seed 0), out-of-fold scores of five ML-GCN heads (``labelgraph audit --protocol head``:
    the head on the frozen backbone's cached features), and how well the ranking finds the planted entries (precision
    at K = their number, AUPRC) against per-class confident learning on the same scores -- and the test mAP of a head
-   trained on the clean, the noisy and the noisy labels with the top-K suspects of each ranking flipped back.
+   trained on the clean labels, the noisy ones, and the noisy ones after a person reviewed the top K suspects of each
+   ranking and corrected those that were wrong.
 """
 
 from __future__ import annotations
@@ -64,47 +66,61 @@ def split_logits(model_dir: Path, csv_file: Path, classes: list[str]) -> tuple[n
 
 
 def thresholds_table(z_val: np.ndarray, y_val: np.ndarray, z_test: np.ndarray, y_test: np.ndarray) -> dict:
+    """Per-class thresholds chosen on ``n`` validation images by each rule, measured on the test split; and how far
+    the in-sample and the cross-fitted CF1 of the default rule are from its test CF1."""
     from labelgraph.evaluation.calibration import apply_temperature
+    from labelgraph.evaluation.cross_fitting import cross_fit
     from labelgraph.evaluation.metrics import decision_metrics
     from labelgraph.evaluation.thresholds import ThresholdRule
 
     p_val, p_test = apply_temperature(z_val, 1.0), apply_temperature(z_test, 1.0)
-    rules = {"own optimum (old, k = 0)": 0.0, "k = 3": 3.0, "shrunk, k = 10 (new default)": 10.0, "k = 30": 30.0,
-             "one pooled threshold (k = inf)": float("inf")}  # fmt: skip
-    rng = np.random.default_rng(0)
-    draws = [rng.choice(len(y_val), 30, replace=False) for _ in range(10)]
-    rows = {}
-    for name, k in rules.items():
-        test_cf1, in_sample, near_zero = [], [], []
-        for idx in draws:
-            fit = ThresholdRule(prior_positives=k).fit(p_val[idx], y_val[idx])
-            test_cf1.append(decision_metrics(p_test >= fit.thresholds, y_test)["CF1"])
-            in_sample.append(decision_metrics(p_val[idx] >= fit.thresholds, y_val[idx])["CF1"])
-            near_zero.append(int((fit.thresholds < 0.01).sum()))
-        rows[name] = {"test_CF1_first_draw": round(test_cf1[0], 2), "test_CF1_mean": round(float(np.mean(test_cf1)), 2),
-                      "test_CF1_std": round(float(np.std(test_cf1, ddof=1)), 2),
-                      "in_sample_CF1_mean": round(float(np.mean(in_sample)), 2),
-                      "thresholds_below_0.01_mean": round(float(np.mean(near_zero)), 2)}  # fmt: skip
-    at_half = decision_metrics(p_test >= 0.5, y_test)["CF1"]
-    return {"calibration_images": 30, "draws": len(draws), "test_images": len(y_test),
-            "test_CF1_at_0.5": round(at_half, 2), "rules": rows}  # fmt: skip
+    rules = {"own optimum (old rule, k = 0)": 0.0, "k = 1": 1.0, "k = 2 (new default)": 2.0, "k = 3": 3.0,
+             "k = 10": 10.0, "one pooled threshold (k = inf)": float("inf")}  # fmt: skip
+    out: dict[str, Any] = {
+        "test_images": len(y_test),
+        "test_CF1_at_0.5": round(decision_metrics(p_test >= 0.5, y_test)["CF1"], 2),
+    }
+    for n in (10, 30):
+        rng = np.random.default_rng(n)
+        draws = [rng.choice(len(y_val), n, replace=False) for _ in range(10)]
+        rows = {}
+        for name, k in rules.items():
+            rule = ThresholdRule(prior_positives=k)
+            test_cf1, always, estimates = [], [], {"in_sample": [], "cross_fitted": []}
+            for idx in draws:
+                t = rule.fit(p_val[idx], y_val[idx]).thresholds
+                test_cf1.append(decision_metrics(p_test >= t, y_test)["CF1"])
+                always.append(int(((p_test >= t).mean(0) > 0.95).sum()))  # classes predicted on nearly every image
+                estimates["in_sample"].append(decision_metrics(p_val[idx] >= t, y_val[idx])["CF1"])
+                held = cross_fit(p_val[idx], y_val[idx], lambda s, y, h, r=rule: h >= r.fit(s, y).thresholds, 5, 0)
+                estimates["cross_fitted"].append(decision_metrics(held, y_val[idx])["CF1"])
+            rows[name] = {
+                "test_CF1_first_draw": round(test_cf1[0], 2), "test_CF1_mean": round(float(np.mean(test_cf1)), 2),
+                "test_CF1_std": round(float(np.std(test_cf1, ddof=1)), 2),
+                "always_predicted_classes_mean": round(float(np.mean(always)), 2),
+                "in_sample_CF1_mean": round(float(np.mean(estimates["in_sample"])), 2),
+                "cross_fitted_CF1_mean": round(float(np.mean(estimates["cross_fitted"])), 2),
+            }  # fmt: skip
+        out[f"{n}_validation_images"] = {"draws": len(draws), "rules": rows}
+    return out
 
 
 def calibration_table(scored: dict[str, tuple]) -> dict:
-    from labelgraph.evaluation.calibration import apply_temperature, calibration_error, fit_temperature
+    from labelgraph.evaluation.calibration import SCALING_MODES, calibration_error, fit_scaling
 
     rows = {}
     for method, (z_val, y_val, z_test, y_test) in scored.items():
-        one, per_class = fit_temperature(z_val, y_val), fit_temperature(z_val, y_val, per_class=True)
-        rows[method] = {
-            "temperature": round(float(one[0]), 3),
-            "per_class_range": [round(float(per_class.min()), 3), round(float(per_class.max()), 3)],
-            "ECE_before": round(calibration_error(apply_temperature(z_test, 1.0), y_test)["overall"], 2),
-            "ECE_after": round(calibration_error(apply_temperature(z_test, one), y_test)["overall"], 2),
-            "ECE_after_per_class": round(calibration_error(apply_temperature(z_test, per_class), y_test)["overall"], 2),
-            "classwise_ECE_before": round(calibration_error(apply_temperature(z_test, 1.0), y_test)["class_mean"], 2),
-            "classwise_ECE_after": round(calibration_error(apply_temperature(z_test, one), y_test)["class_mean"], 2),
+        row: dict[str, Any] = {}
+        for mode in SCALING_MODES:  # none: the network's own probabilities
+            scaling = fit_scaling(z_val, y_val, mode)
+            ece = calibration_error(scaling.apply(z_test), y_test)
+            row[mode] = {"ECE": round(ece["overall"], 2), "classwise_ECE": round(ece["class_mean"], 2)}
+        platt = fit_scaling(z_val, y_val, "platt")
+        row["platt_fit"] = {
+            "temperature": round(float(platt.temperature[0]), 3),
+            "bias": round(float(platt.bias[0]), 3),
         }
+        rows[method] = row
     return {"fitted_on": "validation split (500 images)", "measured_on": "test split (500 images)",
             "binning": "15 equal-width bins, every (image, class) entry", "methods": rows}  # fmt: skip
 
@@ -169,6 +185,37 @@ def ranking_quality(suspicion: np.ndarray, wrong: np.ndarray) -> dict:
     return {"precision_at_K": round(float(w[top].mean()), 4), "AUPRC": round(float(average_precision_score(w, s)), 4)}
 
 
+def cleanlab_rankings(probs: np.ndarray, targets: np.ndarray, wrong: np.ndarray) -> dict | None:
+    """cleanlab's own multi-label confident learning on the same scores (when the optional, AGPL-licensed package is
+    installed: ``pip install -e .[bench-cleanlab]``): its per-class label quality as a ranking, and its per-class
+    issues. Unknown entries count as absent for cleanlab (it has no unknown state) and are left out of the measures."""
+    try:
+        from cleanlab.multilabel_classification.filter import find_multilabel_issues_per_class
+        from cleanlab.multilabel_classification.rank import get_label_quality_scores_per_class
+    except ImportError:
+        return None
+    labels = [list(np.flatnonzero(row == 1)) for row in targets]
+    known = targets >= 0
+    out = {}
+    for method, adjust in (("self_confidence", False), ("normalized_margin", True)):
+        per_class = get_label_quality_scores_per_class(labels, probs, method=method, adjust_pred_probs=adjust)
+        quality = as_entries(per_class, targets.shape)
+        out[f"cleanlab {method}{' (adjusted)' if adjust else ''}"] = ranking_quality(
+            np.where(known, 1 - quality, np.nan), wrong
+        )
+    flags = as_entries(find_multilabel_issues_per_class(labels, probs), targets.shape) & known
+    out["cleanlab find_multilabel_issues_per_class"] = {"count": int(flags.sum()),
+                                                        "precision": round(float(wrong[flags].mean()), 4),
+                                                        "recall": round(float(flags[wrong].mean()), 4)}  # fmt: skip
+    return out
+
+
+def as_entries(values: Any, shape: tuple[int, int]) -> np.ndarray:
+    """cleanlab's per-class output as (N, K), whether it came as (N, K) or as K arrays of N."""
+    array = np.asarray(values)
+    return array if array.shape == shape else array.T
+
+
 def head_map(table: Any, val: Any, test: Any, plan: Any, out: Path) -> float:
     """Test mAP of an ML-GCN head trained on ``table`` on the frozen backbone (``labelgraph train``'s stage 1)."""
     from labelgraph.apis.predict import Predictor
@@ -214,6 +261,7 @@ def audit_table(work: Path, classes: list[str]) -> dict:
                 CL: self_confidence_suspicion(probs, noisy.targets)}  # fmt: skip
     quality = {name: ranking_quality(s, wrong) for name, s in rankings.items()}
     flags = ours["confident_learning"]
+    quality["cleanlab (optional, on the same scores)"] = cleanlab_rankings(probs, noisy.targets, wrong)
     quality[CL]["flagged"] = {
         "count": int(flags.sum()), "precision": round(float(wrong[flags].mean()), 4),
         "recall": round(float(flags[wrong].mean()), 4)}  # fmt: skip
@@ -222,13 +270,16 @@ def audit_table(work: Path, classes: list[str]) -> dict:
         "clean labels": head_map(clean, val, test, plan, work / "heads" / "clean"),
         "noisy labels": head_map(noisy, val, test, plan, work / "heads" / "noisy"),
     }
-    for name, key in (("noisy, top-K of labelgraph audit fixed", OURS),
-                      ("noisy, top-K of confident learning fixed", CL)):  # fmt: skip
+    reviewed = {}
+    for name, key in (("noisy, top-K of labelgraph audit reviewed", OURS),
+                      ("noisy, top-K of confident learning reviewed", CL)):  # fmt: skip
+        # a person reviews the K most suspect entries and corrects those that are wrong (the others stay as they are)
         fixed = noisy.subset(np.arange(len(noisy)))
         s = np.nan_to_num(rankings[key], nan=-1.0)
-        for flat in np.argsort(-s.ravel(), kind="stable")[:k]:
-            i, c = divmod(int(flat), s.shape[1])
-            fixed.targets[i, c] = 1 - fixed.targets[i, c]
+        rows, cols = np.divmod(np.argsort(-s.ravel(), kind="stable")[:k], s.shape[1])
+        found = wrong[rows, cols]
+        fixed.targets[rows[found], cols[found]] = clean.targets[rows[found], cols[found]]
+        reviewed[name] = int(found.sum())
         maps[name] = head_map(fixed, val, test, plan, work / "heads" / key.split()[0])
     planted = {
         "missing": int((wrong & (clean.targets == 1)).sum()),
@@ -236,7 +287,7 @@ def audit_table(work: Path, classes: list[str]) -> dict:
     }
     return {"planted": planted, "K": k, "out_of_fold_seconds": round(oof_seconds, 1),
             "audit_seconds": round(audit_seconds, 2), "noise_rates_fitted": ours["noise_rates"], "rankings": quality,
-            "test_mAP_of_a_head": maps}  # fmt: skip
+            "test_mAP_of_a_head": maps, "errors_corrected_by_review": reviewed}  # fmt: skip
 
 
 def run(work: Path) -> dict[str, Any]:

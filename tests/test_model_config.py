@@ -119,6 +119,10 @@ BROKEN = {  # name: (how the config.json is broken, the field the error must nam
     "three std values of which one is zero": (lambda d: d.update(std=[0.5, 0, 0.5]), "field 'std'"),
     "an unknown eval transform": (lambda d: d.update(eval_transform="fisheye"), "field 'eval_transform'"),
     "a newer format": (lambda d: d.update(format_version=9), "field 'format_version'"),
+    "a zero temperature": (lambda d: d.update(temperature=0), "field 'temperature'"),
+    "a bias per class, one too few": (lambda d: d.update(logit_bias=[0.1, 0.2, 0.3]), "field 'logit_bias': 3 values"),
+    "a recall rule without a threshold": (lambda d: d.update(recall_rule={"recall": 0.9}), "recall_rule.threshold"),
+    "a recall of 1": (lambda d: d.update(recall_rule={"recall": 1.0, "threshold": 0.2}), "recall_rule.recall"),
 }
 
 

@@ -116,3 +116,28 @@ def test_evaluate_command_writes_tables_and_json(tiny_dataset, tmp_path):
     assert "mean relative drop" in md.read_text() and "| occlusion | clean | 1 | 2 |" in md.read_text()
     assert cli_main(["evaluate", dirs[0], "--split", str(tiny_dataset / "test.csv")]) == 0  # clean metrics only
     assert cli_main(["evaluate", dirs[0], "--split", str(tiny_dataset / "test.csv"), "--severities", "x"]) == 2
+
+
+def test_evaluate_reports_the_ece_of_the_probabilities_predict_gives_and_draws_the_reliability(
+    tiny_dataset, tmp_path, capsys
+):
+    from labelgraph.apis.export import update_config
+    from labelgraph.evaluation.calibration import calibration_error
+
+    classes = (tiny_dataset / "classes.txt").read_text().split()
+    torch.manual_seed(0)
+    model = create_model("baseline", num_classes=len(classes), backbone=TINY_BACKBONE).eval()
+    folder = save_model(model, tmp_path / "m", class_names=classes, image_size=TINY_SIZE)
+    update_config(folder, temperature=2.5)
+    out, picture = tmp_path / "r.json", tmp_path / "reliability.png"
+    argv = ["evaluate", str(folder), "--split", str(tiny_dataset / "test.csv"), "--classes",
+            str(tiny_dataset / "classes.txt"), "--out", str(out), "--reliability", str(picture)]  # fmt: skip
+    assert cli_main(argv) == 0
+    assert "| ECE |" in capsys.readouterr().out
+    table = load_table("csv", str(tiny_dataset / "test.csv"), class_names=classes)
+    with torch.no_grad():
+        images = torch.stack([CorruptedDataset(table, TINY_SIZE)[i][0] for i in range(len(table))])
+        probs = torch.sigmoid(model(images) / 2.5).numpy()
+    reported = json.loads(out.read_text())["models"]["baseline"]["clean"]
+    assert reported["ECE"] == pytest.approx(calibration_error(probs, table.targets)["overall"], abs=1e-4)
+    assert picture.stat().st_size > 5_000 and picture.read_bytes()[:4] == b"\x89PNG"

@@ -11,7 +11,13 @@ import torch
 from sklearn.metrics import average_precision_score, f1_score
 from torchmetrics.functional.classification import binary_calibration_error
 
-from labelgraph.evaluation.calibration import apply_temperature, calibration_error, fit_temperature, reliability_bins
+from labelgraph.evaluation.calibration import (
+    apply_temperature,
+    calibration_error,
+    fit_scaling,
+    fit_temperature,
+    reliability_bins,
+)
 from labelgraph.evaluation.conformal import conformal_recall_threshold, image_recall, images_needed
 from labelgraph.evaluation.cross_fitting import cross_fit, fold_indices
 from labelgraph.evaluation.label_audit import (
@@ -41,11 +47,11 @@ class TestThresholds:
         assert old[0] <= 0.02  # the old rule: every image gets the class
         fit = ThresholdRule().fit(scores, targets)
         assert fit.positives.tolist() == [1, 4] and fit.few().tolist() == [True, True]
-        assert fit.thresholds[0] > 0.05  # mostly the global threshold now
-        # the formula, by hand: log-odds weighted by n_c and k = 10
+        assert fit.thresholds[0] > 0.1  # two thirds of the way to the global threshold now
+        # the formula, by hand: probabilities weighted by n_c and k = 2
         own, g = fit.own[0], fit.global_threshold
-        assert fit.thresholds[0] == pytest.approx(expit((1 * logit(own) + 10 * logit(g)) / 11))
-        assert fit.weight.tolist() == pytest.approx([1 / 11, 4 / 14])
+        assert fit.thresholds[0] == pytest.approx((1 * own + 2 * g) / 3)
+        assert fit.weight.tolist() == pytest.approx([1 / 3, 4 / 6])
 
     def test_the_global_threshold_maximises_the_pooled_f1(self):
         rng = np.random.default_rng(0)
@@ -135,6 +141,22 @@ class TestCalibrationError:
         assert fit_temperature(z, y) == pytest.approx(np.full(4, 2.5), rel=0.06)
         before, after = calibration_error(expit(z), y)["overall"], calibration_error(apply_temperature(z, 2.5), y)
         assert after["overall"] < before / 3
+
+    def test_platt_scaling_recovers_a_shift_that_no_temperature_can(self):
+        # true probability sigmoid(z / 2 - 1.5): logits shifted as an asymmetric loss leaves them
+        rng = np.random.default_rng(8)
+        z = rng.normal(1.0, 3.0, (6000, 3))
+        y = (rng.random(z.shape) < expit(z / 2.0 - 1.5)).astype(np.int8)
+        platt = fit_scaling(z, y, "platt")
+        assert platt.temperature == pytest.approx(np.full(3, 2.0), rel=0.06)
+        assert platt.bias == pytest.approx(np.full(3, -1.5), abs=0.1)
+        temperature = fit_scaling(z, y, "temperature")
+        assert (temperature.bias == 0).all()
+        ece = {name: calibration_error(s.apply(z), y)["overall"] for name, s in (("platt", platt), ("t", temperature))}
+        assert ece["platt"] < 1.5 < ece["t"]
+        assert np.allclose(fit_scaling(z, y, "none").apply(z), expit(z))
+        with pytest.raises(ValueError, match="platt_per_class"):
+            fit_scaling(z, y, "isotonic")
 
     def test_per_class_temperatures_and_the_fallback_for_thin_classes(self):
         rng = np.random.default_rng(4)

@@ -56,17 +56,18 @@ def test_calibrate_stores_temperature_thresholds_and_recall_rule_that_predict_ap
     assert "cross-fitted" in printed and "ECE" in printed and "recall rule: p >=" in printed
     config = json.loads((folder / "config.json").read_text())
     report = json.loads((tmp_path / "report.json").read_text())
-    assert isinstance(config["temperature"], float) and config["temperature"] != 1.0
+    assert isinstance(config["temperature"], float) and isinstance(config["logit_bias"], float)
+    assert (config["temperature"], config["logit_bias"]) != (1.0, 0.0)  # Platt scaling, fitted
     assert config["recall_rule"]["recall"] == 0.8 and config["calibration"]["out_of_sample"]["where"].startswith(
         str(tiny_dataset / "test.csv")
     )
     assert config["calibration"]["positives"] == [s["positives"] for s in report["support"].values()]
     assert report["in_sample"]["where"].startswith("the calibration split itself: in-sample")
-    # predict applies the temperature to the logits and the recall rule's threshold to every class
+    # predict scales the logits as fitted and applies the recall rule's threshold to every class
     predictor = labelgraph.load(folder)
     x = torch.rand(2, 3, TINY_SIZE, TINY_SIZE)
-    logits = predictor.logits(x)
-    assert np.allclose(predictor.scores(x), 1 / (1 + np.exp(-logits / config["temperature"])), atol=1e-6)
+    scaled = predictor.logits(x) / config["temperature"] + config["logit_bias"]
+    assert np.allclose(predictor.scores(x), 1 / (1 + np.exp(-scaled)), atol=1e-6)
     assert np.allclose(predictor.resolve_thresholds("recall"), config["recall_rule"]["threshold"])
     images = [str(p) for p in sorted((tiny_dataset / "images").rglob("*.png"))[:3]]
     out = tmp_path / "tags.csv"
@@ -87,26 +88,28 @@ def test_recall_threshold_and_a_bad_threshold_are_refused_where_they_cannot_appl
 
 
 def test_per_class_temperature_and_precision_target(tiny_model, tiny_dataset, tmp_path, capsys):
-    folder = calibrated_copy(tiny_model, tiny_dataset, tmp_path / "m", "--temperature", "per-class", "--target",
-                             "precision:0.8", "--prior-positives", "0")  # fmt: skip
+    folder = calibrated_copy(tiny_model, tiny_dataset, tmp_path / "m", "--scaling", "temperature-per-class",
+                             "--target", "precision:0.8", "--prior-positives", "0")  # fmt: skip
     config = json.loads((folder / "config.json").read_text())
     # 16 validation images: no class has 10 known positives and negatives, so each takes the one global temperature
-    assert isinstance(config["temperature"], float) and config["calibration"]["temperature"] == "per_class"
+    assert isinstance(config["temperature"], float) and config["calibration"]["scaling"] == "temperature_per_class"
+    assert config["logit_bias"] == 0.0  # temperature scaling: no bias
     assert config["calibration"]["rule_settings"] == {"objective": "precision", "level": 0.8, "prior_positives": 0}
     assert config["recall_rule"] is None
     assert cli_main(["calibrate", str(folder), "--split", "v.csv", "--target", "precision"]) == 2
     assert "precision:LEVEL" in capsys.readouterr().err
 
 
-def test_onnx_graph_divides_by_the_temperature(tiny_model, tiny_dataset, tmp_path):
+def test_onnx_graph_scales_the_logits_as_predict_does(tiny_model, tiny_dataset, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
     from labelgraph.apis.export import update_config
 
     folder = calibrated_copy(tiny_model, tiny_dataset, tmp_path / "m")
-    temperatures = np.linspace(0.5, 3.0, len(labelgraph.load(folder).classes)).tolist()
-    update_config(folder, temperature=temperatures)  # one per class
+    classes = len(labelgraph.load(folder).classes)
+    update_config(folder, temperature=np.linspace(0.5, 3.0, classes).tolist(),
+                  logit_bias=np.linspace(-1.0, 1.0, classes).tolist())  # one per class  # fmt: skip
     assert cli_main(["export", str(folder), "--out", str(tmp_path / "exported"), "--onnx"]) == 0
     session = ort.InferenceSession(str(tmp_path / "exported" / "model.onnx"), providers=["CPUExecutionProvider"])
     x = torch.rand(3, 3, TINY_SIZE, TINY_SIZE)
@@ -215,7 +218,7 @@ def test_train_keeps_stage_ones_best_epoch_and_reports_how_far_to_trust_it(tmp_p
     assert metrics["calibration"]["out_of_sample"]["where"].startswith("the validation split, 5-fold cross-fitted")
     assert metrics["label_audit"]["entries"] and metrics["calibration"]["in_sample"]["where"].startswith("the calib")
     config = json.loads((out / "model" / "config.json").read_text())
-    assert config["recall_rule"]["recall"] == 0.8 and config["temperature"] != 1.0
+    assert config["recall_rule"]["recall"] == 0.8 and config["calibration"]["scaling"] == "platt"
     page = (out / "report.html").read_text()
     assert "How far to trust this model" in page and "Labels to double-check" in page and "stage 2" in page
     # stage 2 started from stage 1's best validation epoch, not its last

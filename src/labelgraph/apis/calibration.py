@@ -1,6 +1,7 @@
 """Calibrate an exported model on a split and store the result in its ``config.json`` (``labelgraph calibrate``, and
-the last step of ``labelgraph train``): a temperature, per-class thresholds that hold on new images, and optionally a
-threshold with a recall guarantee -- each number reported with where it was measured.
+the last step of ``labelgraph train``): the scaling of its logits (Platt or temperature scaling), per-class thresholds
+that hold on new images, and optionally a threshold with a recall guarantee -- each number reported with where it was
+measured.
 
 What it measures (``docs/trust.md`` explains each number):
 
@@ -23,14 +24,14 @@ from labelgraph.apis.export import update_config
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.classes import check_same_classes
 from labelgraph.data.label_table import LabelTable
-from labelgraph.evaluation.calibration import apply_temperature
+from labelgraph.evaluation.calibration import SCALING_MODES, LogitScaling, apply_temperature
 from labelgraph.evaluation.conformal import images_needed
 from labelgraph.evaluation.cross_fitting import DEFAULT_FOLDS
 from labelgraph.evaluation.posthoc import PosthocFit, cross_fitted_measures, fit_posthoc, measure_posthoc
 from labelgraph.evaluation.scoring import split_scores
 from labelgraph.evaluation.thresholds import FEW_POSITIVES, ThresholdRule
 
-TEMPERATURE_MODES = ("global", "per_class", "none", "keep")
+KEEP = "keep"  # the scaling the model already has
 IN_SAMPLE = "the calibration split itself: in-sample, flatters the thresholds (for comparison only)"
 
 
@@ -40,20 +41,22 @@ class CalibrationSettings:
 
     Args:
         rule: how the per-class thresholds are chosen.
-        temperature: ``global`` (one T), ``per_class``, ``none`` (T = 1) or ``keep`` (the model's stored one).
+        scaling: how the logits are scaled, a mode of :data:`labelgraph.evaluation.calibration.SCALING_MODES`
+            (``platt``: one slope and bias for every class, the default; ``temperature``: a slope only;
+            ``*_per_class``; ``none``) or ``keep`` (the model's stored scaling).
         recall: fit the conformal recall rule for this target (None: none).
         folds, seed: the cross-fitting.
     """
 
     rule: ThresholdRule = field(default_factory=ThresholdRule)
-    temperature: str = "global"
+    scaling: str = "platt"
     recall: float | None = None
     folds: int = DEFAULT_FOLDS
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.temperature not in TEMPERATURE_MODES:
-            raise ValueError(f"temperature {self.temperature!r}: one of {', '.join(TEMPERATURE_MODES)}")
+        if self.scaling not in (*SCALING_MODES, KEEP):
+            raise ValueError(f"scaling {self.scaling!r}: one of {', '.join((*SCALING_MODES, KEEP))}")
         if self.recall is not None and not 0 < self.recall < 1:
             raise ValueError(f"recall {self.recall}: a fraction in (0, 1)")
 
@@ -73,7 +76,7 @@ def calibrate_model(
     (default: their annotation files).
 
     Returns:
-        the report: ``calibrated_on``, ``images``, ``rule``, ``temperature``, ``thresholds`` and ``support`` by class,
+        the report: ``calibrated_on``, ``images``, ``rule``, ``scaling``, ``thresholds`` and ``support`` by class,
         ``few_positives``, ``recall_rule``, ``held_out`` / ``cross_fitted`` / ``in_sample`` measures (percent), and
         ``out_of_sample``: the held-out measures if any, else the cross-fitted ones.
     """
@@ -81,12 +84,12 @@ def calibrate_model(
     predictor = predictor or Predictor.load(model_dir)
     calibrated_on, evaluated_on = names or (table.source, eval_table.source if eval_table is not None else None)
     z = split_logits(predictor, table, batch_size, model_dir)
-    temperature = predictor.temperature if settings.temperature == "keep" else settings.temperature
-    fit = fit_posthoc(z, table.targets, settings.rule, temperature, settings.recall)
+    scaling = stored_scaling(predictor) if settings.scaling == KEEP else settings.scaling
+    fit = fit_posthoc(z, table.targets, settings.rule, scaling, settings.recall)
     report = describe_fit(fit, predictor.classes, settings, calibrated_on, len(table))
     with_recall = fit.recall is not None
     report["in_sample"] = {"where": IN_SAMPLE, **measure_posthoc(raw(z), fit.outputs(z), table.targets, with_recall)}
-    report["cross_fitted"] = cross_fitted_measures(z, table.targets, settings.rule, temperature, settings.recall,
+    report["cross_fitted"] = cross_fitted_measures(z, table.targets, settings.rule, scaling, settings.recall,
                                                    settings.folds, settings.seed)  # fmt: skip
     if report["cross_fitted"] is not None:
         report["cross_fitted"]["where"] = report["cross_fitted"]["where"].replace(
@@ -114,6 +117,10 @@ def raw(logits: np.ndarray) -> np.ndarray:
     return apply_temperature(logits, 1.0)
 
 
+def stored_scaling(predictor: Predictor) -> LogitScaling:
+    return LogitScaling(predictor.temperature.astype(np.float64), predictor.logit_bias.astype(np.float64))
+
+
 def describe_fit(
     fit: PosthocFit, classes: list[str], settings: CalibrationSettings, split: str, images: int
 ) -> dict[str, Any]:
@@ -124,7 +131,8 @@ def describe_fit(
                "own": None if np.isnan(t.own[c]) else round(float(t.own[c]), 4), "weight": round(float(t.weight[c]), 3)}
         for c, name in enumerate(classes)
     }  # fmt: skip
-    temps = [round(float(v), 4) for v in fit.temperatures]
+    scaling = {"mode": settings.scaling, "temperature": [round(float(v), 4) for v in fit.scaling.temperature],
+               "bias": [round(float(v), 4) for v in fit.scaling.bias]}  # fmt: skip
     return {
         "calibrated_on": split,
         "images": images,
@@ -132,7 +140,7 @@ def describe_fit(
         "rule_short": settings.rule.short(),
         "rule_settings": settings.rule.to_dict(),
         "global_threshold": round(t.global_threshold, 4),
-        "temperature": {"mode": settings.temperature, "values": temps},
+        "scaling": scaling,
         "thresholds": {name: round(float(v), 4) for name, v in zip(classes, t.thresholds, strict=True)},
         "support": support,
         "few_positives": [name for name, few in zip(classes, t.few(), strict=True) if few],
@@ -141,12 +149,16 @@ def describe_fit(
 
 
 def store_calibration(model_dir: str | Path, fit: PosthocFit, report: dict[str, Any], predictor: Predictor) -> None:
-    """Thresholds, temperature, recall rule and a summary of how they were fitted and how they did, in the config. A
-    stored recall rule fitted on other probabilities (another temperature) is dropped."""
-    temps = [float(v) for v in fit.temperatures]
-    temperature: float | list[float] = temps[0] if len(set(temps)) == 1 else temps
+    """Thresholds, scaling, recall rule and a summary of how they were fitted and how they did, in the config. A
+    stored recall rule fitted on other probabilities (another scaling) is dropped."""
+    temperature, bias = (one_or_each(v) for v in (fit.scaling.temperature, fit.scaling.bias))
     recall_rule = fit.recall.to_dict() if fit.recall is not None else None
-    if recall_rule is None and np.allclose(predictor.temperature, fit.temperatures):
+    kept = stored_scaling(predictor)
+    if (
+        recall_rule is None
+        and np.allclose(kept.temperature, fit.scaling.temperature)
+        and np.allclose(kept.bias, fit.scaling.bias)
+    ):
         recall_rule = predictor.recall_rule  # still valid on the same probabilities
     measured = report["out_of_sample"]
     calibration = {
@@ -156,14 +168,20 @@ def store_calibration(model_dir: str | Path, fit: PosthocFit, report: dict[str, 
         "images": report["images"],
         "positives": [s["positives"] for s in report["support"].values()],
         "few_positives": report["few_positives"],
-        "temperature": report["temperature"]["mode"],
+        "scaling": report["scaling"]["mode"],
         "out_of_sample": None if measured is None else {
             "where": measured["where"], "CF1": measured["calibrated"]["CF1"], "OF1": measured["calibrated"]["OF1"],
             "CF1_at_0.5": measured["threshold_0.5"]["CF1"], "ece_before": measured["ece_before"],
             "ece_after": measured["ece_after"]},
     }  # fmt: skip
     update_config(model_dir, thresholds=[float(v) for v in fit.thresholds.thresholds], calibration=calibration,
-                  temperature=temperature, recall_rule=recall_rule)  # fmt: skip
+                  temperature=temperature, logit_bias=bias, recall_rule=recall_rule)  # fmt: skip
+
+
+def one_or_each(values: np.ndarray) -> float | list[float]:
+    """One number when every class has the same, else one per class (as the config stores them)."""
+    plain = [float(v) for v in values]
+    return plain[0] if len(set(plain)) == 1 else plain
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -174,9 +192,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         counts = ", ".join(f"{n} ({report['support'][n]['positives']})" for n in few)
         lines.append(f"  warning: fewer than {FEW_POSITIVES} positives in {report['calibrated_on']}: {counts}; their "
                      f"thresholds are mostly the pooled one ({report['global_threshold']:g})")  # fmt: skip
-    temps = report["temperature"]["values"]
-    shown = f"{temps[0]:.3g}" if len(set(temps)) == 1 else f"{min(temps):.3g}..{max(temps):.3g} (per class)"
-    lines.append(f"temperature ({report['temperature']['mode']}): {shown}")
+    lines.append(f"probabilities: {scaling_text(report['scaling'])}")
     for key in ("held_out", "cross_fitted"):
         m = report[key]
         if m is not None:
@@ -201,3 +217,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"  {m['where']}: mean recall {m['recall_rule']['recall']}, "
                          f"{m['recall_rule']['labels_per_image']} labels per image")  # fmt: skip
     return lines
+
+
+def scaling_text(scaling: dict[str, Any]) -> str:
+    """``sigmoid(logit / 1.21 - 0.35)`` (or the ranges, per class), with the mode."""
+    t, b = scaling["temperature"], scaling["bias"]
+    if len(set(t)) == 1 and len(set(b)) == 1:
+        formula = f"sigmoid(logit / {t[0]:.3g} {'-' if b[0] < 0 else '+'} {abs(b[0]):.3g})"
+    else:
+        formula = f"sigmoid(logit / T + b), T {min(t):.3g}..{max(t):.3g}, b {min(b):.3g}..{max(b):.3g} by class"
+    return f"{formula} ({scaling['mode'].replace('_', ' ')} scaling)"

@@ -75,6 +75,7 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         f"`{json.dumps(kwargs, sort_keys=True)}`",
         f"- **Input**: {input_line(config)}",
         f"- **Decision thresholds**: {describe_thresholds(config.thresholds)}",
+        f"- **Probabilities**: {describe_calibration(config)}",
         f"- **Label graph**: {describe_graph(graph)}",
         f"- **Classes** ({len(classes)}, in output order): " + ", ".join(f"`{c}`" for c in classes), "",
         "## Metrics (percent)", "", *metrics_lines(config.metrics), "",
@@ -91,6 +92,25 @@ def describe_thresholds(thresholds: float | list[float]) -> str:
     if isinstance(thresholds, list):
         return f"calibrated per class ({min(thresholds):.2f} .. {max(thresholds):.2f})"
     return f"{thresholds:g} for every class"
+
+
+def describe_calibration(config: Any) -> str:
+    """The logits' scaling, the recall rule and where the calibration was measured, in one line."""
+    t, b = config.temperature, config.logit_bias
+    per_class = isinstance(t, list) or isinstance(b, list)
+    parts = ["sigmoid of the logits" if (t, b) == (1.0, 0.0) else
+             "sigmoid(logit / T + b) with T and b fitted per class" if per_class else
+             f"sigmoid(logit / {t:.3g} {'-' if b < 0 else '+'} {abs(b):.3g}) (fitted on validation)"]  # fmt: skip
+    if config.recall_rule:
+        rule = config.recall_rule
+        parts.append(f"`--threshold recall` (p >= {rule['threshold']:.3g}) keeps at least {rule['recall']:g} of an "
+                     f"image's true labels in expectation (conformal, {rule.get('images', '?')} calibration "
+                     "images)")  # fmt: skip
+    measured = (config.calibration or {}).get("out_of_sample")
+    if measured:
+        parts.append(f"calibrated CF1 {measured['CF1']:.2f} and ECE {measured['ece_before']:.2f} -> "
+                     f"{measured['ece_after']:.2f} % on {measured['where']}")  # fmt: skip
+    return "; ".join(parts)
 
 
 def describe_graph(summary: dict[str, Any] | None) -> str:

@@ -2,8 +2,8 @@
 
 Images are read the way training read them (EXIF orientation, grayscale/16-bit/CMYK/alpha converted), brought to the
 input size by the eval transform the model records (squash resize, or a centre crop), and scored with sigmoid
-probabilities -- of the logits divided by the model's temperature when ``labelgraph calibrate`` fitted one. A file that
-cannot be read is reported in ``errors`` by path and the others are still predicted.
+probabilities -- of the logits scaled as ``labelgraph calibrate`` fitted them (``logit / temperature + bias``). A file
+that cannot be read is reported in ``errors`` by path and the others are still predicted.
 
 Decision rules (``threshold``): the model's stored thresholds (default), ``"calibrated"`` (the per-class ones, which
 must exist), ``"recall"`` (the conformal threshold with a recall guarantee, which must exist), or one probability.
@@ -73,7 +73,8 @@ class Predictor:
         classes: class names in output order.
         image_size: the side the model was trained at.
         thresholds: (C,) per-class decision thresholds stored with the model (0.5 unless calibrated).
-        temperature: (C,) the logits are divided by it before the sigmoid (1: the network's own probabilities).
+        temperature, logit_bias: (C,) the probabilities are ``sigmoid(logit / temperature + logit_bias)`` (1 and 0:
+            the network's own).
         recall_rule: the stored recall-guaranteed rule (``threshold``, ``recall``, ...), or None.
         transform: the eval transform the model records (uint8 (3, H, W) -> (3, S, S)).
     """
@@ -88,8 +89,10 @@ class Predictor:
         self.image_size: int = config.image_size
         self.thresholds = np.broadcast_to(np.asarray(config.thresholds, dtype=np.float64), (len(self.classes),)).copy()
         self.calibrated = config.calibrated
-        temperature = np.asarray(config.temperature, dtype=np.float32)
-        self.temperature = np.broadcast_to(temperature, (len(self.classes),)).copy()
+        self.temperature, self.logit_bias = (
+            np.broadcast_to(np.asarray(value, dtype=np.float32), (len(self.classes),)).copy()
+            for value in (config.temperature, config.logit_bias)
+        )
         self.recall_rule = config.recall_rule
         # the eval preprocessing the model was validated with (squash resize, or SSGRL's centre crop)
         self.transform = eval_transform(self.image_size, config.eval_transform)
@@ -117,8 +120,10 @@ class Predictor:
         self.classes = list(class_names)
         self.thresholds = np.full(len(self.classes), 0.5 if isinstance(stored, list) else float(stored))
         self.calibrated = False
-        one = self.config.temperature if not isinstance(self.config.temperature, list) else 1.0  # per-class: not theirs
-        self.temperature = np.full(len(self.classes), float(one), dtype=np.float32)
+        global_scaling = not isinstance(self.config.temperature, list) and not isinstance(self.config.logit_bias, list)
+        t, b = (self.config.temperature, self.config.logit_bias) if global_scaling else (1.0, 0.0)  # per class: theirs
+        self.temperature = np.full(len(self.classes), float(t), dtype=np.float32)
+        self.logit_bias = np.full(len(self.classes), float(b), dtype=np.float32)
         self.recall_rule = None
         return self
 
@@ -139,14 +144,15 @@ class Predictor:
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) the network's logits (before the temperature)."""
+        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) the network's logits (before any scaling)."""
         return self.model(images.to(self.device)).float().cpu().numpy()
 
     @torch.no_grad()
     def scores(self, images: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities: sigmoid(logits / temperature)."""
+        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities: sigmoid(logits / temperature + bias)."""
         logits = self.model(images.to(self.device)).float()
-        return torch.sigmoid(logits / torch.from_numpy(self.temperature).to(logits.device)).cpu().numpy()
+        t, b = (torch.from_numpy(v).to(logits.device) for v in (self.temperature, self.logit_bias))
+        return torch.sigmoid(logits / t + b).cpu().numpy()
 
     def read(self, item: str | Path | bytes | Image.Image, name: str = "<bytes>") -> torch.Tensor:
         """A path, encoded bytes (an upload, errors naming it ``name``) or a PIL image -> uint8 (3, H, W) as decoded

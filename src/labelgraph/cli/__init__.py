@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "tag images, folders and globs with a model; JSON or CSV of every class's probability"),
     "calibrate": (
         "calibrate",
-        "temperature, thresholds that hold on new images, a recall-guaranteed rule: in the model",
+        "calibrated probabilities, thresholds that hold on new images, a recall-guaranteed rule",
     ),
     "audit": ("audit", "the labels of a split most likely wrong (missed or wrong tags), from out-of-fold models"),
     "explain": ("explain", "overlays of the class maps of the predicted labels (the method's own, else Grad-CAM)"),

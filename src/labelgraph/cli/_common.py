@@ -89,6 +89,16 @@ def threshold_argument(p: argparse.ArgumentParser) -> None:
                    "guarantee, labelgraph calibrate --recall); default: the model's stored thresholds")  # fmt: skip
 
 
+SCALINGS = ("platt", "platt-per-class", "temperature", "temperature-per-class", "none")
+
+
+def scaling_argument(p: argparse.ArgumentParser, keep: bool = False) -> None:
+    """``--scaling``: how calibration scales the logits (``docs/trust.md``)."""
+    p.add_argument("--scaling", default="platt", choices=(*SCALINGS, "keep") if keep else SCALINGS,
+                   help="sigmoid(logit / T + b) fitted on the split: platt (one T and b for every class, default), "
+                   "temperature (T only), *-per-class, none" + (", keep (the stored one)" if keep else ""))  # fmt: skip
+
+
 def default_device() -> str:
     import torch
 

@@ -1,30 +1,31 @@
-"""``labelgraph calibrate``: temperature scaling, per-class thresholds that hold on new images and (``--recall``) a
-threshold with a recall guarantee, fitted on a split and stored in the exported model (``docs/trust.md``)."""
+"""``labelgraph calibrate``: the scaling of the logits (Platt or temperature scaling), per-class thresholds that hold
+on new images and (``--recall``) a threshold with a recall guarantee, fitted on a split and stored in the exported
+model (``docs/trust.md``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from labelgraph.cli._common import UsageError, dataset_arguments, load_split
+from labelgraph.cli._common import UsageError, dataset_arguments, load_split, scaling_argument
 
 
 def calibrate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labelgraph calibrate",
-        description="Fit a temperature, per-class thresholds (shrunk toward one pooled threshold where a class has few "
-        "positives) and optionally a recall-guaranteed threshold on a split; store them in the exported model. Every "
-        "number printed says where it was measured: on --eval-split, or cross-fitted on the split.",
+        description="Fit the logits' scaling (Platt by default), per-class thresholds (shrunk toward one pooled "
+        "threshold where a class has few positives) and optionally a recall-guaranteed threshold on a split; store "
+        "them in the exported model. Every number printed says where it was measured: on --eval-split, or "
+        "cross-fitted on the split.",
     )
     p.add_argument("model", help="an exported model folder")
     dataset_arguments(p, "--split")
     p.add_argument("--eval-split", default=None, help="also measure on this split (held out; same format options)")
     p.add_argument("--target", default="f1",
                    help="what each class's threshold aims at: f1 (default), precision:0.9 or recall:0.8")  # fmt: skip
-    p.add_argument("--prior-positives", type=float, default=10.0,
-                   help="weight of the pooled threshold, in positives (default 10; 0: each class alone)")  # fmt: skip
-    p.add_argument("--temperature", default="global", choices=("global", "per-class", "none", "keep"),
-                   help="temperature scaling: one T (default), one per class, none, or the stored one")  # fmt: skip
+    p.add_argument("--prior-positives", type=float, default=2.0,
+                   help="weight of the pooled threshold, in positives (default 2; 0: each class alone)")  # fmt: skip
+    scaling_argument(p, keep=True)
     p.add_argument("--recall", type=float, default=None, metavar="R",
                    help="also fit a threshold with expected recall >= R on new images (conformal risk control); "
                    "predict/serve use it with --threshold recall")  # fmt: skip
@@ -44,7 +45,7 @@ def run(argv: list[str]) -> int:
 
     try:
         settings = CalibrationSettings(ThresholdRule.parse(args.target, args.prior_positives),
-                                       args.temperature.replace("-", "_"), args.recall, args.folds)  # fmt: skip
+                                       args.scaling.replace("-", "_"), args.recall, args.folds)  # fmt: skip
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.folds < 2:

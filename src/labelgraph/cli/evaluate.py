@@ -20,6 +20,7 @@ def run(argv: list[str]) -> int:
     loaded = [(path, *load_trained_model(path)) for path in args.models]
     table = load_split(args, args.split, loaded[0][2].class_names)
     groups: dict[tuple[int, str], dict[str, object]] = {}  # models by input: one decoding pass per size and transform
+    scalings: dict[str, object] = {}  # each model's (temperature, bias), as predict applies them
     for path, model, config in loaded:
         check_same_classes(config.class_names, table.class_names, f"model {path}", f"split {table.source}")
         size = args.image_size or config.image_size
@@ -27,6 +28,7 @@ def run(argv: list[str]) -> int:
             raise UsageError(f"{path}: the model does not record its resolution; pass --image-size")
         name = config.method if sum(c.method == config.method for _, _, c in loaded) == 1 else str(path)
         groups.setdefault((int(size), config.eval_transform), {})[name] = model
+        scalings[name] = (config.temperature, config.logit_bias)
     corruptions, severities = corruption_settings(args)
     results = {}
     for (size, transform), models in groups.items():
@@ -35,13 +37,19 @@ def run(argv: list[str]) -> int:
             evaluate_models(
                 models, table, size, corruptions, severities, metrics=args.metrics, seed=args.seed,
                 batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-                progress=bool(corruptions), eval_transform=transform,
+                progress=bool(corruptions), eval_transform=transform, scalings=scalings,
             )
         )  # fmt: skip
     text = evaluation_tables(results, corruptions)
     print(text)
     if args.markdown:
         write_text(args.markdown, text + "\n")
+    if args.reliability:
+        from labelgraph.visualization.trust import reliability_figure, save_figure
+
+        curves = {name: r["clean"]["reliability"] for name, r in results.items()}
+        save_figure(reliability_figure(curves, f"{table.source}"), args.reliability)
+        print(f"wrote {args.reliability} (reliability diagram: 15 equal-width probability bins)")
     if args.out:
         payload = {"split": str(table.source), "class_names": table.class_names, "corruptions": corruptions,
                    "severities": severities, "metrics": args.metrics, "seed": args.seed, "models": results}  # fmt: skip
@@ -71,6 +79,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--out", default=None, help="write every number to this JSON file")
+    p.add_argument("--reliability", default=None, metavar="PNG", help="draw the models' reliability diagram here")
     p.add_argument("--markdown", default=None, help="write the tables to this Markdown file")
     return p
 
@@ -100,8 +109,11 @@ def evaluation_tables(results: dict[str, Any], corruptions: list[str]) -> str:
 
     if corruptions:
         return "\n\n".join([robustness_table(results)] + [severity_table(results, c) for c in corruptions])
-    rows = ["| model | mAP | CF1 | OF1 | CF1 top-3 | OF1 top-3 |", "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| model | mAP | CF1 | OF1 | CF1 top-3 | OF1 top-3 | ECE |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
-        values = [r["clean"][k] for k in ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3")]
+        values = [r["clean"][k] for k in ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3", "ECE")]
         rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-    return "\n".join(rows)
+    note = ("\nPercent; CF1/OF1 at the metric preset's threshold; ECE: expected calibration error of the "
+            "probabilities predict gives (scaled as calibrated), 15 equal-width bins, every known (image, "
+            "class) entry.")  # fmt: skip
+    return "\n".join(rows) + note

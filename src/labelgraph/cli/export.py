@@ -48,9 +48,10 @@ def export_and_check_onnx(out: Path) -> int:
 
     model, config = load_model(out)
     size = config.image_size
-    path = export_onnx(model, size, out / "model.onnx", config.temperature)
-    diff = check_onnx(model, path, torch.rand(4, 3, size, size), config.temperature)
-    scaled = "" if config.temperature == 1.0 else " (logits divided by the model's temperature)"
+    scaling = (config.temperature, config.logit_bias)
+    path = export_onnx(model, size, out / "model.onnx", *scaling)
+    diff = check_onnx(model, path, torch.rand(4, 3, size, size), *scaling)
+    scaled = "" if scaling == (1.0, 0.0) else " (logits scaled as calibrated: logit / temperature + bias)"
     print(f"wrote {path}{scaled}; max |logit difference| to PyTorch on 4 images: {diff:.2e}")
     if diff > 1e-3:
         print("the ONNX model disagrees with PyTorch", file=sys.stderr)

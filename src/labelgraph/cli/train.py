@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import UsageError, scaling_argument
 from labelgraph.cli.own_data import (
     backbone_and_weights,
     label_embeddings,
@@ -40,8 +40,7 @@ def train_parser() -> argparse.ArgumentParser:
                    "(default), precision:0.9 or recall:0.8 (docs/trust.md)")  # fmt: skip
     p.add_argument("--recall", type=float, default=0.9, metavar="R",
                    help="also store a threshold with expected recall >= R on new images (0.9; 0: none)")  # fmt: skip
-    p.add_argument("--temperature", default="global", choices=("global", "per-class", "none"),
-                   help="temperature scaling fitted on validation (default: one temperature)")  # fmt: skip
+    scaling_argument(p)
     run_arguments(p, "train")
     return p
 
@@ -90,12 +89,12 @@ def run(argv: list[str]) -> int:
 
 
 def calibration_settings(args: argparse.Namespace) -> object:
-    """``--target --recall --temperature`` as :class:`~labelgraph.apis.calibration.CalibrationSettings`."""
+    """``--target --recall --scaling`` as :class:`~labelgraph.apis.calibration.CalibrationSettings`."""
     from labelgraph.apis.calibration import CalibrationSettings
     from labelgraph.evaluation.thresholds import ThresholdRule
 
     try:
-        return CalibrationSettings(ThresholdRule.parse(args.target), args.temperature.replace("-", "_"),
+        return CalibrationSettings(ThresholdRule.parse(args.target), args.scaling.replace("-", "_"),
                                    args.recall or None, seed=args.seed)  # fmt: skip
     except ValueError as err:
         raise UsageError(f"--target/--recall: {err}") from None

@@ -1,8 +1,9 @@
-"""A model's post-hoc calibration fitted as one piece -- temperature, per-class thresholds, the recall rule -- and
-measured where it was not fitted.
+"""A model's post-hoc calibration fitted as one piece -- the scaling of its logits, per-class thresholds, the recall
+rule -- and measured where it was not fitted.
 
-:func:`fit_posthoc` fits, in order, the temperature(s) on the logits (:mod:`labelgraph.evaluation.calibration`), the
-per-class thresholds on the temperature-scaled probabilities (:mod:`labelgraph.evaluation.thresholds`) and, when
+:func:`fit_posthoc` fits, in order, the scaling on the logits (:mod:`labelgraph.evaluation.calibration`: Platt or
+temperature scaling), the per-class thresholds on the scaled probabilities (:mod:`labelgraph.evaluation.thresholds`)
+and, when
 asked, the conformal recall threshold on the same probabilities (:mod:`labelgraph.evaluation.conformal`).
 :func:`measure_posthoc` reports what a fit does on a split; :func:`cross_fitted_measures` what the whole procedure,
 fitted on (folds - 1) / folds of the calibration split, does on the fold it did not see, fold by fold: the honest
@@ -12,14 +13,15 @@ numbers when no second split is given.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from labelgraph.evaluation.calibration import (
+    LogitScaling,
     apply_temperature,
     calibration_error,
-    fit_temperature,
+    fit_scaling,
     reliability_bins,
 )
 from labelgraph.evaluation.conformal import RecallRule, conformal_recall_threshold, image_recall
@@ -27,7 +29,6 @@ from labelgraph.evaluation.cross_fitting import DEFAULT_FOLDS, cross_fit
 from labelgraph.evaluation.metrics import decision_metrics
 from labelgraph.evaluation.thresholds import ThresholdFit, ThresholdRule
 
-TemperatureMode = Literal["none", "global", "per_class"]
 THRESHOLD_KEYS = ("CP", "CR", "CF1", "OP", "OR", "OF1")
 #: fewer calibration images than this: no cross-fitting (a fold would hold one image)
 MIN_CROSS_FIT_IMAGES = 4
@@ -35,14 +36,14 @@ MIN_CROSS_FIT_IMAGES = 4
 
 @dataclass(frozen=True)
 class PosthocFit:
-    """Temperatures (C,), thresholds and the recall rule, fitted on one split."""
+    """The logits' scaling, the thresholds and the recall rule, fitted on one split."""
 
-    temperatures: np.ndarray
+    scaling: LogitScaling
     thresholds: ThresholdFit
     recall: RecallRule | None
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return apply_temperature(logits, self.temperatures)
+        return self.scaling.apply(logits)
 
     def outputs(self, logits: np.ndarray) -> np.ndarray:
         """(N, C, 3): calibrated probability, the thresholds' decision, the recall rule's decision (0 without one)."""
@@ -55,22 +56,18 @@ def fit_posthoc(
     logits: np.ndarray,
     targets: np.ndarray,
     rule: ThresholdRule,
-    temperature: TemperatureMode | np.ndarray = "global",
+    scaling: str | LogitScaling = "platt",
     recall: float | None = None,
 ) -> PosthocFit:
-    """Fit the three parts on (N, C) logits and {1, 0, -1} targets. ``temperature``: a mode, or fixed temperatures
-    (C,) (a model's stored ones, kept)."""
+    """Fit the three parts on (N, C) logits and {1, 0, -1} targets. ``scaling``: a mode of
+    :data:`labelgraph.evaluation.calibration.SCALING_MODES`, or a fixed :class:`LogitScaling` (a model's stored one,
+    kept)."""
     z, t = np.asarray(logits, dtype=np.float64), np.asarray(targets)
-    if isinstance(temperature, str):
-        if temperature not in ("none", "global", "per_class"):
-            raise ValueError(f"temperature {temperature!r}: none, global or per_class")
-        temps = np.ones(z.shape[1]) if temperature == "none" else fit_temperature(z, t, temperature == "per_class")
-    else:
-        temps = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (z.shape[1],)).copy()
-    p = apply_temperature(z, temps)
+    fitted = fit_scaling(z, t, scaling) if isinstance(scaling, str) else scaling
+    p = fitted.apply(z)
     labelled = (t == 1).any(1).any()
     recall_rule = conformal_recall_threshold(p, t, recall) if recall is not None and labelled else None
-    return PosthocFit(temps, rule.fit(p, t), recall_rule)
+    return PosthocFit(fitted, rule.fit(p, t), recall_rule)
 
 
 def measure_posthoc(raw: np.ndarray, outputs: np.ndarray, targets: np.ndarray, with_recall: bool) -> dict[str, Any]:
@@ -120,7 +117,7 @@ def cross_fitted_measures(
     logits: np.ndarray,
     targets: np.ndarray,
     rule: ThresholdRule,
-    temperature: TemperatureMode | np.ndarray = "global",
+    scaling: str | LogitScaling = "platt",
     recall: float | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
@@ -132,7 +129,7 @@ def cross_fitted_measures(
         return None
 
     def fit_apply(fit_z: np.ndarray, fit_t: np.ndarray, held: np.ndarray) -> np.ndarray:
-        return fit_posthoc(fit_z, fit_t, rule, temperature, recall).outputs(held)
+        return fit_posthoc(fit_z, fit_t, rule, scaling, recall).outputs(held)
 
     outputs = cross_fit(z, t, fit_apply, folds, seed)
     folds_used = min(folds, len(z))

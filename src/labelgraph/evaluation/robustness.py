@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from labelgraph.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.label_table import LabelTable
+from labelgraph.evaluation.calibration import calibration_error, reliability_bins
 from labelgraph.evaluation.metrics import METRIC_PRESETS, evaluate
 
 
@@ -52,7 +53,12 @@ class CorruptedDataset(Dataset):
 
 @torch.no_grad()
 def _scores(
-    models: dict[str, torch.nn.Module], dataset: Dataset, batch_size: int, num_workers: int, device: torch.device
+    models: dict[str, torch.nn.Module],
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    scalings: dict[str, Any],
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skipping_bad)
     scores: dict[str, list[np.ndarray]] = {name: [] for name in models}
@@ -61,7 +67,8 @@ def _scores(
         images, target = batch
         images = images.to(device)
         for name, model in models.items():
-            scores[name].append(torch.sigmoid(model(images).float()).cpu().numpy())
+            t, b = (torch.as_tensor(v, dtype=torch.float32, device=device) for v in scalings.get(name, (1.0, 0.0)))
+            scores[name].append(torch.sigmoid(model(images).float() / t + b).cpu().numpy())
         targets.append(target.numpy())
     return {k: np.concatenate(v) for k, v in scores.items()}, np.concatenate(targets)
 
@@ -79,14 +86,19 @@ def evaluate_models(
     device: str | torch.device = "cpu",
     progress: bool = False,
     eval_transform: str = "resize",
+    scalings: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Clean metrics and, for each corruption and severity, the mAP of every model (in eval mode, on ``device``), all
-    of them fed ``eval_transform`` at ``image_size``.
+    of them fed ``eval_transform`` at ``image_size``. ``scalings``: a model's ``(temperature, bias)``: its probabilities
+    are ``sigmoid(logit / temperature + bias)``, as ``labelgraph predict`` gives them.
 
     Returns:
-        ``{model: {"clean": {metric: value, "AP": [...]}, "corrupted": {corruption: {severity: mAP}},
-        "relative_drop": {corruption: mean % drop over severities}, "mean_relative_drop": %}}``.
+        ``{model: {"clean": {metric: value, "AP": [...], "ECE": %, "ECE_per_class": [...], "reliability": bins},
+        "corrupted": {corruption: {severity: mAP}}, "relative_drop": {corruption: mean % drop over severities},
+        "mean_relative_drop": %}}``; ECE and the reliability bins are those of
+        :mod:`labelgraph.evaluation.calibration` (15 equal-width bins, every known entry).
     """
+    scalings = scalings or {}
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown:
         raise ValueError(f"unknown corruption(s) {unknown}; available: {', '.join(CORRUPTIONS)}")
@@ -97,16 +109,21 @@ def evaluate_models(
     models = {name: m.eval().to(device) for name, m in models.items()}
     options = dict(METRIC_PRESETS[metrics])
     clean = CorruptedDataset(table, image_size, eval_transform=eval_transform)
-    scores, targets = _scores(models, clean, batch_size, num_workers, device)
+    scores, targets = _scores(models, clean, batch_size, num_workers, device, scalings)
     results: dict[str, dict[str, Any]] = {}
     for name in models:
         clean = evaluate(scores[name], targets, **options)
         clean["AP"] = [None if np.isnan(v) else float(v) for v in clean["AP"]]
+        ece = calibration_error(scores[name], targets)
+        clean["ECE"] = ece["overall"]
+        clean["ECE_per_class"] = [None if np.isnan(v) else float(v) for v in ece["per_class"]]
+        clean["reliability"] = {k: [None if np.isnan(v) else float(v) for v in b]
+                                for k, b in reliability_bins(scores[name], targets).items()}  # fmt: skip
         results[name] = {"clean": clean, "corrupted": {}}
     for corruption in corruptions:
         for severity in severities:
             dataset = CorruptedDataset(table, image_size, corruption, severity, seed, eval_transform)
-            scores, targets = _scores(models, dataset, batch_size, num_workers, device)
+            scores, targets = _scores(models, dataset, batch_size, num_workers, device, scalings)
             for name in models:
                 mean_ap = evaluate(scores[name], targets, top_k=0, **options)["mAP"]
                 results[name]["corrupted"].setdefault(corruption, {})[str(severity)] = mean_ap

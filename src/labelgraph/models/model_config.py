@@ -64,8 +64,8 @@ class ModelConfig:
         eval_transform: how an image becomes the S x S input (:data:`EVAL_TRANSFORMS`): the one validation used.
         thresholds: one decision threshold, or one per class (calibrated).
         calibration: how per-class thresholds were chosen (the split, the rule), when they were.
-        temperature: the logits are divided by it before the sigmoid (temperature scaling): one number, or one per
-            class; 1.0: the probabilities are the network's own.
+        temperature, logit_bias: the probabilities are ``sigmoid(logit / temperature + logit_bias)`` (temperature or
+            Platt scaling): one number each, or one per class; 1.0 and 0.0: the network's own probabilities.
         recall_rule: a threshold with a recall guarantee (``labelgraph calibrate --recall``): ``threshold``,
             ``recall`` and how it was fitted; predict's ``--threshold recall`` uses it.
         label_graph: a summary of ``label_graph.safetensors`` (classes, embeddings, knowledge nodes); None: no graph.
@@ -86,6 +86,7 @@ class ModelConfig:
     thresholds: float | list[float] = 0.5
     calibration: dict[str, Any] | None = None
     temperature: float | list[float] = 1.0
+    logit_bias: float | list[float] = 0.0
     recall_rule: dict[str, Any] | None = None
     label_graph: dict[str, Any] | None = None
     recipe: dict[str, Any] | None = None
@@ -171,7 +172,8 @@ class ModelConfig:
             eval_transform=check.choice(data, "eval_transform", EVAL_TRANSFORMS, default="resize"),
             thresholds=check.thresholds(data, len(classes)),
             calibration=check.optional(data, "calibration", dict),
-            temperature=check.temperature(data, len(classes)),
+            temperature=check.per_class_number(data, "temperature", len(classes), 1.0, (1e-6, 1000.0)),
+            logit_bias=check.per_class_number(data, "logit_bias", len(classes), 0.0, (-100.0, 100.0)),
             recall_rule=check.recall_rule(data),
             label_graph=check.optional(data, "label_graph", dict),
             recipe=check.optional(data, "recipe", dict),
@@ -293,14 +295,19 @@ class FieldCheck:
             raise self.fail("thresholds", f"expected a probability in [0, 1] or one per class, got {value!r}")
         return float(value)
 
-    def temperature(self, data: dict[str, Any], num_classes: int) -> float | list[float]:
-        value = data.get("temperature", 1.0)
+    def per_class_number(
+        self, data: dict[str, Any], name: str, num_classes: int, default: float, bounds: tuple[float, float]
+    ) -> float | list[float]:
+        """One number in ``bounds``, or one per class."""
+        value = data.get(name, default)
         values = value if isinstance(value, list) else [value]
         if isinstance(value, list) and len(value) != num_classes:
-            raise self.fail("temperature", f"{len(value)} temperatures for {num_classes} classes")
-        if not all(is_number(t) and 0 < t <= 1000 for t in values):
-            raise self.fail("temperature", f"expected a positive number or one per class, got {value!r}")
-        return [float(t) for t in value] if isinstance(value, list) else float(value)
+            raise self.fail(name, f"{len(value)} values for {num_classes} classes")
+        if not all(is_number(v) and bounds[0] <= v <= bounds[1] for v in values):
+            raise self.fail(
+                name, f"expected a number in [{bounds[0]:g}, {bounds[1]:g}] or one per class, got {value!r}"
+            )
+        return [float(v) for v in value] if isinstance(value, list) else float(value)
 
     def recall_rule(self, data: dict[str, Any]) -> dict[str, Any] | None:
         rule = self.optional(data, "recall_rule", dict)

@@ -52,6 +52,7 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
         "thresholds": [float(t) for t in predictor.thresholds],
         "calibrated": predictor.calibrated,
         "temperature": [float(t) for t in predictor.temperature],
+        "logit_bias": [float(b) for b in predictor.logit_bias],
         "recall_rule": predictor.recall_rule,
         "preprocessing": config.preprocessing,
         "maps": "class maps" if hasattr(predictor.model.head, "class_maps") else "Grad-CAM",

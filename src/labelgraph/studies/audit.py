@@ -38,7 +38,7 @@ SHOWN = 60  # suspects on the HTML page
 
 
 def model_scores(model_dir: str | Path, table: LabelTable) -> np.ndarray:
-    """(N, C) probabilities of an exported model (with its temperature) on ``table``, in its order."""
+    """(N, C) probabilities of an exported model (its logits scaled as calibrated) on ``table``, in its order."""
     predictor = Predictor.load(model_dir)
     check_same_classes(predictor.classes, table.class_names, f"model {model_dir}", f"split {table.source}")
     return split_scores(predictor.scores, predictor.transform, table, 32)

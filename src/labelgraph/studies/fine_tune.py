@@ -12,7 +12,7 @@ The rule that adapts a method's recipe to the data (``docs/your_own_data.md`` sa
    ``FULL_STEPS`` steps (between ``FULL_EPOCHS`` epochs; ``--epochs`` sets the maximum), stopping early when the
    validation mAP has not improved for ``PATIENCE`` epochs -- never during a schedule's warm-up; the best epoch's
    weights are kept (with the recipe's EMA: the better of EMA and raw weights is what is monitored and kept).
-3. **Calibrate** on the validation split (:mod:`labelgraph.apis.calibration`): a temperature, per-class thresholds
+3. **Calibrate** on the validation split (:mod:`labelgraph.apis.calibration`): Platt scaling, per-class thresholds
    shrunk toward one pooled threshold where a class has few validation positives, and a threshold with expected
    recall ``--recall`` (0.9) on new images; each measured where it was not fitted (the test split, else
    cross-fitted on validation), stored in the exported model. The validation (and test) labels are audited with the
@@ -110,7 +110,7 @@ class TrainPlan:
             f"{self.full_epochs} epochs, early stop after {self.patience} without a better validation mAP",
             f"label embeddings: {self.embeddings}",
             f"labels: {self.label_setting}; loss: {self.loss_reason()}",
-            f"calibration on validation: temperature ({c.temperature}), thresholds ({c.rule.short()}){recall}",
+            f"calibration on validation: {c.scaling.replace('_', ' ')} scaling, thresholds ({c.rule.short()}){recall}",
         ]
 
     def loss_reason(self) -> str:
@@ -347,7 +347,7 @@ def plan_record(plan: TrainPlan) -> dict[str, Any]:
     """The plan as JSON (the calibration settings spelled out)."""
     record = {k: v for k, v in asdict(plan).items() if k != "calibration"}
     c = plan.calibration
-    record["calibration"] = {"rule": c.rule.to_dict(), "temperature": c.temperature, "recall": c.recall,
+    record["calibration"] = {"rule": c.rule.to_dict(), "scaling": c.scaling, "recall": c.recall,
                              "folds": c.folds}  # fmt: skip
     return record
 

@@ -36,7 +36,7 @@ def trust_record(
     names = ("the validation split", None if test is None else "the test split")
     calibration = calibrate_model(model_dir, val, test, settings, predictor=predictor, names=names)
     print("\n".join(summary_lines(calibration)), flush=True)
-    calibrated = Predictor.load(model_dir)  # with the temperature just stored
+    calibrated = Predictor.load(model_dir)  # with the scaling just stored
     entries = []
     for split, table in (("val", val), ("test", test)):
         if table is not None and len(table):

@@ -16,7 +16,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from labelgraph.apis.calibration import scaling_text  # noqa: E402
 
 THUMBNAIL = 160  # pixels, the longer side of an audited image's thumbnail
 KIND_WORDS = {"missing": "a missed positive? (given absent)", "spurious": "a wrong tag? (given present)"}
@@ -34,34 +37,42 @@ def png_tag(image: Image.Image | plt.Figure, width: int | None = None) -> str:
     return f'<img{style} src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def reliability_figure(reliability: dict[str, Any], where: str) -> plt.Figure:
-    """The reliability diagram (observed frequency against predicted probability, per bin) of the raw and the
-    temperature-scaled probabilities, and how many entries each bin holds."""
-    edges = np.asarray(reliability["edges"], dtype=float)
+def reliability_figure(curves: dict[str, dict[str, Any]], where: str) -> plt.Figure:
+    """The reliability diagram -- observed frequency against predicted probability, per bin -- of each entry of
+    ``curves`` (a name -> ``edges`` and, per bin, ``count``, ``confidence``, ``frequency``), and how many entries each
+    bin of the last one holds."""
+    last_name, last = list(curves.items())[-1]
+    edges = np.asarray(last["edges"], dtype=float)
     centres = (edges[:-1] + edges[1:]) / 2
     fig, (ax, ax_count) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfectly calibrated")
-    for name, style in (
-        ("before", {"color": "#d62728", "marker": "o"}),
-        ("after", {"color": "#1f77b4", "marker": "s"}),
-    ):
-        b = reliability[name]
+    for (name, b), marker in zip(curves.items(), "osD^v<>", strict=False):
         conf = np.array([np.nan if v is None else v for v in b["confidence"]], dtype=float)
         freq = np.array([np.nan if v is None else v for v in b["frequency"]], dtype=float)
-        label = "network's probabilities" if name == "before" else "after temperature scaling"
-        ax.plot(conf, freq, linewidth=1.5, markersize=4, label=label, **style)
+        ax.plot(conf, freq, linewidth=1.5, markersize=4, marker=marker, label=name)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability (bin mean)", ylabel="fraction present")
     ax.set_title(f"Reliability on {where}", fontsize=9)
     ax.legend(fontsize="small", loc="upper left")
     ax.grid(alpha=0.3)
-    counts = np.array(reliability["after"]["count"], dtype=float)
+    counts = np.array([0 if v is None else v for v in last["count"]], dtype=float)
     ax_count.bar(centres, counts, width=edges[1] - edges[0], color="#1f77b4", alpha=0.7)
-    ax_count.set(xlim=(0, 1), xlabel="predicted probability (after)", ylabel="entries per bin")
-    if counts.max() > 30 * max(counts[counts > 0].min(), 1):
+    ax_count.set(xlim=(0, 1), xlabel=f"predicted probability ({last_name})", ylabel="entries per bin")
+    filled = counts[counts > 0]
+    if len(filled) and filled.max() > 30 * filled.min():  # most entries sit near 0: a linear axis hides the rest
         ax_count.set_yscale("log")
+        ax_count.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax_count.set_title("How many (image, class) entries", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """``fig`` as a PNG at ``path`` (written whole or not at all)."""
+    from labelgraph.files import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def thresholds_table(calibration: dict[str, Any]) -> str:
@@ -85,7 +96,7 @@ def measured_line(m: dict[str, Any] | None) -> str:
     c, half = m["calibrated"], m["threshold_0.5"]
     return (f"<li><b>{html.escape(m['where'])}</b> ({m['images']} images): CF1 {c['CF1']:.2f} and OF1 "
             f"{c['OF1']:.2f} at the calibrated thresholds (CF1 {half['CF1']:.2f}, OF1 {half['OF1']:.2f} at 0.5); ECE "
-            f"{m['ece_before']:.2f} % before temperature scaling, {m['ece_after']:.2f} % after</li>")  # fmt: skip
+            f"{m['ece_before']:.2f} % for the network's probabilities, {m['ece_after']:.2f} % scaled</li>")  # fmt: skip
 
 
 def recall_html(calibration: dict[str, Any]) -> str:
@@ -136,8 +147,6 @@ def suspects_html(entries: list[dict[str, Any]], count: int | None = None) -> st
 def trust_section(trust: dict[str, Any]) -> str:
     """The report's section, from ``results.json``'s ``trust`` record (:mod:`labelgraph.studies.trust_record`)."""
     c = trust["calibration"]
-    temps = c["temperature"]["values"]
-    shown = f"{temps[0]:.3g}" if len(set(temps)) == 1 else f"{min(temps):.3g} to {max(temps):.3g} (one per class)"
     few = c["few_positives"]
     warn = (f"<p class='warn'>{len(few)} class(es) have fewer than 5 positives in {html.escape(c['calibrated_on'])} "
             f"(marked): their thresholds are mostly the pooled one ({c['global_threshold']:.3f}). Label more of them "
@@ -146,18 +155,23 @@ def trust_section(trust: dict[str, Any]) -> str:
     if not measured:
         measured = "<li>Too few images to measure anything out of sample.</li>"
     m = c["out_of_sample"]
-    figure = png_tag(reliability_figure(m["reliability"], m["where"])) if m is not None else ""
+    figure = ""
+    if m is not None:
+        r = m["reliability"]
+        curves = {"network's probabilities": {"edges": r["edges"], **r["before"]},
+                  "scaled (calibrated)": {"edges": r["edges"], **r["after"]}}  # fmt: skip
+        figure = png_tag(reliability_figure(curves, m["where"]))
     audit = trust["label_audit"]
     return f"""
 <h2>How far to trust this model</h2>
-<p>Thresholds, temperature and recall rule were fitted on {html.escape(c["calibrated_on"])}; every number below says
-where it was measured. Numbers measured on the images they were fitted on flatter them and are not shown here (they are
-in <code>metrics.json</code>, labelled <code>in_sample</code>).</p>
-<h3>Thresholds</h3><p>{html.escape(c["rule"])}.</p>{warn}{thresholds_table(c)}
+<p>The scaling of the logits, the thresholds and the recall rule were fitted on
+{html.escape(c["calibrated_on"])}; every number below says where it was measured. Numbers measured on the images
+they were fitted on flatter them and are not shown here (they are in <code>metrics.json</code>, labelled
+<code>in_sample</code>).</p>
+<h3>Thresholds</h3><p>{html.escape(c["rule"][0].upper() + c["rule"][1:])}.</p>{warn}{thresholds_table(c)}
 <h3>Measured where they were not fitted</h3><ul>{measured}</ul>
-<h3>Calibrated probabilities</h3><p>Temperature ({html.escape(c["temperature"]["mode"])}): {shown}; the served
-probabilities are sigmoid(logit / T). Expected calibration error: 15 equal-width bins, every known (image, class)
-entry once.</p>{figure}
+<h3>Calibrated probabilities</h3><p>The served probabilities are {html.escape(scaling_text(c["scaling"]))}.
+Expected calibration error (ECE): 15 equal-width bins, every known (image, class) entry once.</p>{figure}
 <h3>Tag sets with a guaranteed recall</h3>{recall_html(c)}
 <h3>Labels to double-check</h3><p>{html.escape(audit["how"])}.</p>{suspects_html(audit["entries"])}
 """
