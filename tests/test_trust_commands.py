@@ -19,7 +19,7 @@ import labelgraph
 from labelgraph.apis import save_model
 from labelgraph.cli import main as cli_main
 from labelgraph.data.formats import load_table
-from labelgraph.engine.callbacks import EarlyStoppingAfterWarmup
+from labelgraph.engine.callbacks import EarlyStoppingAfterWarmup, LatestBestCheckpoint
 
 from .conftest import TINY_SIZE
 from .test_task import datamodule, task_for, trainer
@@ -158,6 +158,19 @@ def test_early_stopping_waits_for_the_warm_up(tmp_path):
 
     assert run(0) <= 2  # plain early stopping: over after the patience
     assert run(4) >= 5  # not before the warm-up is over, and the warm-up's epochs don't set the best
+
+
+def test_the_best_checkpoint_is_the_latest_of_equally_good_epochs(tmp_path):
+    class Flat(BoringModel):  # a tiny validation split: the same mAP from the first epoch to the last
+        def on_validation_epoch_end(self) -> None:
+            self.log("val/mAP", 56.67 if self.current_epoch < 4 else 50.0)
+
+    best = LatestBestCheckpoint(dirpath=tmp_path, filename="best", monitor="val/mAP", mode="max", save_top_k=1,
+                                enable_version_counter=False)  # fmt: skip
+    t = L.Trainer(max_epochs=6, callbacks=[best], logger=False, enable_progress_bar=False, enable_model_summary=False,
+                  limit_train_batches=2, limit_val_batches=1)  # fmt: skip
+    t.fit(Flat())
+    assert torch.load(best.best_model_path, weights_only=True)["epoch"] == 3  # the last of the four flat epochs
 
 
 def test_with_an_ema_the_better_of_raw_and_ema_is_monitored(tiny_dataset, tmp_path):

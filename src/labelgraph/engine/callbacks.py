@@ -29,7 +29,7 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -102,6 +102,20 @@ class EarlyStoppingAfterWarmup(EarlyStopping):
         if trainer.current_epoch < self.start_epoch:
             return
         super()._run_early_stopping_check(trainer)
+
+
+class LatestBestCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint of the best epoch (``save_top_k=1``), taking the latest epoch among equally good ones:
+    on a small validation split the metric is often flat for many epochs (three photos: the same mAP from the first
+    epoch to the last), and the first of them is the least trained. (Lightning keeps the first: it replaces the best
+    only on a strict improvement.)"""
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is None or self.save_top_k != 1 or not self.best_k_models:
+            return super().check_monitor_top_k(trainer, current)
+        at_least = {"min": torch.le, "max": torch.ge}[self.mode]
+        decision = at_least(current, self.best_k_models[self.kth_best_model_path])
+        return trainer.strategy.reduce_boolean_decision(bool(decision))
 
 
 class KeepBatchNormStatistics(L.Callback):

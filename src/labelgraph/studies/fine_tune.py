@@ -6,7 +6,7 @@ The rule that adapts a method's recipe to the data (``docs/your_own_data.md`` sa
    head trains on them with the method's recipe scaled to a short run (:meth:`labelgraph.models.Recipe.scaled`) for
    about ``HEAD_STEPS`` optimiser steps (between ``HEAD_EPOCHS`` epochs): seconds, and the randomly initialised head
    no longer sends large gradients into the pretrained features when they are unfrozen. Its best epoch on validation
-   is kept, not its last.
+   is kept, not its last (the latest of equally good ones: a tiny validation split is often flat).
 2. **Then everything**, from the head's best weights: the backbone at the recipe's fraction of the head's learning
    rate (0.1x for the graph methods), the head at half its first-stage rate, augmentation (flip), for at most
    ``FULL_STEPS`` steps (between ``FULL_EPOCHS`` epochs; ``--epochs`` sets the maximum), stopping early when the
@@ -50,7 +50,13 @@ from labelgraph.apis.predict import Predictor
 from labelgraph.data.datamodule import MultiLabelDataModule
 from labelgraph.data.formats import write_csv
 from labelgraph.data.label_table import LabelTable
-from labelgraph.engine.callbacks import EarlyStoppingAfterWarmup, EpochLines, KeepBatchNormStatistics, MetricHistory
+from labelgraph.engine.callbacks import (
+    EarlyStoppingAfterWarmup,
+    EpochLines,
+    KeepBatchNormStatistics,
+    LatestBestCheckpoint,
+    MetricHistory,
+)
 from labelgraph.engine.recipes import describe_loss
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.evaluation.metrics import evaluate
@@ -195,8 +201,9 @@ def warmup_epochs(scaled: Recipe) -> int:
 
 
 def best_checkpoint(out: Path, name: str, monitor: str) -> ModelCheckpoint:
-    return ModelCheckpoint(dirpath=out / "checkpoints", filename=name, monitor=monitor, mode="max", save_top_k=1,
-                           save_weights_only=True, enable_version_counter=False)  # fmt: skip
+    """The best epoch's weights (the latest of equally good epochs) in ``out/checkpoints/<name>.ckpt``."""
+    return LatestBestCheckpoint(dirpath=out / "checkpoints", filename=name, monitor=monitor, mode="max", save_top_k=1,
+                                save_weights_only=True, enable_version_counter=False)  # fmt: skip
 
 
 def train_head(plan: TrainPlan, settings: DemoSettings, out: Path, name: str = "stage1") -> tuple[Path, list]:
