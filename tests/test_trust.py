@@ -47,11 +47,11 @@ class TestThresholds:
         assert old[0] <= 0.02  # the old rule: every image gets the class
         fit = ThresholdRule().fit(scores, targets)
         assert fit.positives.tolist() == [1, 4] and fit.few().tolist() == [True, True]
-        assert fit.thresholds[0] > 0.1  # two thirds of the way to the global threshold now
-        # the formula, by hand: probabilities weighted by n_c and k = 2
+        assert fit.thresholds[0] > 0.1  # halfway to the global threshold now
+        # the formula, by hand: probabilities weighted by n_c and k = 1
         own, g = fit.own[0], fit.global_threshold
-        assert fit.thresholds[0] == pytest.approx((1 * own + 2 * g) / 3)
-        assert fit.weight.tolist() == pytest.approx([1 / 3, 4 / 6])
+        assert fit.thresholds[0] == pytest.approx((1 * own + 1 * g) / 2)
+        assert fit.weight.tolist() == pytest.approx([1 / 2, 4 / 5])
 
     def test_the_global_threshold_maximises_the_pooled_f1(self):
         rng = np.random.default_rng(0)

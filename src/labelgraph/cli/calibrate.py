@@ -23,8 +23,8 @@ def calibrate_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-split", default=None, help="also measure on this split (held out; same format options)")
     p.add_argument("--target", default="f1",
                    help="what each class's threshold aims at: f1 (default), precision:0.9 or recall:0.8")  # fmt: skip
-    p.add_argument("--prior-positives", type=float, default=2.0,
-                   help="weight of the pooled threshold, in positives (default 2; 0: each class alone)")  # fmt: skip
+    p.add_argument("--prior-positives", type=float, default=1.0,
+                   help="weight of the pooled threshold, in positives (default 1; 0: each class alone)")  # fmt: skip
     scaling_argument(p, keep=True)
     p.add_argument("--recall", type=float, default=None, metavar="R",
                    help="also fit a threshold with expected recall >= R on new images (conformal risk control); "

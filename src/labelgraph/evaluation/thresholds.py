@@ -8,15 +8,16 @@ class has:
 
     t_c = (n_c own_c + k global) / (n_c + k)
 
-``n_c`` is the number of the class's known validation positives and ``k`` (``prior_positives``, default 2) the weight
-of the global threshold counted in positives: a class with one positive goes a third of the way from the global
-threshold to its own, one with 2 halfway, one with 18 nine tenths, one without positives takes the global one.
+``n_c`` is the number of the class's known validation positives and ``k`` (``prior_positives``, default 1) the weight
+of the global threshold counted in positives: a class with one positive goes halfway from the global threshold to its
+own, one with 4 four fifths, one without positives takes the global one.
 
 The default was measured (``benchmarks/bench_trust.py``, ``docs/trust.md``): on the demo's scenes, classes with a few
 validation positives each, every k > 0 costs a little CF1 on the test split (a class's own optimum transfers well when
-its scores are ranked well), and k = 2 is the smallest that no longer leaves classes predicted on almost every test
-image when 10 images choose the thresholds. The average is taken on probabilities, not log-odds: an own threshold at
-a score near 0 (the degenerate case) would otherwise drag the mean to near 0 as well.
+its scores are ranked well), and k = 1 already removes most of the classes that the own optimum leaves predicted on
+almost every test image when 10 images choose the thresholds; a larger k costs more and removes no more. The average
+is taken on probabilities, not log-odds: an own threshold at a score near 0 (the degenerate case) would otherwise drag
+the mean to near 0 as well.
 
 What is optimised (``objective``):
 
@@ -45,7 +46,7 @@ FEW_POSITIVES = 5
 #: thresholds are kept inside (EPS, 1 - EPS) so that their log-odds are finite
 EPS = 1e-6
 #: k, the global threshold's weight in positives (module docstring)
-DEFAULT_PRIOR_POSITIVES = 2.0
+DEFAULT_PRIOR_POSITIVES = 1.0
 
 
 @dataclass(frozen=True)
