@@ -325,10 +325,6 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def markdown(r: dict[str, Any]) -> str:
     """The four tables of ``benchmarks/README.md`` from a result."""
     t, c, k, a = r["thresholds"], r["calibration"], r["conformal"], r["audit"]
@@ -341,7 +337,7 @@ def markdown(r: dict[str, Any]) -> str:
     for n in ("10", "30"):
         for name, v in t[f"{n}_validation_images"]["rules"].items():
             out.append(f"| {n} | {name} | {v['test_CF1_first_draw']:.2f} | {v['test_CF1_mean']:.2f} ± "
-                       f"{v['test_CF1_std']:.2f} | {v['always_predicted_classes_mean']:.1f} | "
+                       f"{v['test_CF1_std']:.2f} | {v['always_predicted_classes_mean']:.2f} | "
                        f"{v['in_sample_CF1_mean']:.2f} | {v['cross_fitted_CF1_mean']:.2f} |")  # fmt: skip
     modes = ("none", "temperature", "temperature_per_class", "platt", "platt_per_class")
     out += ["", f"**Calibration** (ECE %, pooled; fitted on the {c['fitted_on']}, measured on the {c['measured_on']}):",
@@ -377,3 +373,7 @@ def markdown(r: dict[str, Any]) -> str:
         fixed = a["errors_corrected_by_review"].get(name, "")
         out.append(f"| {name} | {fixed} | {value:.2f} |")
     return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
