@@ -244,3 +244,25 @@ def test_train_keeps_stage_ones_best_epoch_and_reports_how_far_to_trust_it(tmp_p
     exported, _ = validation_map(out / "stage1", val)
     assert max(stage1) > stage1[-1] + 0.1  # this run's best head epoch is not its last, so the test can tell
     assert exported == pytest.approx(max(stage1), abs=0.02)
+
+
+@pytest.mark.slow
+def test_audit_scores_every_image_with_a_model_that_never_saw_it(tmp_path, capsys):
+    assert cli_main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "60"]) == 0
+    d = tmp_path / "d"
+    out = tmp_path / "audit"
+    args = ["audit", str(d / "train.csv"), "--classes", str(d / "classes.txt"), "--weights", "none", "--backbone",
+            "resnet10t", "--image-size", "48", "--protocol", "head", "--folds", "3", "--out", str(out)]  # fmt: skip
+    assert cli_main(args) == 0
+    assert "entries audited" in capsys.readouterr().out
+    everything = {row.split(",")[0] for row in (d / "train.csv").read_text().splitlines()[1:]}
+    everything = {str((d / image).resolve()) for image in everything}
+    held_out = []
+    for fold in sorted((out / "folds").iterdir()):
+        seen = set()
+        for split in ("train", "val"):
+            seen |= {row.split(",")[0] for row in (fold / "splits" / f"{split}.csv").read_text().splitlines()[1:]}
+        held_out.append(everything - seen)  # what this fold's model scored: the images it never trained on
+    assert len(held_out) == 3 and all(held_out)
+    assert sum(map(len, held_out)) == len(everything) and set().union(*held_out) == everything  # a partition
+    assert len(list(csv.DictReader((out / "audit.csv").open()))) > 0
