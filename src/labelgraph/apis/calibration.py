@@ -190,8 +190,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     few = report["few_positives"]
     if few:
         counts = ", ".join(f"{n} ({report['support'][n]['positives']})" for n in few)
+        pooled = report["global_threshold"]
         lines.append(f"  warning: fewer than {FEW_POSITIVES} positives in {report['calibrated_on']}: {counts}; their "
-                     f"thresholds are mostly the pooled one ({report['global_threshold']:g})")  # fmt: skip
+                     f"thresholds rest on few positives (pulled toward the pooled one, {pooled:.3g}); label more of "
+                     "them")  # fmt: skip
     lines.append(f"probabilities: {scaling_text(report['scaling'])}")
     for key in ("held_out", "cross_fitted"):
         m = report[key]
@@ -226,4 +228,9 @@ def scaling_text(scaling: dict[str, Any]) -> str:
         formula = f"sigmoid(logit / {t[0]:.3g} {'-' if b[0] < 0 else '+'} {abs(b[0]):.3g})"
     else:
         formula = f"sigmoid(logit / T + b), T {min(t):.3g}..{max(t):.3g}, b {min(b):.3g}..{max(b):.3g} by class"
-    return f"{formula} ({scaling['mode'].replace('_', ' ')} scaling)"
+    if set(t) == {1.0} and set(b) == {0.0}:
+        return "sigmoid(logit): the network's own"
+    mode = scaling["mode"]
+    names = {"platt": "Platt scaling", "temperature": "temperature scaling", "keep": "the model's stored scaling"}
+    name = names[mode.removesuffix("_per_class")]
+    return f"{formula} ({name}{' per class' if mode.endswith('per_class') else ''})"

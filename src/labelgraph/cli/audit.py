@@ -52,11 +52,11 @@ def run(argv: list[str]) -> int:
 
     if args.model:
         probs = model_scores(args.model, table)
-        how = f"scores of {args.model} (a model that must not have trained on these images) and the label graph"
+        how = f"Scores of {args.model} (a model that must not have trained on these images) and the label graph"
     else:
         probs = out_of_fold_scores(table, fold_plan(args, table), out, args.folds, args.protocol,
                                    not args.no_progress and sys.stderr.isatty())  # fmt: skip
-        how = (f"out-of-fold scores of {args.folds} {args.method} models ({args.protocol} protocol: each scored the "
+        how = (f"Out-of-fold scores of {args.folds} {args.method} models ({args.protocol} protocol: each scored the "
                "images it did not train on) and the label graph")  # fmt: skip
     summary = write_audit(table, probs, out, how, args.top)
     likely = summary["more_likely_wrong_than_right"]

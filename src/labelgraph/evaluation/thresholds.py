@@ -113,7 +113,8 @@ class ThresholdRule:
         k = f"{self.prior_positives:g}"
         return (
             f"per class, the threshold of {what}, shrunk toward the one pooled threshold of {what} with the weight of "
-            f"{k} positives: (n own + {k} pooled) / (n + {k}), n the class's known validation positives"
+            f"{k} positive{'s' * (k != '1')}: (n own + {k} pooled) / (n + {k}), n the class's known validation "
+            "positives"
         )
 
     def short(self) -> str:
@@ -121,7 +122,8 @@ class ThresholdRule:
         what = "best F1" if self.objective == "f1" else f"{self.objective} {self.level:g}"
         if self.prior_positives == 0:
             return f"{what} per class"
-        return f"{what} per class, shrunk toward one pooled threshold (k = {self.prior_positives:g} positives)"
+        k = self.prior_positives
+        return f"{what} per class, shrunk toward one pooled threshold (weighing as {k:g} positive{'s' * (k != 1)})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"objective": self.objective, "level": self.level, "prior_positives": self.prior_positives}

@@ -42,7 +42,7 @@ def trust_record(
         if table is not None and len(table):
             entries += suspects(calibrated, table, split)
     entries.sort(key=lambda e: -e["suspicion"])
-    how = ("the calibrated model's scores of the held-out images (it never trained on them), combined with the label "
+    how = ("The calibrated model's scores of the held-out images (it never trained on them), combined with the label "
            "graph of the split itself; most suspect first")  # fmt: skip
     return {"calibration": calibration, "label_audit": {"how": how, "entries": entries[:REPORTED_SUSPECTS]}}
 

@@ -133,13 +133,14 @@ def suspects_html(entries: list[dict[str, Any]], count: int | None = None) -> st
                 picture = png_tag(img)
         except (OSError, ValueError):
             picture = "<p>(image unreadable)</p>"
+        where = f" ({html.escape(e['split'])})" if e.get("split") else ""
         bearing = ", ".join(f"{html.escape(n)} ({'-' if p is None else f'{p:.2f}'})" for n, p in e["neighbours"]) or "-"
         cards.append(
             f"<div class='card'>{picture}<p><b>{html.escape(e['label'])}</b>: {KIND_WORDS.get(e['kind'], e['kind'])}"
             f"<br>model p = {e['probability']:.3f}, suspicion {e['suspicion']:.3f}"
             f"<br>its labels: {html.escape(', '.join(e['image_labels']) or '-')}"
             f"<br>P({html.escape(e['label'])} | other label): {bearing}"
-            f"<br><small>{html.escape(Path(e['image']).name)} ({html.escape(e.get('split', ''))})</small></p></div>"
+            f"<br><small>{html.escape(Path(e['image']).name)}{where}</small></p></div>"
         )
     return "".join(cards)
 
@@ -149,8 +150,9 @@ def trust_section(trust: dict[str, Any]) -> str:
     c = trust["calibration"]
     few = c["few_positives"]
     warn = (f"<p class='warn'>{len(few)} class(es) have fewer than 5 positives in {html.escape(c['calibrated_on'])} "
-            f"(marked): their thresholds are mostly the pooled one ({c['global_threshold']:.3f}). Label more of them "
-            "for thresholds of their own.</p>") if few else ""  # fmt: skip
+            f"(marked): their thresholds rest on few positives (each pulled toward the pooled one, "
+            f"{c['global_threshold']:.3f}, by its weight below). Label more of them for thresholds that hold.</p>"
+            ) if few else ""  # fmt: skip
     measured = "".join(measured_line(c[k]) for k in ("held_out", "cross_fitted"))
     if not measured:
         measured = "<li>Too few images to measure anything out of sample.</li>"
