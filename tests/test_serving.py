@@ -31,7 +31,7 @@ pytest.importorskip("litserve", reason="the serve extra is not installed (pip in
 
 from labelgraph.serving.process import ServerProcess  # noqa: E402
 from labelgraph.serving.tagging_api import TaggingAPI  # noqa: E402
-from labelgraph.serving.uploads import read_options  # noqa: E402
+from labelgraph.serving.uploads import RequestRefused, read_options  # noqa: E402
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
 DARKNET_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
@@ -109,6 +109,7 @@ class TestRoutes:
         config = json.loads((model_dir / "config.json").read_text())
         assert meta["method"] == "add_gcn" and meta["classes"] == CLASSES and meta["input_size"] == 96
         assert meta["thresholds"] == [0.5] * len(CLASSES) and meta["maps"] == "class maps"
+        assert meta["temperature"] == [1.0] * len(CLASSES) and meta["recall_rule"] is None
         assert meta["preprocessing"]["eval_transform"] == config["eval_transform"] == "resize"
         assert meta["preprocessing"]["image_size"] == config["image_size"] and meta["labelgraph_version"]
         assert meta["batching"] == {"max_batch_size": 8, "batch_timeout": 0.02}
@@ -146,6 +147,8 @@ class TestRoutes:
             assert np.asarray(overlay).std() > 5  # an image, not a blank
         uncalibrated = post(server.url, [(name, photos[name])], "?threshold=calibrated")
         assert uncalibrated.status_code == 422 and "no calibrated thresholds" in uncalibrated.json()["detail"]
+        no_rule = post(server.url, [(name, photos[name])], "?threshold=recall")
+        assert no_rule.status_code == 422 and "no recall rule" in no_rule.json()["detail"]
 
 
 def truncated_late(data: bytes) -> bytes:
@@ -327,6 +330,9 @@ def test_read_options():
     assert read_options({"threshold": "0.25", "top_k": "2", "maps": "true"}) == {"threshold": 0.25, "top_k": 2,
                                                                                  "maps": True}  # fmt: skip
     assert read_options({"threshold": "calibrated"}) == {"threshold": "calibrated"}
+    assert read_options({"threshold": "recall"}) == {"threshold": "recall"}
+    with pytest.raises(RequestRefused, match="'calibrated' or 'recall'"):
+        read_options({"threshold": "most"})
 
 
 @pytest.mark.slow
