@@ -254,6 +254,7 @@ def test_the_task_trains_with_each_loss_on_a_split_with_unknowns(name, tiny_data
     task = task_for(dm, loss=name, method="ml_gcn")
     trainer(tmp_path, epochs=2, enable_checkpointing=False, limit_val_batches=1).fit(task, dm)
     assert task.trained_with()["incomplete_label_loss"] == name
+    assert task.criterion.epoch == 1  # the task told the loss each epoch (SPLC's and LL's schedules read it)
     assert task.trained_with()["label_setting"] == ("single-positive" if name == "role" else "partial:0.43")
     assert type(task.criterion).__name__ in task.trained_with()["criterion"]
     if name == "role":  # the label estimates of the train split trained with the network

@@ -285,3 +285,40 @@ def test_the_kept_old_paths_resolve_to_the_moved_classes():
     assert importlib.import_module("labelgraph.finetuning").StagedFineTuning is callbacks.StagedFineTuning
     figures = importlib.import_module("labelgraph.visualization.validation_figures")
     assert figures.ValidationFigures is callbacks.ValidationFigures
+
+
+def direct_writes(path: Path) -> list[tuple[int, str]]:
+    """``(line, "write" | "open")`` of every ``X.write_text(...)`` / ``X.write_bytes(...)`` / ``open(X, "w")`` whose
+    target is not a temporary path (a name ``tmp``, or a path built from one): what bypasses :mod:`labelgraph.files`."""
+
+    def root_name(node: ast.AST) -> str | None:
+        while isinstance(node, ast.BinOp | ast.Attribute | ast.Call | ast.Subscript):
+            node = node.left if isinstance(node, ast.BinOp) else node.func if isinstance(node, ast.Call) else node.value
+        return node.id if isinstance(node, ast.Name) else None
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("write_text", "write_bytes"):
+            if root_name(func.value) != "tmp":
+                found.append((node.lineno, "write"))
+        elif isinstance(func, ast.Name) and func.id == "open" and len(node.args) > 1:
+            mode = node.args[1]
+            if isinstance(mode, ast.Constant) and "w" in str(mode.value) and root_name(node.args[0]) != "tmp":
+                found.append((node.lineno, "open"))
+    return found
+
+
+def test_every_file_is_written_through_the_atomic_writers(tmp_path):
+    found = {str(path.relative_to(ROOT)): hits for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name != "files.py" and (hits := direct_writes(path))}  # fmt: skip
+    # a sweep point's log is written as the point runs (a partial log is what it is for): its two open(..., "w")
+    assert {name: [kind for _, kind in hits] for name, hits in found.items()} == {
+        "src/labelgraph/studies/sweep.py": ["open", "open"]
+    }, found
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(out, tmp):\n    (out / 'x.json').write_text('{}')\n    (tmp / 'y').write_text('fine')\n"
+                   "    open(out, 'w')\n")  # fmt: skip
+    assert direct_writes(bad) == [(2, "write"), (4, "open")]

@@ -121,6 +121,7 @@ def data_hide_labels(args: argparse.Namespace) -> int:
 
     from labelgraph.data.formats import write_csv
     from labelgraph.data.hide_labels import LabelSetting, hidden_counts, hide_labels
+    from labelgraph.files import write_text
 
     try:
         setting = LabelSetting.parse("single-positive" if args.single_positive else f"keep:{args.keep}")
@@ -135,7 +136,7 @@ def data_hide_labels(args: argparse.Namespace) -> int:
     counts = hidden_counts(table, hidden)
     report = out.with_name(out.stem + ".hidden.json")
     summary = {"source": str(args.split), "setting": setting.name, "seed": args.seed, "classes": counts}
-    report.write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(report, json.dumps(summary, indent=2) + "\n")
     print(hidden_table(counts))
     known = float((hidden.targets != -1).mean())
     print(f"wrote {out} ({len(hidden)} images, {setting.name}, seed {args.seed}: {100 * known:.1f}% of the entries "
@@ -159,6 +160,7 @@ def data_add_noise(args: argparse.Namespace) -> int:
 
     from labelgraph.data.formats import write_csv
     from labelgraph.data.label_noise import add_label_noise
+    from labelgraph.files import write_text
 
     table = load_split(args, args.split)
     try:
@@ -171,7 +173,7 @@ def data_add_noise(args: argparse.Namespace) -> int:
                 "kind": "missing" if table.targets[i, c] == 1 else "spurious"} for i, c in changed]  # fmt: skip
     record = out.with_name(out.stem + ".noise.json")
     summary = {"source": str(args.split), "drop": args.drop, "add": args.add, "seed": args.seed, "changed": entries}
-    record.write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(record, json.dumps(summary, indent=1) + "\n")
     missing = sum(e["kind"] == "missing" for e in entries)
     print(f"wrote {out}: {missing} positives dropped, {len(entries) - missing} wrong positives added "
           f"(seed {args.seed}); the changed entries in {record}")  # fmt: skip

@@ -278,7 +278,7 @@ def generate_dataset(
         "image_size": cfg.grid * cfg.cell,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(class_names) + "\n")
+    write_text(out / "classes.txt", "\n".join(class_names) + "\n")
     for split_index, (split, n) in enumerate(sizes.items()):
         items = FashionItems(folder, train=split == "train") if kind == "fashion" else ShapeItems()
         rng = np.random.default_rng([seed, split_index])

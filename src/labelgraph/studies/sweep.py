@@ -33,6 +33,7 @@ import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from labelgraph.errors import Terminated
+from labelgraph.files import write_text
 
 RESULT_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3")
 
@@ -201,8 +202,8 @@ class Sweep:
             if _done(folder, config):
                 continue
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "sweep_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            (folder / "point.json").write_text(json.dumps({"index": i, "values": points[i]}, indent=1))
+            write_text(folder / "sweep_config.yaml", yaml.safe_dump(config, sort_keys=False))
+            write_text(folder / "point.json", json.dumps({"index": i, "values": points[i]}, indent=1))
             label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in points[i].items())
             if echo:
                 print(f"[{i + 1}/{len(points)}] {label}", flush=True)
