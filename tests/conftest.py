@@ -26,3 +26,20 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A baseline trained for a few epochs on the tiny shapes (scores that mean something), exported."""
+    import lightning as L
+
+    from labelgraph.apis import save_model
+
+    from .test_task import datamodule, task_for, trainer
+
+    L.seed_everything(0)
+    dm = datamodule(tiny_dataset)
+    task = task_for(dm, method="baseline")
+    trainer(tmp_path_factory.mktemp("fit"), epochs=3, enable_checkpointing=False).fit(task, dm)
+    return save_model(task.model, tmp_path_factory.mktemp("model") / "m", class_names=dm.class_names,
+                      image_size=TINY_SIZE)  # fmt: skip

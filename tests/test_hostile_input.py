@@ -33,17 +33,18 @@ from .test_hub import place_in_hf_cache
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def png16(path: Path, width: int, height: int) -> Path:
-    """A 16-bit RGB PNG of zeros, written row by row: ~500 KB on disk for 9400 x 9400, half a gigabyte decoded."""
+def png16(path: Path, width: int, height: int, channels: int = 3) -> Path:
+    """A 16-bit RGB (or, ``channels=4``, RGBA) PNG of zeros, written row by row: ~500 KB on disk for 9400 x 9400 RGB,
+    half a gigabyte decoded."""
     import struct
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    compress, row = zlib.compressobj(9), b"\x00" + bytes(width * 6)
+    compress, row = zlib.compressobj(9), b"\x00" + bytes(width * 2 * channels)
     idat = b"".join(compress.compress(row) for _ in range(height)) + compress.flush()
-    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 16, {3: 2, 4: 6}[channels], 0, 0, 0)  # PNG colour type
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path
 

@@ -14,7 +14,6 @@ import torch
 
 import labelgraph
 from labelgraph import create_model
-from labelgraph.apis import save_model
 from labelgraph.apis.export import update_config
 from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.hide_labels import LabelSetting, hide_labels
@@ -25,7 +24,8 @@ from labelgraph.errors import LabelgraphError
 from labelgraph.files import write_text
 from labelgraph.graph import LabelGraph, gcn_adjacency, ml_gcn_adjacency, normalize_adjacency
 
-from .conftest import TINY_BACKBONE, TINY_SIZE
+from .conftest import TINY_BACKBONE
+from .test_hostile_input import png16
 from .test_task import datamodule, task_for, trainer
 
 
@@ -55,16 +55,6 @@ def test_an_80_20_split_puts_every_class_with_two_positives_on_both_sides():
     train, val = iterative_stratification(targets, [0.8, 0.2], seed=0)
     assert abs(len(val) - 20) <= 2
     assert (targets[val] == 1).sum(0).min() >= 1 and (targets[train] == 1).sum(0).min() >= 3
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_dataset, tmp_path_factory) -> Path:
-    L.seed_everything(0)
-    dm = datamodule(tiny_dataset)
-    task = task_for(dm, method="baseline")
-    trainer(tmp_path_factory.mktemp("fit"), epochs=2, enable_checkpointing=False).fit(task, dm)
-    return save_model(task.model, tmp_path_factory.mktemp("model") / "m", class_names=dm.class_names,
-                      image_size=TINY_SIZE)  # fmt: skip
 
 
 def test_predict_uses_the_stored_thresholds_by_default(tiny_model, tiny_dataset, tmp_path):
@@ -109,26 +99,11 @@ def test_a_checkpoint_records_the_eval_transform_the_data_module_used(tiny_datas
     assert config.eval_transform == "center_crop"
 
 
-def rgba16_png(path: Path, width: int, height: int) -> Path:
-    """A 16-bit RGBA PNG of zeros (8 bytes a pixel decoded), written row by row: small on disk."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    compress, row = zlib.compressobj(9), b"\x00" + bytes(width * 8)
-    idat = b"".join(compress.compress(row) for _ in range(height)) + compress.flush()
-    header = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-    return path
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_preflight_refuses_an_image_too_costly_to_decode(tmp_path):
     """Break: the pre-flight decode-cost refusal removed (the image would be found out mid-training)."""
     # 144 M pixels: under PIL's own bomb limit (179 M), but 1.07 GiB decoded, over the readers' 1 GiB
-    rgba16_png(tmp_path / "big.png", 12000, 12000)
+    png16(tmp_path / "big.png", 12000, 12000, channels=4)
     table = LabelTable(["big.png"], ["a"], np.array([[1]], dtype=np.int8), tmp_path, "train.csv")
     refused = "\n".join(check_splits({"train": table}).refused)
     assert "big.png" in refused and "refused, decoding it would take" in refused

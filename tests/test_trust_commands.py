@@ -16,24 +16,12 @@ import torch
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 import labelgraph
-from labelgraph.apis import save_model
 from labelgraph.cli import main as cli_main
 from labelgraph.data.formats import load_table
 from labelgraph.engine.callbacks import EarlyStoppingAfterWarmup, LatestBestCheckpoint
 
 from .conftest import TINY_SIZE
 from .test_task import datamodule, task_for, trainer
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_dataset, tmp_path_factory) -> Path:
-    """A briefly trained baseline on the tiny shapes (scores that mean something), exported."""
-    L.seed_everything(0)
-    dm = datamodule(tiny_dataset)
-    task = task_for(dm, method="baseline")
-    trainer(tmp_path_factory.mktemp("fit"), epochs=3, enable_checkpointing=False).fit(task, dm)
-    return save_model(task.model, tmp_path_factory.mktemp("model") / "m", class_names=dm.class_names,
-                      image_size=TINY_SIZE)  # fmt: skip
 
 
 def calibrated_copy(tiny_model: Path, tiny_dataset: Path, out: Path, *extra: str) -> Path:
