@@ -58,22 +58,21 @@ def train_models(work: Path, seed: int = 0) -> dict[str, Any]:
 def split_logits(model_dir: Path, csv_file: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from labelgraph.apis.predict import Predictor
     from labelgraph.data.formats import load_table
-    from labelgraph.evaluation.scoring import split_scores
 
     predictor = Predictor.load(model_dir)
     table = load_table("csv", str(csv_file), class_names=classes)
-    return split_scores(predictor.logits, predictor.transform, table, 128).astype(np.float64), table.targets
+    return predictor.table_scores(table, 128, logits=True).astype(np.float64), table.targets
 
 
 def thresholds_table(z_val: np.ndarray, y_val: np.ndarray, z_test: np.ndarray, y_test: np.ndarray) -> dict:
     """Per-class thresholds chosen on ``n`` validation images by each rule, measured on the test split; and how far
     the in-sample and the cross-fitted CF1 of the default rule are from its test CF1."""
-    from labelgraph.evaluation.calibration import apply_temperature
+    from labelgraph.evaluation.calibration import scaled_sigmoid
     from labelgraph.evaluation.cross_fitting import cross_fit
     from labelgraph.evaluation.metrics import decision_metrics
     from labelgraph.evaluation.thresholds import ThresholdRule
 
-    p_val, p_test = apply_temperature(z_val, 1.0), apply_temperature(z_test, 1.0)
+    p_val, p_test = scaled_sigmoid(z_val), scaled_sigmoid(z_test)
     rules = {"own optimum (old rule, k = 0)": 0.0, "k = 1 (new default)": 1.0, "k = 2": 2.0, "k = 3": 3.0,
              "k = 10": 10.0, "one pooled threshold (k = inf)": float("inf")}  # fmt: skip
     out: dict[str, Any] = {
@@ -220,7 +219,6 @@ def head_map(table: Any, val: Any, test: Any, plan: Any, out: Path) -> float:
     """Test mAP of an ML-GCN head trained on ``table`` on the frozen backbone (``labelgraph train``'s stage 1)."""
     from labelgraph.apis.predict import Predictor
     from labelgraph.evaluation.metrics import evaluate
-    from labelgraph.evaluation.scoring import split_scores
     from labelgraph.studies.demo import DemoSettings
     from labelgraph.studies.fine_tune import pretrained_argument, train_head, write_splits
 
@@ -229,9 +227,7 @@ def head_map(table: Any, val: Any, test: Any, plan: Any, out: Path) -> float:
     with contextlib.redirect_stdout(io.StringIO()):
         folder, _ = train_head(plan, settings, out)
     predictor = Predictor.load(folder)
-    return round(
-        float(evaluate(split_scores(predictor.scores, predictor.transform, test, 128), test.targets)["mAP"]), 2
-    )
+    return round(float(evaluate(predictor.table_scores(test, 128), test.targets)["mAP"]), 2)
 
 
 def audit_table(work: Path, classes: list[str]) -> dict:
@@ -291,7 +287,7 @@ def audit_table(work: Path, classes: list[str]) -> dict:
 
 
 def run(work: Path) -> dict[str, Any]:
-    from labelgraph.evaluation.calibration import apply_temperature
+    from labelgraph.evaluation.calibration import scaled_sigmoid
 
     start = time.perf_counter()
     trained = train_models(work)
@@ -302,7 +298,7 @@ def run(work: Path) -> dict[str, Any]:
         z_test, y_test = split_logits(work / method / "model", work / "data" / "test.csv", classes)
         scored[method] = (z_val, y_val, z_test, y_test)
     z_val, y_val, z_test, y_test = scored[MAIN]
-    pool = apply_temperature(np.concatenate([z_val, z_test]), 1.0)
+    pool = scaled_sigmoid(np.concatenate([z_val, z_test]))
     result = {
         "models": trained,
         "thresholds": thresholds_table(z_val, y_val, z_test, y_test),

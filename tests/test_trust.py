@@ -12,11 +12,12 @@ from sklearn.metrics import average_precision_score, f1_score
 from torchmetrics.functional.classification import binary_calibration_error
 
 from labelgraph.evaluation.calibration import (
-    apply_temperature,
     calibration_error,
     fit_scaling,
     fit_temperature,
+    logit,
     reliability_bins,
+    scaled_sigmoid,
 )
 from labelgraph.evaluation.conformal import conformal_recall_threshold, image_recall, images_needed
 from labelgraph.evaluation.cross_fitting import cross_fit, fold_indices
@@ -28,14 +29,14 @@ from labelgraph.evaluation.label_audit import (
     self_confidence_suspicion,
 )
 from labelgraph.evaluation.metrics import decision_metrics, evaluate
-from labelgraph.evaluation.thresholds import ThresholdRule, expit, f1_optimal_thresholds, logit
+from labelgraph.evaluation.thresholds import ThresholdRule, f1_optimal_thresholds
 
 
 def logistic_table(n: int, c: int, temperature: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels drawn so that sigmoid(z / temperature) is the true probability of each label."""
     rng = np.random.default_rng(seed)
     z = rng.normal(-1.0, 3.0, (n, c))
-    return z, (rng.random((n, c)) < expit(z / temperature)).astype(np.int8)
+    return z, (rng.random((n, c)) < scaled_sigmoid(z / temperature)).astype(np.int8)
 
 
 class TestThresholds:
@@ -116,7 +117,7 @@ class TestCalibrationError:
     def test_ece_equals_torchmetrics_pooled_and_per_class(self):
         z, y = logistic_table(400, 5, 2.0, seed=0)
         y[np.random.default_rng(0).random(y.shape) < 0.1] = -1
-        p = expit(z)
+        p = scaled_sigmoid(z)
         ece = calibration_error(p, y)
         reference = binary_calibration_error(torch.tensor(p.ravel()).float(), torch.tensor(y.ravel()).long(),
                                              n_bins=15, norm="l1", ignore_index=-1)  # fmt: skip
@@ -139,14 +140,14 @@ class TestCalibrationError:
     def test_temperature_scaling_recovers_a_known_temperature(self):
         z, y = logistic_table(6000, 4, 2.5, seed=1)
         assert fit_temperature(z, y) == pytest.approx(np.full(4, 2.5), rel=0.06)
-        before, after = calibration_error(expit(z), y)["overall"], calibration_error(apply_temperature(z, 2.5), y)
+        before, after = calibration_error(scaled_sigmoid(z), y)["overall"], calibration_error(scaled_sigmoid(z, 2.5), y)
         assert after["overall"] < before / 3
 
     def test_platt_scaling_recovers_a_shift_that_no_temperature_can(self):
         # true probability sigmoid(z / 2 - 1.5): logits shifted as an asymmetric loss leaves them
         rng = np.random.default_rng(8)
         z = rng.normal(1.0, 3.0, (6000, 3))
-        y = (rng.random(z.shape) < expit(z / 2.0 - 1.5)).astype(np.int8)
+        y = (rng.random(z.shape) < scaled_sigmoid(z / 2.0 - 1.5)).astype(np.int8)
         platt = fit_scaling(z, y, "platt")
         assert platt.temperature == pytest.approx(np.full(3, 2.0), rel=0.06)
         assert platt.bias == pytest.approx(np.full(3, -1.5), abs=0.1)
@@ -154,14 +155,14 @@ class TestCalibrationError:
         assert (temperature.bias == 0).all()
         ece = {name: calibration_error(s.apply(z), y)["overall"] for name, s in (("platt", platt), ("t", temperature))}
         assert ece["platt"] < 1.5 < ece["t"]
-        assert np.allclose(fit_scaling(z, y, "none").apply(z), expit(z))
+        assert np.allclose(fit_scaling(z, y, "none").apply(z), scaled_sigmoid(z))
         with pytest.raises(ValueError, match="platt_per_class"):
             fit_scaling(z, y, "isotonic")
 
     def test_per_class_temperatures_and_the_fallback_for_thin_classes(self):
         rng = np.random.default_rng(4)
         z = rng.normal(0, 3, (4000, 3))
-        y = (rng.random(z.shape) < expit(z / np.array([0.5, 1.0, 3.0]))).astype(np.int8)
+        y = (rng.random(z.shape) < scaled_sigmoid(z / np.array([0.5, 1.0, 3.0]))).astype(np.int8)
         y[:, 2] = -1
         y[:5, 2] = [1, 1, 0, 0, 1]  # too few known entries for a temperature of its own
         t = fit_temperature(z, y, per_class=True)
@@ -194,9 +195,9 @@ class TestConformalRecall:
         rng = np.random.default_rng(5)
         for _ in range(3):
             z = rng.normal(-1, 2, (300, 8))
-            y = (rng.random(z.shape) < expit(z)).astype(np.int8)
+            y = (rng.random(z.shape) < scaled_sigmoid(z)).astype(np.int8)
             y[np.arange(300), rng.integers(0, 8, 300)] = 1  # MAPIE wants a label on every image
-            p = expit(z)
+            p = scaled_sigmoid(z)
             ours = conformal_recall_threshold(p, y, 0.9).threshold
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -208,7 +209,7 @@ class TestConformalRecall:
 
     def test_the_recall_guarantee_over_many_random_splits(self):
         z, y = logistic_table(1000, 10, 1.0, seed=6)
-        p = expit(z)
+        p = scaled_sigmoid(z)
         labelled = np.flatnonzero((y == 1).any(1))
         rng = np.random.default_rng(7)
         recalls = []
@@ -240,7 +241,7 @@ def planted_errors(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     added = negatives[rng.choice(len(negatives), int(0.05 * len(positives)), replace=False)]
     given[added[:, 0], added[:, 1]] = 1
     z = np.where(truth == 1, 1.0, -1.5) + rng.normal(0, 1.5, truth.shape)
-    return expit(z), given, given != truth
+    return scaled_sigmoid(z), given, given != truth
 
 
 class TestLabelAudit:

@@ -24,11 +24,10 @@ from labelgraph.apis.export import update_config
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.classes import check_same_classes
 from labelgraph.data.label_table import LabelTable
-from labelgraph.evaluation.calibration import SCALING_MODES, LogitScaling, apply_temperature
+from labelgraph.evaluation.calibration import SCALING_MODES, LogitScaling, scaled_sigmoid, scaling_formula
 from labelgraph.evaluation.conformal import images_needed
 from labelgraph.evaluation.cross_fitting import DEFAULT_FOLDS
 from labelgraph.evaluation.posthoc import PosthocFit, cross_fitted_measures, fit_posthoc, measure_posthoc
-from labelgraph.evaluation.scoring import split_scores
 from labelgraph.evaluation.thresholds import FEW_POSITIVES, ThresholdRule
 
 KEEP = "keep"  # the scaling the model already has
@@ -82,39 +81,50 @@ def calibrate_model(
     """
     settings = settings or CalibrationSettings()
     predictor = predictor or Predictor.load(model_dir)
-    calibrated_on, evaluated_on = names or (table.source, eval_table.source if eval_table is not None else None)
     z = split_logits(predictor, table, batch_size, model_dir)
-    scaling = stored_scaling(predictor) if settings.scaling == KEEP else settings.scaling
-    fit = fit_posthoc(z, table.targets, settings.rule, scaling, settings.recall)
-    report = describe_fit(fit, predictor.classes, settings, calibrated_on, len(table))
-    with_recall = fit.recall is not None
-    report["in_sample"] = {"where": IN_SAMPLE, **measure_posthoc(raw(z), fit.outputs(z), table.targets, with_recall)}
-    report["cross_fitted"] = cross_fitted_measures(z, table.targets, settings.rule, scaling, settings.recall,
-                                                   settings.folds, settings.seed)  # fmt: skip
-    if report["cross_fitted"] is not None:
-        report["cross_fitted"]["where"] = report["cross_fitted"]["where"].replace(
-            "the calibration split", calibrated_on
-        )
-    report["held_out"] = None
-    if eval_table is not None:
-        z_eval = split_logits(predictor, eval_table, batch_size, model_dir)
-        measured = measure_posthoc(raw(z_eval), fit.outputs(z_eval), eval_table.targets, with_recall)
-        report["held_out"] = {"where": f"{evaluated_on}, held out (not used to calibrate)", **measured}
-    report["out_of_sample"] = report["held_out"] or report["cross_fitted"]
+    z_eval = split_logits(predictor, eval_table, batch_size, model_dir) if eval_table is not None else None
+    report, fit = calibrate_logits(z, table, z_eval, eval_table, settings, predictor, names)
     if store:
         store_calibration(model_dir, fit, report, predictor)
         report["stored_in"] = str(Path(model_dir) / "config.json")
     return report
 
 
+def calibrate_logits(
+    z: np.ndarray,
+    table: LabelTable,
+    z_eval: np.ndarray | None,
+    eval_table: LabelTable | None,
+    settings: CalibrationSettings,
+    predictor: Predictor,
+    names: tuple[str, str | None] | None = None,
+) -> tuple[dict[str, Any], PosthocFit]:
+    """:func:`calibrate_model` on logits already computed (``z`` of ``table``, ``z_eval`` of ``eval_table``): the
+    report and the fit, nothing stored."""
+    calibrated_on, evaluated_on = names or (table.source, eval_table.source if eval_table is not None else None)
+    scaling = stored_scaling(predictor) if settings.scaling == KEEP else settings.scaling
+    fit = fit_posthoc(z, table.targets, settings.rule, scaling, settings.recall)
+    report = describe_fit(fit, predictor.classes, settings, calibrated_on, len(table))
+    with_recall = fit.recall is not None
+    report["in_sample"] = {"where": IN_SAMPLE, **measure_posthoc(raw(z), fit.outputs(z), table.targets, with_recall)}
+    report["cross_fitted"] = cross_fitted_measures(z, table.targets, settings.rule, scaling, settings.recall,
+                                                   settings.folds, settings.seed, calibrated_on)  # fmt: skip
+    report["held_out"] = None
+    if eval_table is not None:
+        measured = measure_posthoc(raw(z_eval), fit.outputs(z_eval), eval_table.targets, with_recall)
+        report["held_out"] = {"where": f"{evaluated_on}, held out (not used to calibrate)", **measured}
+    report["out_of_sample"] = report["held_out"] or report["cross_fitted"]
+    return report, fit
+
+
 def split_logits(predictor: Predictor, table: LabelTable, batch_size: int, model_dir: str | Path) -> np.ndarray:
     """(N, C) logits of every image of ``table``, in its order, with the model's preprocessing."""
     check_same_classes(predictor.classes, table.class_names, f"model {model_dir}", f"split {table.source}")
-    return split_scores(predictor.logits, predictor.transform, table, batch_size).astype(np.float64)
+    return predictor.table_scores(table, batch_size, logits=True).astype(np.float64)
 
 
 def raw(logits: np.ndarray) -> np.ndarray:
-    return apply_temperature(logits, 1.0)
+    return scaled_sigmoid(logits)
 
 
 def stored_scaling(predictor: Predictor) -> LogitScaling:
@@ -222,14 +232,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 
 def scaling_text(scaling: dict[str, Any]) -> str:
-    """``sigmoid(logit / 1.21 - 0.35)`` (or the ranges, per class), with the mode."""
-    t, b = scaling["temperature"], scaling["bias"]
-    if len(set(t)) == 1 and len(set(b)) == 1:
-        formula = f"sigmoid(logit / {t[0]:.3g} {'-' if b[0] < 0 else '+'} {abs(b[0]):.3g})"
-    else:
-        formula = f"sigmoid(logit / T + b), T {min(t):.3g}..{max(t):.3g}, b {min(b):.3g}..{max(b):.3g} by class"
-    if set(t) == {1.0} and set(b) == {0.0}:
-        return "sigmoid(logit): the network's own"
+    """The scaling's formula (:func:`~labelgraph.evaluation.calibration.scaling_formula`) and how it was fitted."""
+    formula = scaling_formula(scaling["temperature"], scaling["bias"])
+    if formula.endswith("the network's own"):
+        return formula
     mode = scaling["mode"]
     names = {"platt": "Platt scaling", "temperature": "temperature scaling", "keep": "the model's stored scaling"}
     name = names[mode.removesuffix("_per_class")]

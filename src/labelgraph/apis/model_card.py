@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labelgraph.evaluation.calibration import scaling_formula
 from labelgraph.files import write_text
 from labelgraph.models import ModelConfig, get_model_builder, get_recipe
 from labelgraph.models.weights import read_model_config
@@ -96,11 +97,8 @@ def describe_thresholds(thresholds: float | list[float]) -> str:
 
 def describe_calibration(config: Any) -> str:
     """The logits' scaling, the recall rule and where the calibration was measured, in one line."""
-    t, b = config.temperature, config.logit_bias
-    per_class = isinstance(t, list) or isinstance(b, list)
-    parts = ["sigmoid of the logits" if (t, b) == (1.0, 0.0) else
-             "sigmoid(logit / T + b) with T and b fitted per class" if per_class else
-             f"sigmoid(logit / {t:.3g} {'-' if b < 0 else '+'} {abs(b):.3g}) (fitted on validation)"]  # fmt: skip
+    t, b = (v if isinstance(v, list) else [v] for v in (config.temperature, config.logit_bias))
+    parts = [scaling_formula(t, b)]
     if config.recall_rule:
         rule = config.recall_rule
         parts.append(f"`--threshold recall` (p >= {rule['threshold']:.3g}) keeps at least {rule['recall']:g} of an "

@@ -31,8 +31,10 @@ from labelgraph.data.image_io import (
     pil_to_tensor,
     read_image,
 )
+from labelgraph.data.label_table import LabelTable
 from labelgraph.data.transforms import decode_size, eval_transform
 from labelgraph.errors import InvalidInputError
+from labelgraph.evaluation.scoring import split_scores
 from labelgraph.files import write_text
 from labelgraph.models import ModelConfig, load_model
 
@@ -153,6 +155,11 @@ class Predictor:
         logits = self.model(images.to(self.device)).float()
         t, b = (torch.from_numpy(v).to(logits.device) for v in (self.temperature, self.logit_bias))
         return torch.sigmoid(logits / t + b).cpu().numpy()
+
+    def table_scores(self, table: LabelTable, batch_size: int = 32, logits: bool = False) -> np.ndarray:
+        """(N, C) probabilities -- or, ``logits``, the network's logits -- of every image of ``table``, in its order,
+        preprocessed as the model was validated (an unreadable image stops it, naming the file)."""
+        return split_scores(self.logits if logits else self.scores, self.transform, table, batch_size)
 
     def read(self, item: str | Path | bytes | Image.Image, name: str = "<bytes>") -> torch.Tensor:
         """A path, encoded bytes (an upload, errors naming it ``name``) or a PIL image -> uint8 (3, H, W) as decoded

@@ -99,12 +99,11 @@ def compare_by_train(args: argparse.Namespace, splits: dict, methods: list[str],
                      weights: str, embeddings: str, progress: bool) -> int:  # fmt: skip
     """The default protocol: every method by labelgraph train's rule, over seeds."""
     held = splits.get("test", splits["val"])
-    seeds = args.seeds or None
     print("loading PyTorch and Lightning ...", flush=True)
     from labelgraph.studies.train_comparison import compare_by_train_rule, default_seeds, refuse_composed
 
-    refuse_composed(methods)
-    seeds = seeds or default_seeds(len(held))
+    refuse_composed(methods)  # before the line below announces a run that would not happen
+    seeds = args.seeds or default_seeds(len(held))
     print(f"methods: {', '.join(methods)}; each by labelgraph train's rule, {seeds} seed(s) from {args.seed} "
           f"({len(held)} held-out images); backbone {backbone} ({weights}); run folder {out}", flush=True)  # fmt: skip
     compare_by_train_rule(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, seeds,

@@ -45,7 +45,8 @@ def run(argv: list[str]) -> int:
     if args.markdown:
         write_text(args.markdown, text + "\n")
     if args.reliability:
-        from labelgraph.visualization.trust import reliability_figure, save_figure
+        from labelgraph.visualization.report import save_figure
+        from labelgraph.visualization.trust import reliability_figure
 
         curves = {name: r["clean"]["reliability"] for name, r in results.items()}
         save_figure(reliability_figure(curves, f"{table.source}"), args.reliability)

@@ -57,13 +57,12 @@ def viz_graph(args: argparse.Namespace) -> None:
 def viz_pr(args: argparse.Namespace) -> None:
     from labelgraph.apis.predict import Predictor
     from labelgraph.evaluation.metrics import evaluate
-    from labelgraph.evaluation.scoring import split_scores
     from labelgraph.visualization.plots import plot_pr_curves
     from labelgraph.visualization.report import plot_per_class_ap
 
     predictor = Predictor.load(args.model)
     table = load_split(args, args.split, predictor.classes)
-    scores = split_scores(predictor.scores, predictor.transform, table)
+    scores = predictor.table_scores(table)
     plot_pr_curves(scores, table.targets, predictor.classes, args.out)
     result = evaluate(scores, table.targets)
     ap_path = Path(args.out).with_name(Path(args.out).stem + "_ap.png")

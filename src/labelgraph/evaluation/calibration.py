@@ -102,7 +102,7 @@ class LogitScaling:
         return cls(np.ones(num_classes), np.zeros(num_classes))
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
-        return apply_temperature(logits, self.temperature, self.bias)
+        return scaled_sigmoid(logits, self.temperature, self.bias)
 
 
 def fit_scaling(logits: np.ndarray, targets: np.ndarray, mode: str = "platt") -> LogitScaling:
@@ -153,9 +153,27 @@ def one_scaling(z: np.ndarray, y: np.ndarray, with_bias: bool) -> tuple[float, f
     return float(np.clip(1.0 / slope, *TEMPERATURE_RANGE)), float(np.clip(bias, -BIAS_LIMIT, BIAS_LIMIT))
 
 
-def apply_temperature(
-    logits: np.ndarray, temperatures: np.ndarray | float, bias: np.ndarray | float = 0.0
+def scaled_sigmoid(
+    logits: np.ndarray, temperature: np.ndarray | float = 1.0, bias: np.ndarray | float = 0.0
 ) -> np.ndarray:
-    """``sigmoid(logits / T + b)``; ``temperatures`` and ``bias`` (C,) or one number."""
-    z = np.asarray(logits, dtype=np.float64) / np.asarray(temperatures, dtype=np.float64)
+    """``sigmoid(logits / T + b)`` (the plain sigmoid with the defaults); ``temperature`` and ``bias`` (C,) or one
+    number."""
+    z = np.asarray(logits, dtype=np.float64) / np.asarray(temperature, dtype=np.float64)
     return 1.0 / (1.0 + np.exp(-(z + np.asarray(bias, dtype=np.float64))))
+
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """The log-odds of probabilities, kept inside (1e-6, 1 - 1e-6) so that they stay finite."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def scaling_formula(temperature: list[float], bias: list[float]) -> str:
+    """``sigmoid(logit / 1.21 - 0.35)``, the ranges when the classes have their own, or the plain sigmoid."""
+    if set(temperature) == {1.0} and set(bias) == {0.0}:
+        return "sigmoid(logit): the network's own"
+    if len(set(temperature)) == 1 and len(set(bias)) == 1:
+        t, b = temperature[0], bias[0]
+        return f"sigmoid(logit / {t:.3g} {'-' if b < 0 else '+'} {abs(b):.3g})"
+    return (f"sigmoid(logit / T + b), T {min(temperature):.3g}..{max(temperature):.3g}, b {min(bias):.3g}.."
+            f"{max(bias):.3g} by class")  # fmt: skip

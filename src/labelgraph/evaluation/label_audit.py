@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from labelgraph.evaluation.calibration import logit
 from labelgraph.evaluation.cross_fitting import cross_fit
-from labelgraph.evaluation.thresholds import logit
 
 #: pseudo-images of the class's prior added to every conditional P(c | j) (a pair seen in 2 images is not certain)
 SMOOTHING = 1.0
@@ -99,13 +99,16 @@ def context_features(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return means, maxes, others == 0
 
 
-def entry_features(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(N, C, 5) features of every entry: model logit, context mean and max, class prior log-odds, alone."""
+def entry_features(probs: np.ndarray, targets: np.ndarray, use_graph: bool = True) -> np.ndarray:
+    """(N, C, F) features of every entry: model logit, context mean and max, class prior log-odds, alone (F = 5);
+    without ``use_graph`` only the model logit and the class prior (F = 2)."""
     t = np.asarray(targets)
-    mean, high, alone = context_features(t)
-    prior = np.clip((t == 1).mean(0), 1e-3, 1 - 1e-3)
     model = logit(np.asarray(probs, dtype=np.float64))
-    return np.stack([model, mean, high, np.broadcast_to(logit(prior), t.shape), alone.astype(np.float64)], axis=-1)
+    prior = np.broadcast_to(logit(np.clip((t == 1).mean(0), 1e-3, 1 - 1e-3)), t.shape)
+    if not use_graph:
+        return np.stack([model, prior], axis=-1)
+    mean, high, alone = context_features(t)
+    return np.stack([model, mean, high, prior, alone.astype(np.float64)], axis=-1)
 
 
 def audit_scores(
@@ -127,8 +130,7 @@ def audit_scores(
     p, t = np.asarray(probs, dtype=np.float64), np.asarray(targets)
     if p.shape != t.shape or p.ndim != 2:
         raise ValueError(f"probabilities and labels must both be (N, C); got {p.shape} and {t.shape}")
-    features = entry_features(p, t)
-    features = features if use_graph else features[..., [0, 3]]  # model logit, class prior
+    features = entry_features(p, t, use_graph)
     rates: list[tuple[float, float]] = []
     if len(t) >= 4 and (t == 1).any() and (t == 0).any():
         out = cross_fit(features, t, partial(fit_apply, rates=rates), min(folds, len(t)), seed)

@@ -19,10 +19,10 @@ import numpy as np
 
 from labelgraph.evaluation.calibration import (
     LogitScaling,
-    apply_temperature,
     calibration_error,
     fit_scaling,
     reliability_bins,
+    scaled_sigmoid,
 )
 from labelgraph.evaluation.conformal import RecallRule, conformal_recall_threshold, image_recall
 from labelgraph.evaluation.cross_fitting import DEFAULT_FOLDS, cross_fit
@@ -121,9 +121,10 @@ def cross_fitted_measures(
     recall: float | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
+    split: str = "the calibration split",
 ) -> dict[str, Any] | None:
-    """:func:`measure_posthoc` of the procedure cross-fitted on the calibration split; None when it has fewer than
-    :data:`MIN_CROSS_FIT_IMAGES` images."""
+    """:func:`measure_posthoc` of the procedure cross-fitted on the calibration split (``split``: what to call it);
+    None when it has fewer than :data:`MIN_CROSS_FIT_IMAGES` images."""
     z, t = np.asarray(logits, dtype=np.float64), np.asarray(targets)
     if len(z) < MIN_CROSS_FIT_IMAGES:
         return None
@@ -133,5 +134,5 @@ def cross_fitted_measures(
 
     outputs = cross_fit(z, t, fit_apply, folds, seed)
     folds_used = min(folds, len(z))
-    return {"where": f"the calibration split, {folds_used}-fold cross-fitted (each fold scored by a fit without it)",
-            **measure_posthoc(apply_temperature(z, 1.0), outputs, t, recall is not None)}  # fmt: skip
+    return {"where": f"{split}, {folds_used}-fold cross-fitted (each fold scored by a fit without it)",
+            **measure_posthoc(scaled_sigmoid(z), outputs, t, recall is not None)}  # fmt: skip

@@ -43,8 +43,6 @@ import numpy as np
 Objective = Literal["f1", "precision", "recall"]
 #: a class with fewer known validation positives than this is flagged: its threshold is mostly the global one
 FEW_POSITIVES = 5
-#: thresholds are kept inside (EPS, 1 - EPS) so that their log-odds are finite
-EPS = 1e-6
 #: k, the global threshold's weight in positives (module docstring)
 DEFAULT_PRIOR_POSITIVES = 1.0
 
@@ -171,12 +169,3 @@ def f1_optimal_thresholds(scores: np.ndarray, targets: np.ndarray, default: floa
     a class without a known positive keeps ``default``)."""
     own = ThresholdRule(prior_positives=0).fit(scores, targets).own
     return np.where(np.isnan(own), float(default), own)
-
-
-def logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def expit(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))

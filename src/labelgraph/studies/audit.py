@@ -26,7 +26,6 @@ from labelgraph.data.label_table import LabelTable
 from labelgraph.data.splitting import hold_out
 from labelgraph.evaluation.cross_fitting import fold_indices
 from labelgraph.evaluation.label_audit import KINDS, audit_scores, ranked_entries
-from labelgraph.evaluation.scoring import split_scores
 from labelgraph.files import write_text
 from labelgraph.studies.demo import DemoSettings, quiet_lightning
 from labelgraph.studies.fine_tune import TrainPlan, fine_tune, pretrained_argument, train_head, write_splits
@@ -41,7 +40,7 @@ def model_scores(model_dir: str | Path, table: LabelTable) -> np.ndarray:
     """(N, C) probabilities of an exported model (its logits scaled as calibrated) on ``table``, in its order."""
     predictor = Predictor.load(model_dir)
     check_same_classes(predictor.classes, table.class_names, f"model {model_dir}", f"split {table.source}")
-    return split_scores(predictor.scores, predictor.transform, table, 32)
+    return predictor.table_scores(table)
 
 
 def out_of_fold_scores(

@@ -60,7 +60,6 @@ from labelgraph.engine.callbacks import (
 from labelgraph.engine.recipes import describe_loss
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.evaluation.metrics import evaluate
-from labelgraph.evaluation.scoring import split_scores
 from labelgraph.files import write_text
 from labelgraph.losses.incomplete_registry import recommended_loss
 from labelgraph.models import Recipe, get_recipe
@@ -272,7 +271,7 @@ def training_set_map(predictor: Predictor, table: LabelTable) -> float | None:
     every known entry is a positive, so any scores would give 100)."""
     if not ((table.targets == 1).any(0) & (table.targets == 0).any(0)).any():
         return None
-    scores = split_scores(predictor.scores, predictor.transform, table, 32)
+    scores = predictor.table_scores(table)
     return round(float(evaluate(scores, table.targets)["mAP"]), 2)
 
 

@@ -22,7 +22,6 @@ import numpy as np
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.label_table import LabelTable
 from labelgraph.evaluation.metrics import evaluate
-from labelgraph.evaluation.scoring import split_scores
 
 PLAIN_LOSSES = {"single-positive": "an", "partial": "ignore"}
 #: a training loss at or below this is taken for a collapse (nothing left to learn from the labels)
@@ -47,7 +46,7 @@ def validation_map(model_dir: Path, table: LabelTable) -> tuple[float, bool]:
     """mAP of an exported model on ``table``; and whether its unknown entries had to count as absent (a class with
     positives but no known negative)."""
     predictor = Predictor.load(model_dir)
-    scores = split_scores(predictor.scores, predictor.transform, table, 32)
+    scores = predictor.table_scores(table)
     t = table.targets
     unranked = bool(((t == 1).any(0) & ~(t == 0).any(0)).any())
     result = evaluate(scores, t, unknown="negative" if unranked else "ignore")["mAP"]

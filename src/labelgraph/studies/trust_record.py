@@ -13,11 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from labelgraph.apis.calibration import CalibrationSettings, calibrate_model, summary_lines
+from labelgraph.apis.calibration import (
+    CalibrationSettings,
+    calibrate_logits,
+    split_logits,
+    store_calibration,
+    summary_lines,
+)
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.label_table import LabelTable
 from labelgraph.evaluation.label_audit import audit_scores, neighbours, ranked_entries
-from labelgraph.evaluation.scoring import split_scores
 
 #: the most suspect entries a run's report lists
 REPORTED_SUSPECTS = 12
@@ -33,25 +38,30 @@ def trust_record(
         ``calibration`` (the report of :func:`labelgraph.apis.calibration.calibrate_model`) and ``label_audit``
         (``how`` and the most suspect ``entries``).
     """
+    held = {"val": val} | ({"test": test} if test is not None else {})
+    logits = {split: split_logits(predictor, table, 32, model_dir) for split, table in held.items()}  # one pass each
     names = ("the validation split", None if test is None else "the test split")
-    calibration = calibrate_model(model_dir, val, test, settings, predictor=predictor, names=names)
+    calibration, fit = calibrate_logits(logits["val"], val, logits.get("test"), test, settings, predictor, names)
+    store_calibration(model_dir, fit, calibration, predictor)
+    calibration["stored_in"] = str(model_dir / "config.json")
     print("\n".join(summary_lines(calibration)), flush=True)
-    calibrated = Predictor.load(model_dir)  # with the scaling just stored
     entries = []
-    for split, table in (("val", val), ("test", test)):
-        if table is not None and len(table):
-            entries += suspects(calibrated, table, split)
+    for split, table in held.items():
+        if len(table):  # the calibrated model's probabilities: the scaling just fitted, on the same logits
+            entries += suspects(fit.probabilities(logits[split]), table, split, predictor.classes)
     entries.sort(key=lambda e: -e["suspicion"])
     how = ("The calibrated model's scores of the held-out images (it never trained on them), combined with the label "
            "graph of the split itself; most suspect first")  # fmt: skip
     return {"calibration": calibration, "label_audit": {"how": how, "entries": entries[:REPORTED_SUSPECTS]}}
 
 
-def suspects(predictor: Predictor, table: LabelTable, split: str, count: int = REPORTED_SUSPECTS) -> list[dict]:
-    """The ``count`` most suspect (image, label) entries of ``table`` by the model's scores and the label graph."""
-    probs = split_scores(predictor.scores, predictor.transform, table, 32)
+def suspects(
+    probs: np.ndarray, table: LabelTable, split: str, classes: list[str], count: int = REPORTED_SUSPECTS
+) -> list[dict]:
+    """The ``count`` most suspect (image, label) entries of ``table`` by the model's (N, C) probabilities ``probs``
+    and the label graph."""
     audit = audit_scores(probs, table.targets)
-    return [entry_record(table, probs, audit, int(i), int(c), split, predictor.classes)
+    return [entry_record(table, probs, audit, int(i), int(c), split, classes)
             for i, c in ranked_entries(audit["suspicion"])[:count]]  # fmt: skip
 
 

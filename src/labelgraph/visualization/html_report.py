@@ -8,9 +8,7 @@ exported model per method in ``<method>/model`` and, for the examples, the test 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -19,17 +17,7 @@ from PIL import Image
 
 from labelgraph.files import write_text
 from labelgraph.visualization.report import plot_curves, plot_per_class_ap
-from labelgraph.visualization.trust import trust_section
-
-
-def _png(path_or_image: Path | Image.Image) -> str:
-    if isinstance(path_or_image, Image.Image):
-        buffer = io.BytesIO()
-        path_or_image.save(buffer, format="PNG")
-        data = buffer.getvalue()
-    else:
-        data = Path(path_or_image).read_bytes()
-    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+from labelgraph.visualization.trust import png_tag, trust_section
 
 
 def _table(methods: dict[str, dict[str, Any]]) -> str:
@@ -67,7 +55,7 @@ def _examples(run: Path, test_csv: Path, model_dir: Path, count: int) -> str:
         seen = eval_view(pixels, predictor.config.eval_transform).permute(1, 2, 0).numpy()
         big = Image.fromarray(seen).resize((192, 192), Image.NEAREST)
         cells.append(
-            f"<div class='ex'>{_png(big)}{_png(overlay(big, maps[0].numpy()))}"
+            f"<div class='ex'>{png_tag(big)}{png_tag(overlay(big, maps[0].numpy()))}"
             f"<p><b>predicted</b>: {html.escape(', '.join(f'{c} {scores[c]:.2f}' for c in result['labels']) or '-')}"
             f"<br><b>truth</b>: {html.escape(', '.join(truth) or '-')}<br><i>{kind} of '{html.escape(top)}'</i></p>"
             "</div>"
@@ -102,8 +90,8 @@ def write_html_report(run_dir: str | Path, count: int = 6) -> Path:
 <code>{html.escape(settings["backbone"])}</code>, {settings["image_size"]} px, on {settings["device"]}.</p>
 <h2>Metrics on the {held_out} split</h2><p>Percent; mAP non-interpolated (no threshold); CP..OF1 at the uncalibrated
 threshold 0.5, CF1 harmonic.</p>{_table(methods)}
-<h2>Per-class AP ({held_out} split)</h2>{_png(run / "per_class_ap.png")}
-<h2>Training</h2><p>Training loss and validation mAP per epoch.</p>{_png(run / "curves.png")}
+<h2>Per-class AP ({held_out} split)</h2>{png_tag(run / "per_class_ap.png")}
+<h2>Training</h2><p>Training loss and validation mAP per epoch.</p>{png_tag(run / "curves.png")}
 {trust_section(trust) if trust else ""}
 <h2>Examples: {html.escape(best)} (best mAP) on the first {held_out} images</h2>
 <p>Predicted: the labels at {thresholds}, with their probabilities.</p>

@@ -15,14 +15,18 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from labelgraph.files import atomic_path, write_text
 
 
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """``fig`` as a PNG at ``path`` (written whole or not at all), then closed."""
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def plot_per_class_ap(
     per_class: dict[str, list[float]], class_names: list[str], path: Path, split: str = "test"
 ) -> None:
     """Grouped bars: one group per class, one bar per method (the AP on ``split``), saved to ``path``."""
-    fig = per_class_ap_figure(per_class, class_names, f"Per-class average precision ({split} split)")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(per_class_ap_figure(per_class, class_names, f"Per-class average precision ({split} split)"), path)
 
 
 def per_class_ap_figure(per_class: dict[str, list[float]], class_names: list[str], title: str) -> plt.Figure:
@@ -44,10 +48,7 @@ def per_class_ap_figure(per_class: dict[str, list[float]], class_names: list[str
 
 def plot_curves(history: dict[str, list[dict[str, float]]], path: Path) -> None:
     """:func:`curves_figure` saved to ``path``."""
-    fig = curves_figure(history)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(curves_figure(history), path)
 
 
 def curves_figure(history: dict[str, list[dict[str, float]]]) -> plt.Figure:

@@ -25,16 +25,20 @@ THUMBNAIL = 160  # pixels, the longer side of an audited image's thumbnail
 KIND_WORDS = {"missing": "a missed positive? (given absent)", "spurious": "a wrong tag? (given present)"}
 
 
-def png_tag(image: Image.Image | plt.Figure, width: int | None = None) -> str:
-    """An ``<img>`` with the picture embedded as base64 PNG (a figure is closed once drawn)."""
-    buffer = io.BytesIO()
-    if isinstance(image, plt.Figure):
-        image.savefig(buffer, format="png", dpi=100)
-        plt.close(image)
+def png_tag(picture: Path | Image.Image | plt.Figure) -> str:
+    """An ``<img>`` with the picture embedded as base64 PNG: a PNG file, a PIL image, or a figure (closed once
+    drawn)."""
+    if isinstance(picture, Path):
+        data = picture.read_bytes()
     else:
-        image.save(buffer, format="PNG")
-    style = f' style="width:{width}px"' if width else ""
-    return f'<img{style} src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+        buffer = io.BytesIO()
+        if isinstance(picture, plt.Figure):
+            picture.savefig(buffer, format="png", dpi=100)
+            plt.close(picture)
+        else:
+            picture.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
 def reliability_figure(curves: dict[str, dict[str, Any]], where: str) -> plt.Figure:
@@ -64,15 +68,6 @@ def reliability_figure(curves: dict[str, dict[str, Any]], where: str) -> plt.Fig
     ax_count.set_title("How many (image, class) entries", fontsize=9)
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig: plt.Figure, path: str | Path) -> None:
-    """``fig`` as a PNG at ``path`` (written whole or not at all)."""
-    from labelgraph.files import atomic_path
-
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
 
 
 def thresholds_table(calibration: dict[str, Any]) -> str:
