@@ -119,7 +119,8 @@ def test_iml_gcn_defaults_to_tresnet_m_with_unnormalised_input(graph):
     graph.embedding_source = "image:x"
     model = create_model("iml_gcn", num_classes=C, label_graph=graph)
     assert model.backbone.name == "tresnet_m"
-    assert model.preprocessing == {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    assert model.preprocessing == {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "image_size": 448,
+                                   "eval_transform": "resize"}  # fmt: skip
 
 
 def test_ggnn_on_a_knowledge_graph_with_more_nodes_than_classes(graph):

@@ -71,6 +71,11 @@ def test_every_recipe_names_what_exists(method):
     assert recipe.metrics in METRIC_PRESETS
     accepted = inspect.signature(get_model_builder(method)).parameters
     assert set(recipe.model_args) <= set(accepted), set(recipe.model_args) - set(accepted)
+    # the builder's defaults are the recipe's model_args (fit passes none): equal, or resolved by the builder from
+    # the backbone and its weights ("auto" freezing; None: Query2Label's FFN of 4 x the backbone width)
+    defaults = {k: accepted[k].default for k in recipe.model_args}
+    drift = {k: (v, defaults[k]) for k, v in recipe.model_args.items() if defaults[k] not in (v, "auto")}
+    assert all(default is None for _, default in drift.values()), drift
     if recipe.prerequisite is not None:
         get_model_builder(recipe.prerequisite.method)
 

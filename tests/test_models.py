@@ -40,6 +40,19 @@ class TestEveryModel:
             assert out.shape == (2, NUM_CLASSES)
             assert torch.isfinite(out).all()
 
+    def test_a_model_knows_its_recipe_input_and_save_model_takes_it(self, name, label_graph, tmp_path):
+        from labelgraph import get_recipe
+        from labelgraph.apis.export import save_model
+        from labelgraph.models.weights import read_model_config
+
+        recipe, model = get_recipe(name), build(name, label_graph)
+        assert (model.preprocessing["image_size"], model.preprocessing["eval_transform"]) == (
+            recipe.image_size, recipe.eval_transform
+        )  # fmt: skip
+        save_model(model, tmp_path, class_names=label_graph.class_names)
+        config = read_model_config(tmp_path)
+        assert (config.image_size, config.eval_transform) == (recipe.image_size, recipe.eval_transform)
+
     def test_forward_train_returns_logits_and_every_parameter_gets_a_gradient(self, name, label_graph):
         model = build(name, label_graph).train()
         out = model.forward_train(torch.rand(3, 3, 48, 48))

@@ -48,9 +48,9 @@ def save_model(
     out_dir: str | Path,
     *,
     class_names: list[str],
-    image_size: int,
+    image_size: int | None = None,
     label_graph: LabelGraph | None = None,
-    eval_transform: str = "resize",
+    eval_transform: str | None = None,
     thresholds: float | list[float] = 0.5,
     **training: Any,
 ) -> Path:
@@ -60,9 +60,11 @@ def save_model(
         model: the network (its ``config`` records method and arguments).
         out_dir: folder to write (created).
         class_names: names in output order.
-        image_size: the square input side the model was trained at.
+        image_size: the square input side the model was trained at; None: the model's own (``model.image_size``:
+            its recipe's, or the data module's it was trained on).
         label_graph: the graph it was built from (default: the one ``create_model`` recorded, ``model.label_graph``).
-        eval_transform: how an image is brought to that size (``resize``; ``center_crop`` as SSGRL evaluates).
+        eval_transform: how an image is brought to that size (``resize``; ``center_crop`` as SSGRL evaluates); None:
+            the model's own (``model.eval_transform``).
         thresholds: one probability threshold, or one per class.
         **training: what else is known: ``recipe``, ``metrics``, ``command``, ``extra`` (:class:`ModelConfig`).
     """

@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import warnings
 
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.engine.checkpoint_io import SafeCheckpointIO
 from labelgraph.engine.task import MultiLabelTask
+from labelgraph.models import get_recipe
 
 
 class LabelGraphCLI(LightningCLI):
-    """LightningCLI that passes what only the data knows to the model."""
+    """LightningCLI that passes what only the data knows to the model, and whose defaults are the method's recipe.
+
+    ``labelgraph fit --model.method ssgrl`` with no config trains and evaluates as SSGRL's recipe says (576 px, its
+    random crop for training and centre crop for evaluation, batch 4, 200 epochs, no clipping): the arguments are
+    read once to learn the method, its recipe's :meth:`~labelgraph.models.Recipe.fit_defaults` become the parser's
+    defaults, and the arguments are read again, so whatever a config file or the command line sets still wins.
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.label_graph", "model.label_graph", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        listed = isinstance(args, list)
+        super().parse_arguments(parser, [a for a in args if not a.startswith("--print_config")] if listed else args)
+        subcommand = self.config.get("subcommand")
+        method = (self.config[subcommand] if subcommand else self.config).model.method
+        self._parser(subcommand).set_defaults(get_recipe(method).fit_defaults())
+        super().parse_arguments(parser, args)
 
 
 def make_cli(argv: list[str], run: bool = True) -> LabelGraphCLI:

@@ -13,9 +13,11 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn as nn
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from timm.utils import ModelEmaV3
 
+from labelgraph.data import MultiLabelDataModule
 from labelgraph.data.classes import check_same_classes
 from labelgraph.data.hide_labels import label_setting_of
 from labelgraph.engine.recipes import (
@@ -102,6 +104,9 @@ class MultiLabelTask(L.LightningModule):
         init_from: start from the weights of a trained model (an exported model folder or a Lightning checkpoint):
             every tensor whose name and shape match is copied, the rest keep their initialisation (SADCL's second
             stage from a Query2Label run; a VOC run from a COCO model). The copied/skipped counts are logged.
+        early_stopping_patience: stop after this many validation epochs without a better mAP (of the better of the
+            raw and EMA weights when there is an EMA); None: never. ``labelgraph fit`` defaults it to the recipe's
+            (Query2Label and SADCL: 8). A trainer given its own ``EarlyStopping`` callback keeps that one.
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class MultiLabelTask(L.LightningModule):
         metrics: str | None = None,
         threshold: float | None = None,
         init_from: str | None = None,
+        early_stopping_patience: int | None = None,
     ) -> None:
         super().__init__()
         if num_classes <= 0:
@@ -181,6 +187,9 @@ class MultiLabelTask(L.LightningModule):
         """Before fitting: note the train split's label setting, prepare an incomplete-label loss from the splits'
         targets, and ask the train set for each sample's row number when the loss keeps per-sample state."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if isinstance(datamodule, MultiLabelDataModule):  # the network evaluates as the data module does
+            for network in (self.model, *([self.ema.module] if self.ema is not None else [])):
+                network.image_size, network.eval_transform = datamodule.image_size, datamodule.eval_transform_name
         train_table = getattr(datamodule, "train_table", None)
         if stage != "fit" or train_table is None:
             return
@@ -191,6 +200,14 @@ class MultiLabelTask(L.LightningModule):
         self.criterion.prepare(train_table.targets, None if val_table is None else val_table.targets)
         if self.criterion.needs_sample_index:
             datamodule.train_set.return_index = True
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The early stopping the task was given, unless the trainer has its own (Lightning would replace it)."""
+        patience = self.hparams.get("early_stopping_patience")
+        if patience is None or any(isinstance(c, EarlyStopping) for c in self.trainer.callbacks):
+            return []
+        monitor = "val_best/mAP" if self.ema is not None else "val/mAP"
+        return [EarlyStopping(monitor=monitor, mode="max", patience=patience)]
 
     def on_train_epoch_start(self) -> None:
         if isinstance(self.criterion, IncompleteLabelLoss):
@@ -337,12 +354,11 @@ class MultiLabelTask(L.LightningModule):
         """Record what ``labelgraph export`` needs to rebuild and use the model without the data: its
         :class:`~labelgraph.models.ModelConfig` (method and arguments, classes, input size and eval transform of the
         data module, what it was trained with, the last metrics, the command line) and the label graph."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         config = ModelConfig.for_model(
             self.model,
             class_names=self.class_names,
-            image_size=getattr(datamodule, "image_size", None),
-            eval_transform=getattr(datamodule, "eval_transform_name", "resize"),
+            image_size=self.model.image_size,
+            eval_transform=self.model.eval_transform,
             label_graph=self.label_graph,
             recipe=self.trained_with(),
             metrics=self.scalar_results() or None,

@@ -10,7 +10,8 @@ how its paper trains and evaluates it)::
 
 Builders are keyword-only and their defaults are the paper's values. ``create_model`` records the method name
 and the JSON-serialisable arguments on the returned model (``model.config``), and the label graph it was built from
-(``model.label_graph``), so it can be exported and rebuilt.
+(``model.label_graph``), so it can be exported and rebuilt, and the input its recipe evaluates with
+(``model.image_size``, ``model.eval_transform``; all of it in ``model.preprocessing``).
 """
 
 from __future__ import annotations
@@ -81,5 +82,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     # chose, so a rebuild without the weights file (export, load) gets the same network
     recorded.update(getattr(model, "resolved_kwargs", {}))
     model.config = {"method": name, "kwargs": recorded}
+    model.image_size, model.eval_transform = _RECIPES[name].image_size, _RECIPES[name].eval_transform
     model.label_graph = kwargs.get("label_graph")
     return model

@@ -37,6 +37,10 @@ class MultiLabelClassifier(nn.Module):
     """
 
     config: dict[str, Any]  # set by registry.create_model: {"method": ..., "kwargs": {...}}
+    #: the square input side and the eval transform (``resize`` / ``center_crop``) that bring an image to it: the
+    #: method's recipe's, set by ``create_model``; training on a data module replaces them with the data module's
+    image_size: int | None
+    eval_transform: str
 
     def __init__(self, backbone: Backbone, head: nn.Module, num_classes: int) -> None:
         super().__init__()
@@ -44,6 +48,7 @@ class MultiLabelClassifier(nn.Module):
         self.head = head
         self.num_classes = num_classes
         self.config = {}
+        self.image_size, self.eval_transform = None, "resize"
         self.register_buffer("input_mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("input_std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1))
 
@@ -92,8 +97,12 @@ class MultiLabelClassifier(nn.Module):
 
     @property
     def preprocessing(self) -> dict[str, Any]:
-        """Input normalisation expected by the backbone's weights (stored in exported models)."""
+        """How an image becomes this model's input (as timm's ``pretrained_cfg``; stored in exported models): the
+        square side and eval transform it was built or trained for, and the normalisation its backbone's weights
+        expect."""
         return {
+            "image_size": self.image_size,
+            "eval_transform": self.eval_transform,
             "mean": [round(v, 6) for v in self.input_mean.flatten().tolist()],
             "std": [round(v, 6) for v in self.input_std.flatten().tolist()],
         }

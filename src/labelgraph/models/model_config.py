@@ -125,15 +125,15 @@ class ModelConfig:
         model: nn.Module,
         *,
         class_names: list[str],
-        image_size: int | None,
-        eval_transform: str = "resize",
+        image_size: int | None = None,
+        eval_transform: str | None = None,
         thresholds: float | list[float] = 0.5,
         label_graph: LabelGraph | None = None,
         **training: Any,
     ) -> ModelConfig:
         """The config of a model built by ``create_model`` (``model.config`` records its method and arguments) from
-        ``label_graph``. ``training``: ``recipe``, ``metrics``, ``command``, ``extra``. The result is checked as a
-        reader checks it."""
+        ``label_graph``. ``image_size`` and ``eval_transform`` default to the model's own (``model.preprocessing``).
+        ``training``: ``recipe``, ``metrics``, ``command``, ``extra``. The result is checked as a reader checks it."""
         if not getattr(model, "config", None):
             raise ValueError("model has no registry config; build it with labelgraph.create_model")
         if len(class_names) != model.num_classes:
@@ -141,7 +141,8 @@ class ModelConfig:
         kwargs = {k: v for k, v in model.config["kwargs"].items() if k not in ("num_classes", *FILE_ARGUMENTS)}
         prep = model.preprocessing
         config = cls(method=model.config["method"], model_kwargs=kwargs, class_names=list(class_names),
-                     image_size=image_size, mean=prep["mean"], std=prep["std"], eval_transform=eval_transform,
+                     image_size=image_size or prep["image_size"], mean=prep["mean"], std=prep["std"],
+                     eval_transform=eval_transform or prep["eval_transform"],
                      thresholds=thresholds, label_graph=graph_summary(label_graph) if label_graph is not None else None,
                      **training)  # fmt: skip
         return cls.from_dict(config.to_dict(), "the model being saved")

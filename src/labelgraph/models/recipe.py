@@ -2,9 +2,12 @@
 
 Each method module registers its builder together with its recipe (``@register_model("ml_gcn", recipe=RECIPE)``);
 :func:`labelgraph.models.get_recipe` returns it. The engine builds the task's criterion, auxiliary losses, optimiser,
-schedule and EMA from it (:mod:`labelgraph.engine.recipes`); ``labelgraph demo`` trains every method from its recipe
-scaled to the demo (:meth:`Recipe.scaled`); the shipped ``configs/<method>_*.yaml`` are checked against it by a test;
-model cards show it. Nothing else in the package tests a method's name.
+schedule and EMA from it (:mod:`labelgraph.engine.recipes`); ``labelgraph fit`` takes its image size, transforms,
+batch, epochs, clipping and early stopping as its defaults (:meth:`Recipe.fit_defaults`), so the shipped
+``configs/<method>_*.yaml`` hold only the dataset, the paths and what departs from the recipe (a test refuses a
+restated value); ``labelgraph demo`` trains every method from its recipe scaled to the demo (:meth:`Recipe.scaled`);
+``create_model`` gives the model its recipe's input (``model.preprocessing``); model cards show it. Nothing else in
+the package tests a method's name.
 
 A recipe is plain data -- numbers, strings and :class:`Component` s (a class named by its import path with its
 keyword arguments, as a LightningCLI config writes ``class_path`` / ``init_args``) -- so it can be printed, compared
@@ -101,8 +104,8 @@ class Recipe:
     Args:
         source: where the values come from (paper, script, file).
         backbone: the backbone the paper trains (``torchvision/resnet101``: the ImageNet weights of the papers' code).
-        model_args: builder arguments as the paper's configuration states them (the builder's defaults are already the
-            paper's; a config restating them is checked against these).
+        model_args: builder arguments as the paper's configuration states them: the builder's defaults, which are the
+            paper's (an ``"auto"`` default resolves to this value on pretrained weights; a test holds them equal).
         criterion: the classification loss.
         aux_losses: the method's own extra terms, computed from ``forward_train`` outputs, with their weights.
         aux_tied_to_criterion: the auxiliary weights were tuned against this criterion's scale (SADCL's 100 / 50 are
@@ -199,6 +202,26 @@ class Recipe:
             ema_decay=decay,
             model_args={"frozen_batchnorm": False, "trainable_stages": None},
         )
+
+    def fit_defaults(self) -> dict[str, Any]:
+        """The ``labelgraph fit`` options this recipe sets, by their dotted names: the defaults of the method's run
+        (the task takes the loss, optimiser, schedule, backbone factor, EMA and metrics from the recipe itself)."""
+        return {
+            "trainer.max_epochs": self.epochs,
+            "trainer.gradient_clip_val": self.gradient_clip_val,
+            "model.early_stopping_patience": self.early_stopping_patience,
+            **{f"data.{name}": value for name, value in self.data_options().items()},
+        }
+
+    def data_options(self) -> dict[str, Any]:
+        """The data module's arguments this recipe sets (:class:`~labelgraph.data.MultiLabelDataModule`)."""
+        return {
+            "image_size": self.image_size,
+            "train_transform": self.train_transform,
+            "eval_transform": self.eval_transform,
+            "batch_size": self.batch_size,
+            "drop_last": self.drop_last,
+        }
 
     def describe(self) -> dict[str, Any]:
         """The recipe in a few lines of JSON (``results.json``, model cards)."""

@@ -137,11 +137,15 @@ def read_label_graph(path: Path, config: ModelConfig) -> LabelGraph:
 def build_from_config(config: ModelConfig, graph: LabelGraph | None, source: str | Path) -> nn.Module:
     """The untrained network a config describes (no pretrained weights: the trained ones are loaded next)."""
     try:
-        return create_model(
+        model = create_model(
             config.method, num_classes=config.num_classes, label_graph=graph, pretrained=False, **config.model_kwargs
         )
     except (TypeError, ValueError, KeyError) as err:
         raise ConfigError(f"{source}: field 'model_kwargs': they do not build {config.method} ({err})") from err
+    if config.image_size is not None:  # the input it was trained for, not its recipe's
+        model.image_size = config.image_size
+    model.eval_transform = config.eval_transform
+    return model
 
 
 def load_model(model_dir: str | Path) -> tuple[nn.Module, ModelConfig]:
