@@ -29,7 +29,7 @@ def graph() -> LabelGraph:
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_method_has_per_class_vectors(name, graph):
+def test_every_method_has_class_vectors(name, graph):
     model = create_model(name, num_classes=C, label_graph=graph, backbone=TINY_BACKBONE)
     vectors = class_vectors(model)
     assert vectors.ndim == 2 and vectors.shape[0] == C and torch.isfinite(vectors).all()
@@ -40,7 +40,7 @@ def test_prototypes_and_embeddings(graph):
     assert torch.equal(class_vectors(sadcl, "prototypes"), sadcl.head.prototypes.detach())
     ml_gcn = create_model("ml_gcn", num_classes=C, label_graph=graph, backbone=TINY_BACKBONE)
     assert torch.equal(class_vectors(ml_gcn, "embeddings"), graph.embeddings)
-    with pytest.raises(ValueError, match="only sadcl"):
+    with pytest.raises(ValueError, match="prototypes exist for sadcl"):
         class_vectors(ml_gcn, "prototypes")
 
 

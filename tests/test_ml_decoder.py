@@ -108,10 +108,10 @@ def test_word_vector_queries_score_new_classes():
         score_new_classes(create_model("ml_decoder", num_classes=3, backbone=TINY_BACKBONE), new)
 
 
-def test_per_class_vectors_are_the_group_columns():
+def test_class_vectors_are_the_group_columns():
     model = create_model("ml_decoder", num_classes=150, backbone=TINY_BACKBONE).eval()
     h = torch.randn(1, 100, 768)
-    vectors = model.head.per_class_vectors()  # (150, 768)
+    vectors = model.head.class_vectors()  # (150, 768)
     logits = model.head.classifier(h) - model.head.classifier.bias
     for c in (0, 1, 77, 149):  # class c = query c // 2 through its own column
         assert torch.allclose(logits[0, c], h[0, c // 2] @ vectors[c], atol=1e-4)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,14 @@ from safetensors.torch import load_file, save_file
 
 from labelgraph import LabelGraph, create_model, list_models
 from labelgraph.apis import load_model, save_model
-from labelgraph.models import Backbone, Recipe, register_model
+from labelgraph.models import (
+    Backbone,
+    MultiLabelClassifier,
+    MultiLabelHead,
+    Recipe,
+    methods_providing,
+    register_model,
+)
 
 from . import golden
 from .conftest import TINY_BACKBONE
@@ -86,8 +96,8 @@ class TestEveryModel:
         head = build(name, label_graph).head
         torch.manual_seed(0)
         state = build(name, other).head.state_dict()
-        priors = set(getattr(head, "graph_priors", ()))
-        learnable = tuple(getattr(head, "learnable_graph", ()))
+        priors = set(head.graph_priors)
+        learnable = tuple(head.learnable_graph)
         buffers = dict(head.named_buffers())
         assert priors <= set(buffers), f"graph priors that are not buffers: {priors - set(buffers)}"
         differ = {k for k, v in head.state_dict().items() if not torch.equal(v, state[k])}
@@ -138,9 +148,57 @@ def test_registry_errors_name_the_alternatives():
     with pytest.raises(TypeError, match="unknown arguments"):
         create_model("baseline", num_classes=3, backbone=TINY_BACKBONE, bogus=1)
     with pytest.raises(ValueError, match="already registered"):
-        register_model("baseline", recipe=Recipe(source="test"))(lambda **k: None)
+        register_model("baseline", recipe=Recipe(source="test"), head=MultiLabelHead)(lambda **k: None)
     with pytest.raises(TypeError, match="recipe must be a labelgraph.models.Recipe"):
-        register_model("another", recipe={"optimizer": "sgd"})
+        register_model("another", recipe={"optimizer": "sgd"}, head=MultiLabelHead)
+    with pytest.raises(TypeError, match="head must be a subclass of labelgraph.models.MultiLabelHead"):
+        register_model("another", recipe=Recipe(source="test"), head=torch.nn.Linear)
+
+
+def test_a_head_overriding_an_ability_with_another_signature_fails_when_defined():
+    with pytest.raises(TypeError, match=r"WrongMaps.class_maps\(self, feats\) does not match .*class_maps"):
+
+        class WrongMaps(MultiLabelHead):
+            def class_maps(self, feats):
+                return feats
+
+    with pytest.raises(TypeError, match=r"WrongHook.after_loss\(self, outputs\) does not match"):
+
+        class WrongHook(MultiLabelHead):
+            def after_loss(self, outputs):
+                pass
+
+    with pytest.raises(TypeError, match="WrongMults.lr_mults must be a dict"):
+
+        class WrongMults(MultiLabelHead):
+            lr_mults = (("graph", 4.0),)
+
+    class Right(MultiLabelHead):
+        def class_maps(self, features):
+            return features[-1]
+
+    assert Right().provides("class_maps") and not Right().provides("label_features")
+    with pytest.raises(TypeError, match="not a labelgraph.models.MultiLabelHead"):
+        MultiLabelClassifier(Backbone(TINY_BACKBONE, out_indices=(-1,)), torch.nn.Identity(), 3)
+
+
+def test_the_registry_knows_each_method_head_and_what_it_offers(label_graph):
+    assert methods_providing("class_maps") == ["add_gcn", "db_dgcn", "ml_decoder", "ssgrl"]
+    assert methods_providing("label_features") == ["query2label", "sadcl"]
+    assert methods_providing("class_prototypes") == ["sadcl"]
+    assert methods_providing("class_vectors") == list_models()  # every shipped head has per-class vectors
+    with pytest.raises(NotImplementedError, match="methods with maps: add_gcn, db_dgcn, ml_decoder, ssgrl"):
+        build("baseline", label_graph).class_maps(torch.rand(1, 3, 32, 32))
+
+
+def test_the_adding_a_method_page_lists_every_head_ability():
+    """The page's "What a head can add" bullets name exactly the abilities ``MultiLabelHead`` declares, in order."""
+    from labelgraph.models.head import ABILITIES
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "adding_a_method.md").read_text()
+    section = page.split("## What a head can add", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- `([a-z_]+)", section, flags=re.M)
+    assert listed == list(ABILITIES)
 
 
 def test_baseline_pooling_modes():

@@ -14,6 +14,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from labelgraph.errors import InvalidInputError
+from labelgraph.models import methods_providing
 
 
 @torch.no_grad()
@@ -29,10 +30,10 @@ def class_prototypes(
         prototypes (C, d) and the number of images averaged per class (C,).
     """
     head = model.head
-    if not hasattr(head, "label_features"):
+    if not head.provides("label_features"):
         raise InvalidInputError(
-            f"{model.config['method']} has no label-level features (a label-query head's "
-            "label_features): use a query2label or sadcl model"
+            f"{model.config['method']} has no label-level features (a label-query head's label_features): use a model "
+            f"of {', '.join(methods_providing('label_features'))}"
         )
     model.eval()
     confident_sum = all_sum = None
@@ -42,8 +43,9 @@ def class_prototypes(
         if batch is None:
             continue
         images, targets = batch
-        h = head.label_features(model.features(images)).float()  # (B, C, d)
-        probs = torch.sigmoid(head.classifier(h))
+        features = model.features(images)
+        h = head.label_features(features).float()  # (B, C, d)
+        probs = torch.sigmoid(head(features).float())  # (B, C)
         present = targets == 1
         confident = present & (probs > threshold)
         if confident_sum is None:

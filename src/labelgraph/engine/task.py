@@ -242,8 +242,7 @@ class MultiLabelTask(L.LightningModule):
                 "are intact."
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(targets))
-        if hasattr(self.model.head, "after_loss"):  # e.g. SADCL's memory bank takes this batch's confident positives
-            self.model.head.after_loss(outputs, targets)
+        self.model.head.after_loss(outputs, targets)  # e.g. SADCL's memory bank takes this batch's confident positives
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

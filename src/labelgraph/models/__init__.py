@@ -9,6 +9,7 @@ from labelgraph.models._registry import (  # isort: skip
     get_model_builder,
     get_recipe,
     list_models,
+    methods_providing,
     register_model,
 )
 from labelgraph.models import (  # noqa: F401  (each registers its method)
@@ -27,6 +28,7 @@ from labelgraph.models import (  # noqa: F401  (each registers its method)
 )
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.model_config import ConfigError, ModelConfig
 from labelgraph.models.weights import (
     CheckpointError,
@@ -46,6 +48,7 @@ __all__ = [
     "ImageEmbeddings",
     "ModelConfig",
     "MultiLabelClassifier",
+    "MultiLabelHead",
     "Recipe",
     "WarmStart",
     "checkpoint_weights",
@@ -56,6 +59,7 @@ __all__ = [
     "list_models",
     "load_model",
     "load_trained_model",
+    "methods_providing",
     "read_checkpoint",
     "register_model",
     "trained_state_dict",

@@ -3,9 +3,10 @@
 ``labelgraph.models`` imports this module first, then every method module, whose ``@register_model`` lines fill it.
 
 Every method is one builder function registered under its name with its recipe (:class:`~labelgraph.models.Recipe`:
-how its paper trains and evaluates it)::
+how its paper trains and evaluates it) and its head class (a :class:`~labelgraph.models.head.MultiLabelHead`: what
+the head offers besides its logits)::
 
-    @register_model("baseline", recipe=RECIPE)
+    @register_model("baseline", recipe=RECIPE, head=PoolLinearHead)
     def baseline(*, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101", ...) -> ...
 
 Builders are keyword-only and their defaults are the paper's values. ``create_model`` records the method name
@@ -23,24 +24,36 @@ from typing import Any
 import torch.nn as nn
 
 from labelgraph.errors import InvalidInputError
+from labelgraph.models.head import MultiLabelHead, head_provides
 from labelgraph.models.recipe import Recipe
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _RECIPES: dict[str, Recipe] = {}
+_HEADS: dict[str, type[MultiLabelHead]] = {}
 
 
-def register_model(name: str, *, recipe: Recipe) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a model builder under ``name`` with the recipe it trains with (decorator)."""
+def register_model(
+    name: str, *, recipe: Recipe, head: type[MultiLabelHead]
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model builder under ``name`` with the recipe it trains with and the class of the head it builds
+    (decorator)."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"register_model({name!r}): recipe must be a labelgraph.models.Recipe, not {type(recipe)}")
+    if not (isinstance(head, type) and issubclass(head, MultiLabelHead)):
+        raise TypeError(f"register_model({name!r}): head must be a subclass of labelgraph.models.MultiLabelHead")
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
-        _MODELS[name], _RECIPES[name] = fn, recipe
+        _MODELS[name], _RECIPES[name], _HEADS[name] = fn, recipe, head
         return fn
 
     return decorator
+
+
+def methods_providing(ability: str) -> list[str]:
+    """The registered methods whose head offers the optional ``ability`` (``"class_maps"``, ...), sorted."""
+    return [name for name in sorted(_HEADS) if head_provides(_HEADS[name], ability)]
 
 
 def list_models() -> list[str]:
@@ -77,10 +90,13 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if unknown:
         raise TypeError(f"method {name!r} got unknown arguments {unknown}; it accepts: {', '.join(params)}")
     model = builder(**kwargs)
+    if not isinstance(model.head, _HEADS[name]):
+        raise TypeError(f"{name} is registered with head {_HEADS[name].__name__}, its builder made a "
+                        f"{type(model.head).__name__}")  # fmt: skip
     recorded = {k: v for k, v in kwargs.items() if k != "label_graph"}
     # a builder that resolves an "auto" option (freezing that depends on pretrained weights) records the value it
     # chose, so a rebuild without the weights file (export, load) gets the same network
-    recorded.update(getattr(model, "resolved_kwargs", {}))
+    recorded.update(model.resolved_kwargs)
     model.config = {"method": name, "kwargs": recorded}
     model.image_size, model.eval_transform = _RECIPES[name].image_size, _RECIPES[name].eval_transform
     model.label_graph = kwargs.get("label_graph")

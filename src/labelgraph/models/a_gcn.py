@@ -27,6 +27,7 @@ from labelgraph.layers import GraphConvolution, global_pool
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import Component, Recipe
 
 
@@ -50,7 +51,7 @@ class AdaptiveGraph(nn.Module):
         return normalize_adjacency(self.raw(label_embed), "symmetric")
 
 
-class AGCNHead(nn.Module):
+class AGCNHead(MultiLabelHead):
     """Learned graph + GCN classifiers, scored against the pooled image feature by a dot product.
 
     Args:
@@ -86,6 +87,13 @@ class AGCNHead(nn.Module):
     def classifiers(self, adjacency: torch.Tensor) -> torch.Tensor:
         return self.gc2(self.act(self.gc1(self.label_embed, adjacency)), adjacency)  # (C, D)
 
+    @torch.no_grad()
+    def class_vectors(self) -> torch.Tensor:
+        return self.classifiers(self.graph(self.label_embed))  # (C, D): from the learned graph
+
+    def label_embeddings(self) -> torch.Tensor:
+        return self.label_embed  # (C, e)
+
     def score(self, pooled: torch.Tensor, classifiers: torch.Tensor) -> torch.Tensor:
         return pooled @ classifiers.T  # (B, C)
 
@@ -107,7 +115,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("a_gcn", recipe=RECIPE)
+@register_model("a_gcn", recipe=RECIPE, head=AGCNHead)
 def a_gcn(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, graph_dim: int = 1024, hidden: int = 1024, graph_lr_mult: float = 4.0,

@@ -27,10 +27,11 @@ from labelgraph.layers.semantic_attention import SemanticAttention
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import Component, Recipe
 
 
-class DynamicGraphHead(nn.Module):
+class DynamicGraphHead(MultiLabelHead):
     """Semantic attention (on one or several stages) + static GCN + dynamic GCN(s) + two scores.
 
     Args:
@@ -109,6 +110,9 @@ class DynamicGraphHead(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.forward_train(features)["logits"]
 
+    def class_vectors(self) -> torch.Tensor:
+        return self.classifier_weight.detach()  # (C, dim): the per-class classifier of the graph branch
+
     def class_maps(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Class activation maps (B, C, h, w), averaged over stages at the finest stage's resolution."""
         maps, _ = self.attend(features)
@@ -126,7 +130,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("add_gcn", recipe=RECIPE)
+@register_model("add_gcn", recipe=RECIPE, head=DynamicGraphHead)
 def add_gcn(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, dim: int = 1024,

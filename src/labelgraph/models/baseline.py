@@ -17,10 +17,11 @@ from labelgraph.layers import global_pool
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import Recipe
 
 
-class PoolLinearHead(nn.Module):
+class PoolLinearHead(MultiLabelHead):
     """Global pooling of the last feature map, dropout, linear classifier.
 
     Shapes:
@@ -38,6 +39,9 @@ class PoolLinearHead(nn.Module):
         pooled = global_pool(features[-1], self.pool)  # (B, D)
         return self.fc(self.dropout(pooled))  # (B, C)
 
+    def class_vectors(self) -> torch.Tensor:
+        return self.fc.weight.detach()  # (C, d)
+
 
 RECIPE = Recipe(
     source="ML-GCN's baseline (ResNet-101 + global max pooling), trained as ML-GCN trains: SGD 0.1, momentum 0.9, "
@@ -45,7 +49,7 @@ RECIPE = Recipe(
 )
 
 
-@register_model("baseline", recipe=RECIPE)
+@register_model("baseline", recipe=RECIPE, head=PoolLinearHead)
 def baseline(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, pool: Literal["max", "avg"] = "max", dropout: float = 0.0,

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from labelgraph.models._registry import methods_providing
 from labelgraph.models.backbone import Backbone
+from labelgraph.models.head import MultiLabelHead
 
 
 class MultiLabelClassifier(nn.Module):
@@ -15,14 +17,8 @@ class MultiLabelClassifier(nn.Module):
 
     ``forward`` is what evaluation and inference use; ``forward_train`` returns the dict the losses consume
     (at least ``"logits"``; methods add auxiliary outputs such as a second score branch or contrastive features).
-    A head may define ``forward_train(features) -> dict``; otherwise its logits are wrapped in a dict.
-
-    A head may also declare ``lr_mults = {"submodule_prefix": factor}`` for its own parameter groups
-    (e.g. A-GCN's 4x learning rate on the graph projections); everything else in the head uses factor 1.
-
-    A head built from the label graph declares what it took from it: ``graph_priors``, the names of its fixed prior
-    tensors (buffers: saved with the weights, never trained -- an adjacency, label embeddings), and
-    ``learnable_graph``, the submodules or parameters it initialises from the graph and learns on purpose.
+    What a head offers besides its logits (auxiliary outputs, class maps, learning-rate factors, graph priors, ...)
+    is declared by :class:`~labelgraph.models.head.MultiLabelHead`, which every head subclasses.
 
     Inputs are uint8 images (what the data pipeline delivers) or float images in [0, 1]: the model applies its
     backbone's mean/std itself (buffers ``input_mean``, ``input_std``), so the data pipeline and ``predict`` can
@@ -42,12 +38,15 @@ class MultiLabelClassifier(nn.Module):
     image_size: int | None
     eval_transform: str
 
-    def __init__(self, backbone: Backbone, head: nn.Module, num_classes: int) -> None:
+    def __init__(self, backbone: Backbone, head: MultiLabelHead, num_classes: int) -> None:
         super().__init__()
+        if not isinstance(head, MultiLabelHead):
+            raise TypeError(f"{type(head).__name__} is not a labelgraph.models.MultiLabelHead (subclass it)")
         self.backbone = backbone
         self.head = head
         self.num_classes = num_classes
         self.config = {}
+        self.resolved_kwargs: dict[str, Any] = {}  # "auto" builder options resolved (recorded by create_model)
         self.image_size, self.eval_transform = None, "resize"
         self.register_buffer("input_mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("input_std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1))
@@ -74,24 +73,21 @@ class MultiLabelClassifier(nn.Module):
         return self.head(self._features_of(images))
 
     def forward_train(self, images: torch.Tensor | list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        features = self._features_of(images)
-        if hasattr(self.head, "forward_train"):
-            out = self.head.forward_train(features)
-            if "logits" not in out:
-                raise KeyError(f"{type(self.head).__name__}.forward_train must return a 'logits' entry")
-            return out
-        return {"logits": self.head(features)}
+        out = self.head.forward_train(self._features_of(images))
+        if "logits" not in out:
+            raise KeyError(f"{type(self.head).__name__}.forward_train must return a 'logits' entry")
+        return out
 
     def class_maps(self, images: torch.Tensor) -> torch.Tensor:
         """The head's own spatial evidence per class: (B, 3, H, W) in [0, 1] -> (B, C, h, w) at feature resolution.
 
-        Activation maps for ADD-GCN / DB-DGCN, semantic-decoupling attention for SSGRL. Heads without maps raise
-        (use gradient-based explanations for them).
+        Activation maps for ADD-GCN / DB-DGCN, semantic-decoupling attention for SSGRL, cross-attention for
+        ML-Decoder. Heads without maps raise (use gradient-based explanations for them).
         """
-        if not hasattr(self.head, "class_maps"):
+        if not self.head.provides("class_maps"):
             raise NotImplementedError(
                 f"{self.config.get('method', type(self.head).__name__)} has no class maps of its own; "
-                "methods with maps: add_gcn, db_dgcn, ssgrl"
+                f"methods with maps: {', '.join(methods_providing('class_maps'))}"
             )
         return self.head.class_maps(self.features(images))
 
@@ -119,7 +115,7 @@ class MultiLabelClassifier(nn.Module):
                 "lr_mult": backbone_lr_mult,
             }
         ]
-        head_mults: dict[str, float] = dict(getattr(self.head, "lr_mults", {}))
+        head_mults = dict(self.head.lr_mults)
         buckets: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in head_mults}
         rest: list[nn.Parameter] = []
         for name, param in self.head.named_parameters():

@@ -43,7 +43,7 @@ RECIPE = ADD_GCN_RECIPE.replace(  # ADD-GCN's schedule, crops and metrics, at it
 )  # fmt: skip
 
 
-@register_model("db_dgcn", recipe=RECIPE)
+@register_model("db_dgcn", recipe=RECIPE, head=DynamicGraphHead)
 def db_dgcn(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, dim: int = 1024, multi_scale: bool = True, prior: bool = True,

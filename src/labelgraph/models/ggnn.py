@@ -23,10 +23,11 @@ from labelgraph.layers import GatedGraphCell, global_pool
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import Component, Recipe
 
 
-class GGNNHead(nn.Module):
+class GGNNHead(MultiLabelHead):
     """Pooled feature -> node annotations -> T GGNN steps -> logits.
 
     Args:
@@ -67,6 +68,9 @@ class GGNNHead(nn.Module):
             h = self.cell(h, self.adj_in, self.adj_out)
         return self.classifier(torch.cat([annotations, h.flatten(1)], dim=1))  # (B, C)
 
+    def class_vectors(self) -> torch.Tensor:
+        return self.classifier.weight.detach()  # (C, N + N hidden): the weights over every node's state
+
 
 RECIPE = Recipe(
     source="the GGNN/SSGRL/ML-GCN review (graphMLC), single stage: its second stage's Adam 1e-3 with cosine decay to "
@@ -78,7 +82,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("ggnn", recipe=RECIPE)
+@register_model("ggnn", recipe=RECIPE, head=GGNNHead)
 def ggnn(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, graph: Literal["auto", "knowledge", "cooccurrence"] = "auto", hidden: int = 10,

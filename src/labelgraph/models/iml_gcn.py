@@ -18,7 +18,7 @@ from labelgraph.graph import GraphSource, LabelGraph, require_embeddings
 from labelgraph.losses import ASL_PRESETS
 from labelgraph.models._registry import register_model
 from labelgraph.models.classifier import MultiLabelClassifier
-from labelgraph.models.ml_gcn import build_ml_gcn
+from labelgraph.models.ml_gcn import MLGCNHead, build_ml_gcn
 from labelgraph.models.recipe import Component, ImageEmbeddings, Recipe, asl
 
 RECIPE = Recipe(
@@ -32,7 +32,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("iml_gcn", recipe=RECIPE)
+@register_model("iml_gcn", recipe=RECIPE, head=MLGCNHead)
 def iml_gcn(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "tresnet_m",
     pretrained: bool | str = False, tau: float = 0.4, p: float = 0.25,

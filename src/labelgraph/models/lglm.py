@@ -93,7 +93,7 @@ RECIPE = A_GCN_RECIPE.replace(  # A-GCN's optimisation and sparsity loss, over 5
 )  # fmt: skip
 
 
-@register_model("lglm", recipe=RECIPE)
+@register_model("lglm", recipe=RECIPE, head=LGLMHead)
 def lglm(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, fusion: Literal["mfc", "dot"] = "mfc", m: int = 1024, g: int = 2,

@@ -33,12 +33,13 @@ from labelgraph.losses import ASL_PRESETS
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import ONE_CYCLE, Component, Recipe, asl
 
 QuerySource = Literal["fixed", "learnable", "embeddings"]
 
 
-class MLDecoderHead(nn.Module):
+class MLDecoderHead(MultiLabelHead):
     """Token projection + query decoder (no self-attention) + group decoding (or one shared projection).
 
     Args:
@@ -111,8 +112,13 @@ class MLDecoderHead(nn.Module):
             weights = weights[:, self.classifier.group_of(classes)]
         return weights.unflatten(-1, features[-1].shape[-2:])
 
+    def label_embeddings(self) -> torch.Tensor:
+        if self.queries != "embeddings":
+            return super().label_embeddings()
+        return self.label_embed  # (C, e)
+
     @torch.no_grad()
-    def per_class_vectors(self) -> torch.Tensor:
+    def class_vectors(self) -> torch.Tensor:
         """(C, embed_dim): the vector that scores each class -- its column of its group's projection, or with
         word-vector queries (one projection shared by all) its query."""
         if self.queries == "embeddings":
@@ -133,7 +139,7 @@ class MLDecoderHead(nn.Module):
 
 def score_new_classes(model: MultiLabelClassifier, embeddings: torch.Tensor) -> MultiLabelClassifier:
     """Point a word-vector-query ML-Decoder at new classes (C', e) embeddings; returns the model (C' outputs)."""
-    if not hasattr(model.head, "set_label_embeddings"):
+    if not model.head.provides("set_label_embeddings"):
         raise InvalidInputError(f"{model.config.get('method')} cannot score new classes: train ml_decoder with "
                                 "queries='embeddings' (zero-shot)")  # fmt: skip
     model.head.set_label_embeddings(embeddings)
@@ -153,7 +159,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("ml_decoder", recipe=RECIPE)
+@register_model("ml_decoder", recipe=RECIPE, head=MLDecoderHead)
 def ml_decoder(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "tresnet_l",
     pretrained: bool | str = False, queries: QuerySource = "fixed", num_groups: int = 100, embed_dim: int = 768,

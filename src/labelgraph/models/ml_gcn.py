@@ -29,10 +29,11 @@ from labelgraph.layers import GraphConvolution, global_pool
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import Recipe
 
 
-class MLGCNHead(nn.Module):
+class MLGCNHead(MultiLabelHead):
     """GCN-generated classifiers applied to the pooled image feature.
 
     Args:
@@ -88,6 +89,13 @@ class MLGCNHead(nn.Module):
             h = self.act(layer(h, self.adj))
         return self.gc2(h, self.adj)
 
+    @torch.no_grad()
+    def class_vectors(self) -> torch.Tensor:
+        return self.classifiers()  # (C, d)
+
+    def label_embeddings(self) -> torch.Tensor:
+        return self.label_embed  # (C, e)
+
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = global_pool(features[-1], self.pool)  # (B, d)
         logits = x @ self.classifiers().T  # (B, C)
@@ -132,7 +140,7 @@ RECIPE = Recipe(
 )
 
 
-@register_model("ml_gcn", recipe=RECIPE)
+@register_model("ml_gcn", recipe=RECIPE, head=MLGCNHead)
 def ml_gcn(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, tau: float = 0.4, p: float = 0.25,

@@ -29,6 +29,7 @@ from labelgraph.losses import ASL_PRESETS
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import ONE_CYCLE, Component, Recipe, asl
 
 
@@ -49,7 +50,7 @@ class GroupWiseLinear(nn.Module):
         return (h * self.weight).sum(-1) + self.bias
 
 
-class Query2LabelHead(nn.Module):
+class Query2LabelHead(MultiLabelHead):
     """Input projection + position encoding + label-query transformer + group-wise linear classifier.
 
     Args:
@@ -85,6 +86,9 @@ class Query2LabelHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.classifier(self.label_features(features))
+
+    def class_vectors(self) -> torch.Tensor:
+        return self.classifier.weight.detach()  # (C, hidden): the group-wise classifier's rows
 
 
 def build_query2label(
@@ -123,7 +127,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("query2label", recipe=RECIPE)
+@register_model("query2label", recipe=RECIPE, head=Query2LabelHead)
 def query2label(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, hidden: int | None = None, nhead: int = 4, num_encoder_layers: int = 1,

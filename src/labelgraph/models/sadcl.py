@@ -94,6 +94,9 @@ class SADCLHead(Query2LabelHead):
             "prototypes_projected": self.projection(self.prototypes.to(h.dtype)),
         }
 
+    def class_prototypes(self) -> torch.Tensor:
+        return self.prototypes.detach()  # (C, hidden)
+
     @torch.no_grad()
     def after_loss(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor) -> None:
         """Store the label-level features of this batch's confidently predicted present labels in the bank."""
@@ -152,7 +155,7 @@ RECIPE = QUERY2LABEL_RECIPE.replace(  # Query2Label's, with SADCL's loss, learni
 )  # fmt: skip
 
 
-@register_model("sadcl", recipe=RECIPE)
+@register_model("sadcl", recipe=RECIPE, head=SADCLHead)
 def sadcl(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, prototypes: str | None = None, projection_dim: int = 1024, memory_size: int = 8,

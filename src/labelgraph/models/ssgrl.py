@@ -31,10 +31,11 @@ from labelgraph.layers.semantic_decoupling import Formulation, SemanticDecouplin
 from labelgraph.models._registry import register_model
 from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
+from labelgraph.models.head import MultiLabelHead
 from labelgraph.models.recipe import Component, Recipe
 
 
-class SSGRLHead(nn.Module):
+class SSGRLHead(MultiLabelHead):
     """Semantic decoupling -> GGNN semantic interaction -> per-class classifiers.
 
     Args:
@@ -95,6 +96,12 @@ class SSGRLHead(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.forward_train(features)["logits"]
 
+    def class_vectors(self) -> torch.Tensor:
+        return self.classifier_weight.detach()  # (C, d): one linear classifier per class
+
+    def label_embeddings(self) -> torch.Tensor:
+        return self.label_embed  # (C, e)
+
     def class_maps(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Semantic decoupling attention (B, C, h, w) on the pooled map."""
         x = self.pool(features[-1])
@@ -112,7 +119,7 @@ RECIPE = Recipe(
 )  # fmt: skip
 
 
-@register_model("ssgrl", recipe=RECIPE)
+@register_model("ssgrl", recipe=RECIPE, head=SSGRLHead)
 def ssgrl(
     *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
     pretrained: bool | str = False, hidden: int = 1024, steps: int = 3, feature_pool: int = 2,

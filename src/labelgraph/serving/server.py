@@ -55,7 +55,7 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
         "logit_bias": [float(b) for b in predictor.logit_bias],
         "recall_rule": predictor.recall_rule,
         "preprocessing": config.preprocessing,
-        "maps": "class maps" if hasattr(predictor.model.head, "class_maps") else "Grad-CAM",
+        "maps": "class maps" if predictor.model.head.provides("class_maps") else "Grad-CAM",
         "labelgraph_version": version("labelgraph"),
         "defaults": {"threshold": api.threshold, "top_k": api.top_k},
         "batching": {"max_batch_size": api.max_batch_size, "batch_timeout": api.batch_timeout},

@@ -29,7 +29,7 @@ def grad_cam(model: torch.nn.Module, images: torch.Tensor, classes: list[int]) -
 
 def explain(model: torch.nn.Module, images: torch.Tensor, classes: list[int]) -> tuple[torch.Tensor, str]:
     """The maps of ``classes`` for one image and what they are (``class maps`` or ``Grad-CAM``)."""
-    if hasattr(model.head, "class_maps"):
+    if model.head.provides("class_maps"):
         with torch.no_grad():
             return model.class_maps(images)[0, classes], "class maps"
     return grad_cam(model, images, classes), "Grad-CAM"

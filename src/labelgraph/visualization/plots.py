@@ -15,8 +15,11 @@ import torch  # noqa: E402
 
 from labelgraph.files import atomic_path
 from labelgraph.graph import LabelGraph  # noqa: E402
+from labelgraph.models import methods_providing  # noqa: E402
 
-VECTOR_KINDS = ("classifiers", "prototypes", "embeddings")
+#: each kind of per-class vector and the head ability that gives it (labelgraph.models.head)
+VECTOR_ABILITIES = {"classifiers": "class_vectors", "prototypes": "class_prototypes", "embeddings": "label_embeddings"}
+VECTOR_KINDS = tuple(VECTOR_ABILITIES)
 
 
 @torch.no_grad()
@@ -29,30 +32,13 @@ def class_vectors(model: torch.nn.Module, kind: str = "classifiers") -> torch.Te
     ``prototypes``: SADCL's class prototypes; ``embeddings``: the label embeddings a graph method starts from
     (word vectors or image-based).
     """
-    head = model.head
-    if kind == "prototypes":
-        if not hasattr(head, "prototypes"):
-            raise ValueError("only sadcl has class prototypes")
-        return head.prototypes.detach().float()
-    if kind == "embeddings":
-        if not hasattr(head, "label_embed"):
-            raise ValueError("this method has no label embeddings (graph methods with word vectors do)")
-        return head.label_embed.float()
-    if kind != "classifiers":
+    if kind not in VECTOR_KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(VECTOR_KINDS)}")
-    if hasattr(head, "per_class_vectors"):  # ML-Decoder: group decoding's per-class columns, or word-vector queries
-        return head.per_class_vectors().float()
-    if hasattr(head, "graph") and hasattr(head, "classifiers"):  # A-GCN / LGLM: classifiers from the learned graph
-        return head.classifiers(head.graph(head.label_embed)).float()
-    if hasattr(head, "classifiers"):  # ML-GCN / IML-GCN
-        return head.classifiers().float()
-    for name in ("classifier_weight", "classifier.weight", "fc.weight"):
-        module, _, attr = name.rpartition(".")
-        owner = getattr(head, module, None) if module else head
-        weight = getattr(owner, attr, None)
-        if isinstance(weight, torch.Tensor) and weight.shape[0] == model.num_classes:
-            return weight.detach().float()
-    raise ValueError(f"no per-class vectors found in {type(head).__name__}")
+    ability = VECTOR_ABILITIES[kind]
+    try:
+        return getattr(model.head, ability)().detach().float()
+    except NotImplementedError as err:
+        raise ValueError(f"{err}; {kind} exist for {', '.join(methods_providing(ability))}") from err
 
 
 def plot_tsne(
