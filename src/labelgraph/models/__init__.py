@@ -6,6 +6,7 @@ The registry is imported first; importing each method module then runs its ``@re
 from labelgraph.models.recipe import Component, ImageEmbeddings, Recipe, WarmStart  # isort: skip
 from labelgraph.models._registry import (  # isort: skip
     create_model,
+    extends,
     get_model_builder,
     get_recipe,
     list_models,
@@ -53,6 +54,7 @@ __all__ = [
     "WarmStart",
     "checkpoint_weights",
     "create_model",
+    "extends",
     "get_model_builder",
     "get_recipe",
     "initialise_from",

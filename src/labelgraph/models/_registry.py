@@ -27,6 +27,7 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.models.head import MultiLabelHead, head_provides
 from labelgraph.models.recipe import Recipe
 
+Builder = Callable[..., nn.Module]
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _RECIPES: dict[str, Recipe] = {}
 _HEADS: dict[str, type[MultiLabelHead]] = {}
@@ -49,6 +50,34 @@ def register_model(
         return fn
 
     return decorator
+
+
+def extends(*parents: Callable[..., Any], exclude: tuple[str, ...] = ()) -> Callable[[Builder], Builder]:
+    """A variant's builder takes its parents' keyword arguments without re-listing them (decorator).
+
+    The builder declares its own arguments and ``**options``, which it passes on; its signature -- what
+    ``create_model`` checks arguments against, what ``labelgraph models`` and the recipe tests read -- becomes its own
+    arguments followed by every argument of ``parents`` it does not declare itself (keyword-only, with the parent's
+    default), minus ``exclude`` (a parent's positional inputs the variant supplies)::
+
+        @register_model("iml_gcn", recipe=RECIPE, head=MLGCNHead)
+        @extends(build_ml_gcn)
+        def iml_gcn(*, num_classes, label_graph=None, backbone="tresnet_m", pretrained=False, **options): ...
+    """
+
+    def decorate(builder: Builder) -> Builder:
+        own = inspect.signature(builder)
+        params = [p for p in own.parameters.values() if p.kind != p.VAR_KEYWORD]
+        names = {p.name for p in params} | set(exclude)
+        for parent in parents:
+            for p in inspect.signature(parent).parameters.values():
+                if p.name not in names and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                    params.append(p.replace(kind=p.KEYWORD_ONLY))
+                    names.add(p.name)
+        builder.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        return builder
+
+    return decorate
 
 
 def methods_providing(ability: str) -> list[str]:

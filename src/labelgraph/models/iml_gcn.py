@@ -12,11 +12,11 @@ as the TResNet line of work trains.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-from labelgraph.graph import GraphSource, LabelGraph, require_embeddings
+from labelgraph.graph import LabelGraph, require_embeddings
 from labelgraph.losses import ASL_PRESETS
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.ml_gcn import MLGCNHead, build_ml_gcn
 from labelgraph.models.recipe import Component, ImageEmbeddings, Recipe, asl
@@ -33,19 +33,21 @@ RECIPE = Recipe(
 
 
 @register_model("iml_gcn", recipe=RECIPE, head=MLGCNHead)
+@extends(build_ml_gcn)
 def iml_gcn(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "tresnet_m",
-    pretrained: bool | str = False, tau: float = 0.4, p: float = 0.25,
-    adjacency_style: Literal["official", "paper"] = "official", graph: GraphSource = "cooccurrence",
-    hidden: int = 1024, pool: Literal["max", "avg"] = "max", classifier_bias: bool = False,
-) -> MultiLabelClassifier:  # fmt: skip
-    """IML-GCN: TResNet-M + ML-GCN head over image-based (PCA) node embeddings."""
-    graph_ = require_embeddings("iml_gcn", label_graph, num_classes)
-    if not (graph_.embedding_source or "").startswith("image"):
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "tresnet_m",
+    pretrained: bool | str = False,
+    **options: Any,
+) -> MultiLabelClassifier:
+    """IML-GCN: TResNet-M + ML-GCN head over image-based (PCA) node embeddings; ``options``: ML-GCN's
+    (:func:`~labelgraph.models.ml_gcn.build_ml_gcn`), with its defaults."""
+    graph = require_embeddings("iml_gcn", label_graph, num_classes)
+    if not (graph.embedding_source or "").startswith("image"):
         raise ValueError(
-            f"iml_gcn needs image-based label embeddings, the label graph has {graph_.embedding_source!r}: "
+            f"iml_gcn needs image-based label embeddings, the label graph has {graph.embedding_source!r}: "
             "compute them with `labelgraph data graph --embeddings image:MODEL_DIR --pca D`"
         )
-    return build_ml_gcn(num_classes=num_classes, label_graph=graph_, backbone=backbone, pretrained=pretrained,
-                        tau=tau, p=p, adjacency_style=adjacency_style, graph=graph, hidden=hidden, pool=pool,
-                        classifier_bias=classifier_bias)  # fmt: skip
+    return build_ml_gcn(num_classes=num_classes, label_graph=graph, backbone=backbone, pretrained=pretrained, **options)

@@ -18,15 +18,15 @@ classes' pooled values in one Linear(C m/g -> C)).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, require_embeddings
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.a_gcn import RECIPE as A_GCN_RECIPE
-from labelgraph.models.a_gcn import AGCNHead
+from labelgraph.models.a_gcn import AGCNHead, a_gcn
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 
@@ -69,15 +69,13 @@ class LGLMHead(AGCNHead):
         self,
         in_channels: int,
         label_embed: torch.Tensor,
-        graph_dim: int = 1024,
-        hidden: int = 1024,
-        graph_lr_mult: float = 4.0,
         fusion: Literal["mfc", "dot"] = "mfc",
         m: int = 1024,
         g: int = 2,
         dropout: float = 0.1,
+        **graph_options: Any,
     ) -> None:
-        super().__init__(in_channels, label_embed, graph_dim, hidden, graph_lr_mult)
+        super().__init__(in_channels, label_embed, **graph_options)
         if fusion not in ("mfc", "dot"):
             raise ValueError(f"fusion={fusion!r}; use 'mfc' or 'dot'")
         self.fusion = MFCFusion(in_channels, label_embed.shape[0], m, g, dropout) if fusion == "mfc" else None
@@ -94,13 +92,22 @@ RECIPE = A_GCN_RECIPE.replace(  # A-GCN's optimisation and sparsity loss, over 5
 
 
 @register_model("lglm", recipe=RECIPE, head=LGLMHead)
+@extends(a_gcn)
 def lglm(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, fusion: Literal["mfc", "dot"] = "mfc", m: int = 1024, g: int = 2,
-    dropout: float = 0.1, graph_dim: int = 1024, hidden: int = 1024, graph_lr_mult: float = 4.0,
-) -> MultiLabelClassifier:  # fmt: skip
-    """LGLM with the paper's defaults (d_L = 1024, GCN 1024 -> 2048, m = 1024, g = 2)."""
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    fusion: Literal["mfc", "dot"] = "mfc",
+    m: int = 1024,
+    g: int = 2,
+    dropout: float = 0.1,
+    **options: Any,
+) -> MultiLabelClassifier:
+    """LGLM with the paper's defaults (m = 1024, g = 2) and A-GCN's graph (``options``: those of ``a_gcn``, with its
+    defaults: d_L = 1024, GCN 1024 -> 2048)."""
     graph = require_embeddings("lglm", label_graph, num_classes)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = LGLMHead(body.channels[-1], graph.embeddings, graph_dim, hidden, graph_lr_mult, fusion, m, g, dropout)
+    head = LGLMHead(body.channels[-1], graph.embeddings, fusion=fusion, m=m, g=g, dropout=dropout, **options)
     return MultiLabelClassifier(body, head, num_classes)

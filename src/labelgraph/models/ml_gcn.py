@@ -19,14 +19,14 @@ Departures from the official code, on purpose:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 
 from labelgraph.graph import GraphSource, LabelGraph, gcn_adjacency, require_embeddings
 from labelgraph.layers import GraphConvolution, global_pool
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -108,15 +108,18 @@ def build_ml_gcn(
     label_graph: LabelGraph,
     backbone: str,
     pretrained: bool | str,
-    tau: float,
-    p: float,
-    adjacency_style: Literal["official", "paper"],
-    graph: GraphSource,
-    hidden: int,
-    pool: Literal["max", "avg"],
+    tau: float = 0.4,
+    p: float = 0.25,
+    adjacency_style: Literal["official", "paper"] = "official",
+    graph: GraphSource = "cooccurrence",
+    hidden: int = 1024,
+    pool: Literal["max", "avg"] = "max",
     classifier_bias: bool = False,
     num_layers: int = 2,
 ) -> MultiLabelClassifier:
+    """ResNet + ML-GCN head over ``label_graph``'s embeddings, with the official code's defaults (τ = 0.4, p = 0.25,
+    GCN 300 -> 1024 -> 2048 on ResNet-101); ``num_layers`` > 2 inserts hidden -> hidden layers (the paper's depth
+    ablation). ML-GCN and IML-GCN extend it."""
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
     adjacency = gcn_adjacency(label_graph, graph, tau, p, adjacency_style)
     head = MLGCNHead(
@@ -141,15 +144,15 @@ RECIPE = Recipe(
 
 
 @register_model("ml_gcn", recipe=RECIPE, head=MLGCNHead)
+@extends(build_ml_gcn)
 def ml_gcn(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, tau: float = 0.4, p: float = 0.25,
-    adjacency_style: Literal["official", "paper"] = "official", graph: GraphSource = "cooccurrence",
-    hidden: int = 1024, pool: Literal["max", "avg"] = "max", classifier_bias: bool = False, num_layers: int = 2,
-) -> MultiLabelClassifier:  # fmt: skip
-    """ML-GCN with the official code's defaults (τ = 0.4, p = 0.25, GCN 300 -> 1024 -> 2048 on ResNet-101);
-    ``num_layers`` > 2 inserts hidden -> hidden layers (the paper's depth ablation)."""
-    graph_ = require_embeddings("ml_gcn", label_graph, num_classes)
-    return build_ml_gcn(num_classes=num_classes, label_graph=graph_, backbone=backbone, pretrained=pretrained,
-                        tau=tau, p=p, adjacency_style=adjacency_style, graph=graph, hidden=hidden, pool=pool,
-                        classifier_bias=classifier_bias, num_layers=num_layers)  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    **options: Any,
+) -> MultiLabelClassifier:
+    """ML-GCN over word-vector label embeddings; ``options``: those of :func:`build_ml_gcn`, with its defaults."""
+    graph = require_embeddings("ml_gcn", label_graph, num_classes)
+    return build_ml_gcn(num_classes=num_classes, label_graph=graph, backbone=backbone, pretrained=pretrained, **options)

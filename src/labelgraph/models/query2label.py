@@ -26,7 +26,7 @@ from labelgraph.graph import LabelGraph
 from labelgraph.layers.label_transformer import LabelQueryTransformer
 from labelgraph.layers.position_encoding import sine_position_encoding
 from labelgraph.losses import ASL_PRESETS
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -97,13 +97,14 @@ def build_query2label(
     num_classes: int,
     backbone: str,
     pretrained: bool | str,
-    trainable_stages: int | None | Literal["auto"],
-    frozen_batchnorm: bool | Literal["auto"],
-    hidden: int | None,
-    head_args: dict[str, Any],
+    trainable_stages: int | None | Literal["auto"] = "auto",
+    frozen_batchnorm: bool | Literal["auto"] = "auto",
+    hidden: int | None = None,
+    **head_args: Any,
 ) -> MultiLabelClassifier:
-    """Query2Label's backbone setting (on pretrained weights: frozen BatchNorm, stem and layer1 frozen) + a
-    Query2Label-style head (its feed-forward width defaults to 4 x its hidden width, in the transformer)."""
+    """Query2Label's backbone setting (on pretrained weights: frozen BatchNorm, stem and layer1 frozen: ``"auto"``) +
+    a Query2Label-style head of ``hidden`` width (default: the backbone's) given ``head_args`` (the transformer's
+    options, and a variant head's own)."""
     freezing = {
         "trainable_stages": official_if_pretrained(trainable_stages, pretrained, official=3, off=None),
         "frozen_batchnorm": official_if_pretrained(frozen_batchnorm, pretrained, official=True, off=False),
@@ -128,21 +129,22 @@ RECIPE = Recipe(
 
 
 @register_model("query2label", recipe=RECIPE, head=Query2LabelHead)
+@extends(build_query2label, LabelQueryTransformer, exclude=("head_class", "d_model"))
 def query2label(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, hidden: int | None = None, nhead: int = 4, num_encoder_layers: int = 1,
-    num_decoder_layers: int = 2, dim_feedforward: int | None = None, dropout: float = 0.1,
-    decoder_self_attention: bool = False, trainable_stages: int | None | Literal["auto"] = "auto",
-    frozen_batchnorm: bool | Literal["auto"] = "auto",
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    **options: Any,
+) -> MultiLabelClassifier:
     """Query2Label with the official R101 defaults (enc 1, dec 2, 4 heads, FFN 4 x hidden = 8192 at 2048, hidden =
-    backbone width; on pretrained weights frozen BatchNorm and layer2-4 trained).
+    backbone width; on pretrained weights frozen BatchNorm and layer2-4 trained); ``options``: the backbone setting
+    of :func:`build_query2label` and the transformer's (:class:`~labelgraph.layers.label_transformer.
+    LabelQueryTransformer`), with their defaults.
 
     No label graph is used (``label_graph`` is accepted and ignored).
     """
-    transformer = {"nhead": nhead, "num_encoder_layers": num_encoder_layers, "num_decoder_layers": num_decoder_layers,
-                   "dim_feedforward": dim_feedforward, "dropout": dropout,
-                   "decoder_self_attention": decoder_self_attention}  # fmt: skip
-    return build_query2label(Query2LabelHead, num_classes=num_classes, backbone=backbone, pretrained=pretrained,
-                             trainable_stages=trainable_stages, frozen_batchnorm=frozen_batchnorm, hidden=hidden,
-                             head_args=transformer)  # fmt: skip
+    return build_query2label(
+        Query2LabelHead, num_classes=num_classes, backbone=backbone, pretrained=pretrained, **options
+    )

@@ -27,7 +27,7 @@ overwrites every process's buffers with rank 0's at each forward, so in practice
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -36,10 +36,10 @@ from safetensors.torch import load_file
 
 from labelgraph.graph import LabelGraph
 from labelgraph.losses import ASL_PRESETS
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.query2label import RECIPE as QUERY2LABEL_RECIPE
-from labelgraph.models.query2label import Query2LabelHead, build_query2label
+from labelgraph.models.query2label import Query2LabelHead, build_query2label, query2label
 from labelgraph.models.recipe import Component, WarmStart, asl
 
 
@@ -156,21 +156,29 @@ RECIPE = QUERY2LABEL_RECIPE.replace(  # Query2Label's, with SADCL's loss, learni
 
 
 @register_model("sadcl", recipe=RECIPE, head=SADCLHead)
+@extends(query2label)
 def sadcl(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, prototypes: str | None = None, projection_dim: int = 1024, memory_size: int = 8,
-    memory_threshold: float = 0.8, hidden: int | None = None, nhead: int = 4, num_encoder_layers: int = 1,
-    num_decoder_layers: int = 2, dim_feedforward: int | None = None, dropout: float = 0.1,
-    decoder_self_attention: bool = False, trainable_stages: int | None | Literal["auto"] = "auto",
-    frozen_batchnorm: bool | Literal["auto"] = "auto",
-) -> MultiLabelClassifier:  # fmt: skip
-    """SADCL with the official defaults: Query2Label's R101 setting and transformer options (see ``query2label``), a
-    projection to 1024, a bank threshold of 0.8."""
-    head_args = {"projection_dim": projection_dim, "memory_size": memory_size, "memory_threshold": memory_threshold,
-                 "prototypes": load_prototypes(prototypes, num_classes) if prototypes else None, "nhead": nhead,
-                 "num_encoder_layers": num_encoder_layers, "num_decoder_layers": num_decoder_layers,
-                 "dim_feedforward": dim_feedforward, "dropout": dropout,
-                 "decoder_self_attention": decoder_self_attention}  # fmt: skip
-    return build_query2label(SADCLHead, num_classes=num_classes, backbone=backbone, pretrained=pretrained,
-                             trainable_stages=trainable_stages, frozen_batchnorm=frozen_batchnorm, hidden=hidden,
-                             head_args=head_args)  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    prototypes: str | None = None,
+    projection_dim: int = 1024,
+    memory_size: int = 8,
+    memory_threshold: float = 0.8,
+    **options: Any,
+) -> MultiLabelClassifier:
+    """SADCL with the official defaults: a projection to 1024, a bank of 8 per class at threshold 0.8, and
+    Query2Label's R101 setting and transformer (``options``: those of ``query2label``, with its defaults)."""
+    return build_query2label(
+        SADCLHead,
+        num_classes=num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        prototypes=load_prototypes(prototypes, num_classes) if prototypes else None,
+        projection_dim=projection_dim,
+        memory_size=memory_size,
+        memory_threshold=memory_threshold,
+        **options,
+    )
