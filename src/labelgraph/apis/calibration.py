@@ -107,8 +107,9 @@ def calibrate_logits(
     report = describe_fit(fit, predictor.classes, settings, calibrated_on, len(table))
     with_recall = fit.recall is not None
     report["in_sample"] = {"where": IN_SAMPLE, **measure_posthoc(raw(z), fit.outputs(z), table.targets, with_recall)}
-    report["cross_fitted"] = cross_fitted_measures(z, table.targets, settings.rule, scaling, settings.recall,
-                                                   settings.folds, settings.seed, calibrated_on)  # fmt: skip
+    report["cross_fitted"] = cross_fitted_measures(
+        z, table.targets, settings.rule, scaling, settings.recall, settings.folds, settings.seed, calibrated_on
+    )
     report["held_out"] = None
     if eval_table is not None:
         measured = measure_posthoc(raw(z_eval), fit.outputs(z_eval), eval_table.targets, with_recall)
@@ -137,12 +138,19 @@ def describe_fit(
     """The fitted values, with the evidence behind each threshold."""
     t = fit.thresholds
     support = {
-        name: {"positives": int(t.positives[c]), "negatives": int(t.negatives[c]),
-               "own": None if np.isnan(t.own[c]) else round(float(t.own[c]), 4), "weight": round(float(t.weight[c]), 3)}
+        name: {
+            "positives": int(t.positives[c]),
+            "negatives": int(t.negatives[c]),
+            "own": None if np.isnan(t.own[c]) else round(float(t.own[c]), 4),
+            "weight": round(float(t.weight[c]), 3),
+        }
         for c, name in enumerate(classes)
-    }  # fmt: skip
-    scaling = {"mode": settings.scaling, "temperature": [round(float(v), 4) for v in fit.scaling.temperature],
-               "bias": [round(float(v), 4) for v in fit.scaling.bias]}  # fmt: skip
+    }
+    scaling = {
+        "mode": settings.scaling,
+        "temperature": [round(float(v), 4) for v in fit.scaling.temperature],
+        "bias": [round(float(v), 4) for v in fit.scaling.bias],
+    }
     return {
         "calibrated_on": split,
         "images": images,
@@ -179,13 +187,25 @@ def store_calibration(model_dir: str | Path, fit: PosthocFit, report: dict[str, 
         "positives": [s["positives"] for s in report["support"].values()],
         "few_positives": report["few_positives"],
         "scaling": report["scaling"]["mode"],
-        "out_of_sample": None if measured is None else {
-            "where": measured["where"], "CF1": measured["calibrated"]["CF1"], "OF1": measured["calibrated"]["OF1"],
-            "CF1_at_0.5": measured["threshold_0.5"]["CF1"], "ece_before": measured["ece_before"],
-            "ece_after": measured["ece_after"]},
-    }  # fmt: skip
-    update_config(model_dir, thresholds=[float(v) for v in fit.thresholds.thresholds], calibration=calibration,
-                  temperature=temperature, logit_bias=bias, recall_rule=recall_rule)  # fmt: skip
+        "out_of_sample": None
+        if measured is None
+        else {
+            "where": measured["where"],
+            "CF1": measured["calibrated"]["CF1"],
+            "OF1": measured["calibrated"]["OF1"],
+            "CF1_at_0.5": measured["threshold_0.5"]["CF1"],
+            "ece_before": measured["ece_before"],
+            "ece_after": measured["ece_after"],
+        },
+    }
+    update_config(
+        model_dir,
+        thresholds=[float(v) for v in fit.thresholds.thresholds],
+        calibration=calibration,
+        temperature=temperature,
+        logit_bias=bias,
+        recall_rule=recall_rule,
+    )
 
 
 def one_or_each(values: np.ndarray) -> float | list[float]:
@@ -201,9 +221,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if few:
         counts = ", ".join(f"{n} ({report['support'][n]['positives']})" for n in few)
         pooled = report["global_threshold"]
-        lines.append(f"  warning: fewer than {FEW_POSITIVES} positives in {report['calibrated_on']}: {counts}; their "
-                     f"thresholds rest on few positives (pulled toward the pooled one, {pooled:.3g}); label more of "
-                     "them")  # fmt: skip
+        lines.append(
+            f"  warning: fewer than {FEW_POSITIVES} positives in {report['calibrated_on']}: {counts}; their "
+            f"thresholds rest on few positives (pulled toward the pooled one, {pooled:.3g}); label more of "
+            "them"
+        )
     lines.append(f"probabilities: {scaling_text(report['scaling'])}")
     for key in ("held_out", "cross_fitted"):
         m = report[key]
@@ -222,12 +244,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         rule = report["recall_rule"]
         lines.append(f"recall rule: p >= {rule['threshold']:.4g}: {rule['guarantee']}")
         if not rule["attainable"]:
-            lines.append(f"  warning: {rule['images']} calibration images are too few for recall {rule['recall']:g} "
-                         f"(needs {images_needed(rule['recall'])}): the rule predicts every label")  # fmt: skip
+            lines.append(
+                f"  warning: {rule['images']} calibration images are too few for recall {rule['recall']:g} "
+                f"(needs {images_needed(rule['recall'])}): the rule predicts every label"
+            )
         m = report["out_of_sample"]
         if m is not None and "recall_rule" in m:
-            lines.append(f"  {m['where']}: mean recall {m['recall_rule']['recall']}, "
-                         f"{m['recall_rule']['labels_per_image']} labels per image")  # fmt: skip
+            lines.append(
+                f"  {m['where']}: mean recall {m['recall_rule']['recall']}, "
+                f"{m['recall_rule']['labels_per_image']} labels per image"
+            )
     return lines
 
 

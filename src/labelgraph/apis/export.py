@@ -70,9 +70,14 @@ def save_model(
     """
     graph = label_graph if label_graph is not None else getattr(model, "label_graph", None)
     config = ModelConfig.for_model(
-        model, class_names=class_names, image_size=image_size, eval_transform=eval_transform, thresholds=thresholds,
-        label_graph=graph, **training,
-    )  # fmt: skip
+        model,
+        class_names=class_names,
+        image_size=image_size,
+        eval_transform=eval_transform,
+        thresholds=thresholds,
+        label_graph=graph,
+        **training,
+    )
     return write_model(model, out_dir, config, graph)
 
 

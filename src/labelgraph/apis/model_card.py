@@ -34,8 +34,11 @@ def metrics_lines(splits: dict[str, Any] | None) -> list[str]:
     """One table of every split's metrics the model recorded."""
     if not splits:
         return ["No evaluation was recorded with this model."]
-    names = [k for k in ("mAP", "CF1", "OF1", "CP", "CR", "OP", "OR", "CF1_top3", "OF1_top3")
-             if any(k in row for row in splits.values())]  # fmt: skip
+    names = [
+        k
+        for k in ("mAP", "CF1", "OF1", "CP", "CR", "OP", "OR", "CF1_top3", "OF1_top3")
+        if any(k in row for row in splits.values())
+    ]
     rows = ["| split | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for split, row in splits.items():
         cells = ["" if row.get(k) is None else f"{row[k]:.2f}" for k in names]
@@ -54,8 +57,11 @@ def training_lines(config: ModelConfig) -> list[str]:
     if config.recipe:
         return [f"- {k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in config.recipe.items()]
     recipe = get_recipe(config.method)
-    return ["Not recorded; the method's recipe (its paper's) is:", "",
-            *(f"- {k}: {v}" for k, v in recipe.describe().items())]  # fmt: skip
+    return [
+        "Not recorded; the method's recipe (its paper's) is:",
+        "",
+        *(f"- {k}: {v}" for k, v in recipe.describe().items()),
+    ]
 
 
 def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
@@ -65,12 +71,18 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
     name = f"hf-hub:{repo_id}" if repo_id else str(model_dir)
     graph = config.label_graph
     lines = [
-        "---", "library_name: labelgraph", "pipeline_tag: image-classification",
-        f"tags: [labelgraph, multi-label-image-classification, {method}]", "---", "",
-        f"# {repo_id or method}", "",
+        "---",
+        "library_name: labelgraph",
+        "pipeline_tag: image-classification",
+        f"tags: [labelgraph, multi-label-image-classification, {method}]",
+        "---",
+        "",
+        f"# {repo_id or method}",
+        "",
         f"A multi-label image classifier ({method}) trained and exported with "
         "labelgraph: sigmoid scores for each of its "
-        f"{len(classes)} classes.", "",
+        f"{len(classes)} classes.",
+        "",
         f"- **Method**: `{method}` -- {paper_of(method)}",
         f"- **Backbone**: `{kwargs.get('backbone', 'the method default')}`; builder arguments: "
         f"`{json.dumps(kwargs, sort_keys=True)}`",
@@ -78,14 +90,35 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         f"- **Decision thresholds**: {describe_thresholds(config.thresholds)}",
         f"- **Probabilities**: {describe_calibration(config)}",
         f"- **Label graph**: {describe_graph(graph)}",
-        f"- **Classes** ({len(classes)}, in output order): " + ", ".join(f"`{c}`" for c in classes), "",
-        "## Metrics (percent)", "", *metrics_lines(config.metrics), "",
-        "## How it was made", "", "```bash", str(config.command or "(not recorded)"), "```", "",
-        *training_lines(config), "",
-        "## Use", "", "```python", "import labelgraph", "", f'tagger = labelgraph.load("{name}")',
-        'print(tagger.predict(["photo.jpg"])["predictions"][0]["labels"])', "```", "", "```bash",
-        f"labelgraph predict {name} photo.jpg", f"labelgraph serve {name}", "```", "",
-    ]  # fmt: skip
+        f"- **Classes** ({len(classes)}, in output order): " + ", ".join(f"`{c}`" for c in classes),
+        "",
+        "## Metrics (percent)",
+        "",
+        *metrics_lines(config.metrics),
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        str(config.command or "(not recorded)"),
+        "```",
+        "",
+        *training_lines(config),
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import labelgraph",
+        "",
+        f'tagger = labelgraph.load("{name}")',
+        'print(tagger.predict(["photo.jpg"])["predictions"][0]["labels"])',
+        "```",
+        "",
+        "```bash",
+        f"labelgraph predict {name} photo.jpg",
+        f"labelgraph serve {name}",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -101,13 +134,17 @@ def describe_calibration(config: Any) -> str:
     parts = [scaling_formula(t, b)]
     if config.recall_rule:
         rule = config.recall_rule
-        parts.append(f"`--threshold recall` (p >= {rule['threshold']:.3g}) keeps at least {rule['recall']:g} of an "
-                     f"image's true labels in expectation (conformal, {rule.get('images', '?')} calibration "
-                     "images)")  # fmt: skip
+        parts.append(
+            f"`--threshold recall` (p >= {rule['threshold']:.3g}) keeps at least {rule['recall']:g} of an "
+            f"image's true labels in expectation (conformal, {rule.get('images', '?')} calibration "
+            "images)"
+        )
     measured = (config.calibration or {}).get("out_of_sample")
     if measured:
-        parts.append(f"calibrated CF1 {measured['CF1']:.2f} and ECE {measured['ece_before']:.2f} -> "
-                     f"{measured['ece_after']:.2f} % on {measured['where']}")  # fmt: skip
+        parts.append(
+            f"calibrated CF1 {measured['CF1']:.2f} and ECE {measured['ece_before']:.2f} -> "
+            f"{measured['ece_after']:.2f} % on {measured['where']}"
+        )
     return "; ".join(parts)
 
 

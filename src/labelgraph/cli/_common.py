@@ -84,9 +84,13 @@ def threshold_value(text: str) -> str | float:
 
 
 def threshold_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold", default=None, type=threshold_value,
-                   help="a probability, 'calibrated' (the per-class thresholds) or 'recall' (the rule with a recall "
-                   "guarantee, labelgraph calibrate --recall); default: the model's stored thresholds")  # fmt: skip
+    p.add_argument(
+        "--threshold",
+        default=None,
+        type=threshold_value,
+        help="a probability, 'calibrated' (the per-class thresholds) or 'recall' (the rule with a recall "
+        "guarantee, labelgraph calibrate --recall); default: the model's stored thresholds",
+    )
 
 
 SCALINGS = ("platt", "platt-per-class", "temperature", "temperature-per-class", "none")
@@ -94,9 +98,13 @@ SCALINGS = ("platt", "platt-per-class", "temperature", "temperature-per-class", 
 
 def scaling_argument(p: argparse.ArgumentParser, keep: bool = False) -> None:
     """``--scaling``: how calibration scales the logits (``docs/trust.md``)."""
-    p.add_argument("--scaling", default="platt", choices=(*SCALINGS, "keep") if keep else SCALINGS,
-                   help="sigmoid(logit / T + b) fitted on the split: platt (one T and b for every class, default), "
-                   "temperature (T only), *-per-class, none" + (", keep (the stored one)" if keep else ""))  # fmt: skip
+    p.add_argument(
+        "--scaling",
+        default="platt",
+        choices=(*SCALINGS, "keep") if keep else SCALINGS,
+        help="sigmoid(logit / T + b) fitted on the split: platt (one T and b for every class, default), "
+        "temperature (T only), *-per-class, none" + (", keep (the stored one)" if keep else ""),
+    )
 
 
 def default_device() -> str:

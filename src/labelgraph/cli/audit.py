@@ -20,12 +20,19 @@ def audit_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="the labelled split (for csv: the CSV file)")
     source_arguments(p)
-    p.add_argument("--model", default=None, help="score with this exported model (one not trained on DATA) instead "
-                   "of training k models")  # fmt: skip
+    p.add_argument(
+        "--model",
+        default=None,
+        help="score with this exported model (one not trained on DATA) instead of training k models",
+    )
     p.add_argument("--folds", type=int, default=5, help="out-of-fold models to train (default 5)")
-    p.add_argument("--protocol", default="train", choices=("train", "head"),
-                   help="train: each fold by labelgraph train's rule (default); head: only its first stage, the head "
-                   "on the frozen backbone's cached features (quick)")  # fmt: skip
+    p.add_argument(
+        "--protocol",
+        default="train",
+        choices=("train", "head"),
+        help="train: each fold by labelgraph train's rule (default); head: only its first stage, the head "
+        "on the frozen backbone's cached features (quick)",
+    )
     p.add_argument("--method", default="ml_gcn", help="the method the folds train (default ml_gcn)")
     weights_arguments(p)
     p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
@@ -54,10 +61,13 @@ def run(argv: list[str]) -> int:
         probs = model_scores(args.model, table)
         how = f"Scores of {args.model} (a model that must not have trained on these images) and the label graph"
     else:
-        probs = out_of_fold_scores(table, fold_plan(args, table), out, args.folds, args.protocol,
-                                   not args.no_progress and sys.stderr.isatty())  # fmt: skip
-        how = (f"Out-of-fold scores of {args.folds} {args.method} models ({args.protocol} protocol: each scored the "
-               "images it did not train on) and the label graph")  # fmt: skip
+        probs = out_of_fold_scores(
+            table, fold_plan(args, table), out, args.folds, args.protocol, not args.no_progress and sys.stderr.isatty()
+        )
+        how = (
+            f"Out-of-fold scores of {args.folds} {args.method} models ({args.protocol} protocol: each scored the "
+            "images it did not train on) and the label graph"
+        )
     summary = write_audit(table, probs, out, how, args.top)
     likely = summary["more_likely_wrong_than_right"]
     print(
@@ -78,7 +88,16 @@ def fold_plan(args: argparse.Namespace, table: object) -> object:
         raise UsageError(f"--method {args.method!r}: not registered; the methods: {', '.join(list_models())}")
     backbone, weights = backbone_and_weights(args.weights, args.backbone)
     fold_images = int(len(table) * (1 - 1 / args.folds) * 0.8)
-    plan = make_plan(fold_images, args.method, backbone, weights, args.image_size or 224,
-                     label_embeddings(table.class_names), args.seed, args.epochs, args.batch_size,
-                     label_setting_of(table.targets))  # fmt: skip
+    plan = make_plan(
+        fold_images,
+        args.method,
+        backbone,
+        weights,
+        args.image_size or 224,
+        label_embeddings(table.class_names),
+        args.seed,
+        args.epochs,
+        args.batch_size,
+        label_setting_of(table.targets),
+    )
     return audit_plan(plan, args.protocol)

@@ -21,14 +21,24 @@ def calibrate_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an exported model folder")
     dataset_arguments(p, "--split")
     p.add_argument("--eval-split", default=None, help="also measure on this split (held out; same format options)")
-    p.add_argument("--target", default="f1",
-                   help="what each class's threshold aims at: f1 (default), precision:0.9 or recall:0.8")  # fmt: skip
-    p.add_argument("--prior-positives", type=float, default=1.0,
-                   help="weight of the pooled threshold, in positives (default 1; 0: each class alone)")  # fmt: skip
+    p.add_argument(
+        "--target", default="f1", help="what each class's threshold aims at: f1 (default), precision:0.9 or recall:0.8"
+    )
+    p.add_argument(
+        "--prior-positives",
+        type=float,
+        default=1.0,
+        help="weight of the pooled threshold, in positives (default 1; 0: each class alone)",
+    )
     scaling_argument(p, keep=True)
-    p.add_argument("--recall", type=float, default=None, metavar="R",
-                   help="also fit a threshold with expected recall >= R on new images (conformal risk control); "
-                   "predict/serve use it with --threshold recall")  # fmt: skip
+    p.add_argument(
+        "--recall",
+        type=float,
+        default=None,
+        metavar="R",
+        help="also fit a threshold with expected recall >= R on new images (conformal risk control); "
+        "predict/serve use it with --threshold recall",
+    )
     p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", default=None, metavar="FILE", help="write the whole report to FILE")
@@ -44,8 +54,12 @@ def run(argv: list[str]) -> int:
     from labelgraph.files import write_text
 
     try:
-        settings = CalibrationSettings(ThresholdRule.parse(args.target, args.prior_positives),
-                                       args.scaling.replace("-", "_"), args.recall, args.folds)  # fmt: skip
+        settings = CalibrationSettings(
+            ThresholdRule.parse(args.target, args.prior_positives),
+            args.scaling.replace("-", "_"),
+            args.recall,
+            args.folds,
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.folds < 2:
@@ -54,8 +68,9 @@ def run(argv: list[str]) -> int:
     table = load_split(args, args.split, predictor.classes)
     eval_table = load_split(args, args.eval_split, predictor.classes) if args.eval_split else None
     names = (args.split, args.eval_split)
-    report = calibrate_model(args.model, table, eval_table, settings, args.batch_size, not args.dry_run, predictor,
-                             names)  # fmt: skip
+    report = calibrate_model(
+        args.model, table, eval_table, settings, args.batch_size, not args.dry_run, predictor, names
+    )
     print("\n".join(summary_lines(report)))
     if args.json:
         write_text(args.json, json.dumps(report, indent=1))

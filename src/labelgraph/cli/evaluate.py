@@ -35,11 +35,21 @@ def run(argv: list[str]) -> int:
         print(f"evaluating {', '.join(models)} on {len(table)} images of {table.source} at {size} px ({transform})")
         results.update(
             evaluate_models(
-                models, table, size, corruptions, severities, metrics=args.metrics, seed=args.seed,
-                batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-                progress=bool(corruptions), eval_transform=transform, scalings=scalings,
+                models,
+                table,
+                size,
+                corruptions,
+                severities,
+                metrics=args.metrics,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                num_workers=args.num_workers,
+                device=args.device,
+                progress=bool(corruptions),
+                eval_transform=transform,
+                scalings=scalings,
             )
-        )  # fmt: skip
+        )
     text = evaluation_tables(results, corruptions)
     print(text)
     if args.markdown:
@@ -52,8 +62,15 @@ def run(argv: list[str]) -> int:
         save_figure(reliability_figure(curves, f"{table.source}"), args.reliability)
         print(f"wrote {args.reliability} (reliability diagram: 15 equal-width probability bins)")
     if args.out:
-        payload = {"split": str(table.source), "class_names": table.class_names, "corruptions": corruptions,
-                   "severities": severities, "metrics": args.metrics, "seed": args.seed, "models": results}  # fmt: skip
+        payload = {
+            "split": str(table.source),
+            "class_names": table.class_names,
+            "corruptions": corruptions,
+            "severities": severities,
+            "metrics": args.metrics,
+            "seed": args.seed,
+            "models": results,
+        }
         write_text(args.out, json.dumps(payload, indent=1) + "\n")
     return 0
 
@@ -114,7 +131,9 @@ def evaluation_tables(results: dict[str, Any], corruptions: list[str]) -> str:
     for name, r in results.items():
         values = [r["clean"][k] for k in ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3", "ECE")]
         rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-    note = ("\nPercent; CF1/OF1 at the metric preset's threshold; ECE: expected calibration error of the "
-            "probabilities predict gives (scaled as calibrated), 15 equal-width bins, every known (image, "
-            "class) entry.")  # fmt: skip
+    note = (
+        "\nPercent; CF1/OF1 at the metric preset's threshold; ECE: expected calibration error of the "
+        "probabilities predict gives (scaled as calibrated), 15 equal-width bins, every known (image, "
+        "class) entry."
+    )
     return "\n".join(rows) + note

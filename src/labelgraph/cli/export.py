@@ -12,12 +12,20 @@ from labelgraph.cli._common import UsageError
 def run(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="labelgraph export", description="A checkpoint -> an exported model folder.")
     p.add_argument("checkpoint", help="a checkpoint written by labelgraph fit (.ckpt), or an exported model folder")
-    p.add_argument("--out", default=None, help="output folder (model.safetensors + config.json); a folder given as "
-                   "the source is pushed as it is when --out is left out")  # fmt: skip
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (model.safetensors + config.json); a folder given as "
+        "the source is pushed as it is when --out is left out",
+    )
     p.add_argument("--image-size", type=int, default=None, help="default: the training image size it records")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and check it against PyTorch")
-    p.add_argument("--push-to-hub", metavar="ORG/NAME", default=None,
-                   help="upload the folder with a generated model card to the Hugging Face Hub (HF_TOKEN)")  # fmt: skip
+    p.add_argument(
+        "--push-to-hub",
+        metavar="ORG/NAME",
+        default=None,
+        help="upload the folder with a generated model card to the Hugging Face Hub (HF_TOKEN)",
+    )
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     args = p.parse_args(argv)
     if args.out is None and not (args.push_to_hub and Path(args.checkpoint).is_dir()):

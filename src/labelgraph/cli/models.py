@@ -75,4 +75,4 @@ def recipes_table() -> str:
             r.metrics,
         ]
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(rows)  # fmt: skip
+    return "\n".join(rows)

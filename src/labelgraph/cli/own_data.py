@@ -27,9 +27,12 @@ def split_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def weights_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default=DEFAULT_WEIGHTS,
-                   help=f"pretrained backbone: {DEFAULT_WEIGHTS} (default, offline), a weights FILE (with --backbone), "
-                   "hf-hub:ORG/NAME (timm, downloads), or none")  # fmt: skip
+    p.add_argument(
+        "--weights",
+        default=DEFAULT_WEIGHTS,
+        help=f"pretrained backbone: {DEFAULT_WEIGHTS} (default, offline), a weights FILE (with --backbone), "
+        "hf-hub:ORG/NAME (timm, downloads), or none",
+    )
     p.add_argument("--backbone", default=None, help="timm name (default: the one the weights fit)")
     p.add_argument("--image-size", type=int, default=None, help="default: 224")
 
@@ -77,8 +80,9 @@ def read_splits(args: argparse.Namespace) -> dict:
     names = read_class_list(args.classes) if args.classes else None
 
     def load(split: str, classes: list[str] | None) -> object:
-        return load_table(args.format, split, root=args.root, class_names=classes, image_root=args.image_root,
-                          **options)  # fmt: skip
+        return load_table(
+            args.format, split, root=args.root, class_names=classes, image_root=args.image_root, **options
+        )
 
     train = load(args.train, names)
     classes = train.class_names
@@ -87,8 +91,10 @@ def read_splits(args: argparse.Namespace) -> dict:
         splits["val"] = load(args.val, classes)
     else:
         splits["train"], splits["val"] = hold_out(train, HELD_OUT, args.seed)
-        print(f"validation: {len(splits['val'])} of the {len(train)} training images held out by iterative "
-              f"stratification (seed {args.seed}; written to the run's splits/)")  # fmt: skip
+        print(
+            f"validation: {len(splits['val'])} of the {len(train)} training images held out by iterative "
+            f"stratification (seed {args.seed}; written to the run's splits/)"
+        )
     if args.test:
         splits["test"] = load(args.test, classes)
     return splits
@@ -109,8 +115,10 @@ def label_embeddings(class_names: list[str]) -> str:
         return "onehot"
     unknown = [n for w in caught if isinstance(w.message, RandomVectorsWarning) for n in w.message.classes]
     if unknown:
-        print(f"label embeddings: GloVe 6B 50-d; no word of {unknown} is in its vocabulary: they get random vectors "
-              "(seeded by the name)")  # fmt: skip
+        print(
+            f"label embeddings: GloVe 6B 50-d; no word of {unknown} is in its vocabulary: they get random vectors "
+            "(seeded by the name)"
+        )
     return "glove50+random"
 
 

@@ -18,11 +18,18 @@ def run(argv: list[str]) -> int:
     p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--classes", default=None, metavar="FILE",
-                   help="zero-shot: score these class names (one per line) instead of the trained ones (ml_decoder "
-                   "with queries=embeddings); needs --embeddings")  # fmt: skip
-    p.add_argument("--embeddings", default=None, help="with --classes: the word vectors the model was trained with "
-                   "(glove50, glove:PATH)")  # fmt: skip
+    p.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE",
+        help="zero-shot: score these class names (one per line) instead of the trained ones (ml_decoder "
+        "with queries=embeddings); needs --embeddings",
+    )
+    p.add_argument(
+        "--embeddings",
+        default=None,
+        help="with --classes: the word vectors the model was trained with (glove50, glove:PATH)",
+    )
     args = p.parse_args(argv)
 
     from labelgraph.apis.predict import Predictor, expand_paths, write_predictions

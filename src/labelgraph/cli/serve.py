@@ -61,10 +61,14 @@ def run(argv: list[str]) -> int:
         raise UsageError(f"serving needs the serve extra: pip install 'labelgraph[serve]' ({err})") from err
 
     limits = UploadLimits(
-        int(args.max_image_mb * 2**20), args.max_images, args.max_pixels or UploadLimits.max_pixels,
-        int(args.max_decoded_mb * 2**20), args.decode_timeout, args.read_timeout,
+        int(args.max_image_mb * 2**20),
+        args.max_images,
+        args.max_pixels or UploadLimits.max_pixels,
+        int(args.max_decoded_mb * 2**20),
+        args.decode_timeout,
+        args.read_timeout,
         int(args.max_inflight_mb * 2**20) if args.max_inflight_mb else None,
-    )  # fmt: skip
+    )
     serve(
         args.model,
         host=args.host,

@@ -32,14 +32,26 @@ def train_parser() -> argparse.ArgumentParser:
     weights_arguments(p)
     p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
     p.add_argument("--batch-size", type=int, default=None, help="default: min(32, training images)")
-    p.add_argument("--loss", default=None,
-                   help="for a train split with unknown entries: an incomplete-label loss (ignore, an, wan, "
-                   "partial_bce, epr, role, ll_r, ll_ct, ll_cp, hill, splc) or 'own' (the method's criterion); "
-                   "default: the one docs/incomplete_labels.md recommends for the split's setting")  # fmt: skip
-    p.add_argument("--target", default="f1", help="what each class's threshold aims at on validation: f1 "
-                   "(default), precision:0.9 or recall:0.8 (docs/trust.md)")  # fmt: skip
-    p.add_argument("--recall", type=float, default=0.9, metavar="R",
-                   help="also store a threshold with expected recall >= R on new images (0.9; 0: none)")  # fmt: skip
+    p.add_argument(
+        "--loss",
+        default=None,
+        help="for a train split with unknown entries: an incomplete-label loss (ignore, an, wan, "
+        "partial_bce, epr, role, ll_r, ll_ct, ll_cp, hill, splc) or 'own' (the method's criterion); "
+        "default: the one docs/incomplete_labels.md recommends for the split's setting",
+    )
+    p.add_argument(
+        "--target",
+        default="f1",
+        help="what each class's threshold aims at on validation: f1 "
+        "(default), precision:0.9 or recall:0.8 (docs/trust.md)",
+    )
+    p.add_argument(
+        "--recall",
+        type=float,
+        default=0.9,
+        metavar="R",
+        help="also store a threshold with expected recall >= R on new images (0.9; 0: none)",
+    )
     scaling_argument(p)
     run_arguments(p, "train")
     return p
@@ -55,9 +67,11 @@ def run(argv: list[str]) -> int:
     from labelgraph.models import ImageEmbeddings, get_recipe
 
     if isinstance(get_recipe(args.method).prerequisite, ImageEmbeddings):
-        raise UsageError(f"--method {args.method}: its label embeddings come from another trained model, which "
-                         "labelgraph train does not compose; labelgraph compare --protocol frozen trains it with its "
-                         "prerequisite")  # fmt: skip
+        raise UsageError(
+            f"--method {args.method}: its label embeddings come from another trained model, which "
+            "labelgraph train does not compose; labelgraph compare --protocol frozen trains it with its "
+            "prerequisite"
+        )
     from labelgraph.data.hide_labels import label_setting_of
 
     label_setting = label_setting_of(splits["train"].targets)
@@ -71,8 +85,20 @@ def run(argv: list[str]) -> int:
 
     calibration = calibration_settings(args)
     embeddings = label_embeddings(splits["train"].class_names)
-    plan = make_plan(len(splits["train"]), args.method, backbone, weights, args.image_size or 224, embeddings,
-                     args.seed, args.epochs, args.batch_size, label_setting, args.loss, calibration)  # fmt: skip
+    plan = make_plan(
+        len(splits["train"]),
+        args.method,
+        backbone,
+        weights,
+        args.image_size or 224,
+        embeddings,
+        args.seed,
+        args.epochs,
+        args.batch_size,
+        label_setting,
+        args.loss,
+        calibration,
+    )
     print("\n".join(plan.lines()), f"run folder: {out}", sep="\n", flush=True)
     metrics = fine_tune(splits, plan, out, progress=not args.no_progress and sys.stderr.isatty())
     held = "test" if "test" in metrics else "val"
@@ -81,9 +107,11 @@ def run(argv: list[str]) -> int:
     print(f"\nmAP: {metrics[held]['mAP']:.2f} on {held}, {fit} on the training images' known labels")
     measured = metrics["calibration"]["out_of_sample"]
     if measured is not None:
-        print(f"CF1 at the calibrated thresholds: {measured['calibrated']['CF1']:.2f} on {measured['where']} (at 0.5: "
-              f"{measured['threshold_0.5']['CF1']:.2f}); ECE {measured['ece_before']:.2f} -> "
-              f"{measured['ece_after']:.2f} %")  # fmt: skip
+        print(
+            f"CF1 at the calibrated thresholds: {measured['calibrated']['CF1']:.2f} on {measured['where']} (at 0.5: "
+            f"{measured['threshold_0.5']['CF1']:.2f}); ECE {measured['ece_before']:.2f} -> "
+            f"{measured['ece_after']:.2f} %"
+        )
     print(next_commands(out, args.recall or None))
     return 0
 
@@ -94,21 +122,23 @@ def calibration_settings(args: argparse.Namespace) -> object:
     from labelgraph.evaluation.thresholds import ThresholdRule
 
     try:
-        return CalibrationSettings(ThresholdRule.parse(args.target), args.scaling.replace("-", "_"),
-                                   args.recall or None, seed=args.seed)  # fmt: skip
+        return CalibrationSettings(
+            ThresholdRule.parse(args.target), args.scaling.replace("-", "_"), args.recall or None, seed=args.seed
+        )
     except ValueError as err:
         raise UsageError(f"--target/--recall: {err}") from None
 
 
 def next_commands(out: Path, recall: float | None = None) -> str:
     model = out / "model"
-    return "\n".join([
+    recall_line = f"  labelgraph predict {model} photos/ --threshold recall # tags keeping >= {recall or 0:.0%} of "
+    lines = [
         f"wrote {model} (calibrated), {out / 'report.html'}, {out / 'metrics.json'}",
         "next:",
         f"  labelgraph predict {model} photos/ --out tags.csv     # tag new images",
-        *([f"  labelgraph predict {model} photos/ --threshold recall # tags keeping >= {recall:.0%} of true labels "
-           "(expected)"] if recall else []),
+        *([recall_line + "true labels (expected)"] if recall else []),
         f"  labelgraph serve {model}                             # an HTTP API and a web page",
         f"  labelgraph explain {model} photo.jpg --out maps/       # where each label is seen",
         f"  labelgraph export {model} --push-to-hub ORG/NAME      # share it",
-    ])  # fmt: skip
+    ]
+    return "\n".join(lines)

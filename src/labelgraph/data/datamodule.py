@@ -220,9 +220,13 @@ class MultiLabelDataModule(L.LightningDataModule):
                 continue
             transform = self.eval_transform_name if split != "train" else "resize"
             kwargs = dict(
-                image_size=self.image_size, transform=transform, dtype=self.feature_cache_dtype,
-                batch_size=self.eval_batch_size, num_workers=self.num_workers, fingerprint=fingerprint,
-            )  # fmt: skip
+                image_size=self.image_size,
+                transform=transform,
+                dtype=self.feature_cache_dtype,
+                batch_size=self.eval_batch_size,
+                num_workers=self.num_workers,
+                fingerprint=fingerprint,
+            )
             folder = None
             if strategy.local_rank == 0:
                 model.to(strategy.root_device)
@@ -238,8 +242,14 @@ class MultiLabelDataModule(L.LightningDataModule):
         # order and augmentations drawn from (seed, epoch) only: a resumed run replays its epochs exactly
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         sampler = SeededEpochSampler(self.train_set, seed=seed, epoch_source=self._epoch)
-        return self._loader(self.train_set, self.batch_size, shuffle=False, drop_last=self.drop_last, sampler=sampler,
-                            batches_done=self._batches_done)  # fmt: skip
+        return self._loader(
+            self.train_set,
+            self.batch_size,
+            shuffle=False,
+            drop_last=self.drop_last,
+            sampler=sampler,
+            batches_done=self._batches_done,
+        )
 
     def _batches_done(self) -> int:
         """Batches of the current epoch trained on so far (saved with a mid-epoch checkpoint, skipped on resume)."""

@@ -101,8 +101,10 @@ def check_splits(splits: dict[str, LabelTable]) -> Preflight:
         if empty := int((~positives.any(axis=1) & ~unknown_rows).sum()):
             found.warned.append(f"{name}: {empty} image(s) without any label (they teach 'none of these classes')")
         if blank := int((table.targets == -1).all(axis=1).sum()):
-            found.warned.append(f"{name}: {blank} image(s) with every label unknown (only losses that estimate "
-                                "labels, such as ROLE, learn from them)")  # fmt: skip
+            found.warned.append(
+                f"{name}: {blank} image(s) with every label unknown (only losses that estimate "
+                "labels, such as ROLE, learn from them)"
+            )
     check_class_counts(splits, found)
     return found
 

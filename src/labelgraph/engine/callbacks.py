@@ -76,8 +76,11 @@ class EpochLines(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seen = trainer.callback_metrics
         parts = [f"loss {float(seen['train/loss_epoch']):.4g}"] if "train/loss_epoch" in seen else []
-        parts += [f"{key.split('/')[0].replace('_', ' ')} mAP {float(seen[key]):.2f}"
-                  for key in ("val/mAP", "val_ema/mAP") if key in seen]  # fmt: skip
+        parts += [
+            f"{key.split('/')[0].replace('_', ' ')} mAP {float(seen[key]):.2f}"
+            for key in ("val/mAP", "val_ema/mAP")
+            if key in seen
+        ]
         took = time.perf_counter() - self.started
         epoch, every = trainer.current_epoch + 1, max(1, self.epochs // 10)
         if took < 1.0 and epoch % every and epoch != self.epochs and not trainer.should_stop:

@@ -78,8 +78,9 @@ def calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BI
         ``class_mean`` (their mean over classes with entries), ``bins`` and ``binning`` (in words).
     """
     probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
-    per_class = np.array([ece_of_bins(reliability_bins(probs[:, c], targets[:, c], bins))
-                          for c in range(probs.shape[1])])  # fmt: skip
+    per_class = np.array(
+        [ece_of_bins(reliability_bins(probs[:, c], targets[:, c], bins)) for c in range(probs.shape[1])]
+    )
     return {
         "overall": 100 * ece_of_bins(reliability_bins(probs, targets, bins)),
         "per_class": 100 * per_class,
@@ -175,5 +176,7 @@ def scaling_formula(temperature: list[float], bias: list[float]) -> str:
     if len(set(temperature)) == 1 and len(set(bias)) == 1:
         t, b = temperature[0], bias[0]
         return f"sigmoid(logit / {t:.3g} {'-' if b < 0 else '+'} {abs(b):.3g})"
-    return (f"sigmoid(logit / T + b), T {min(temperature):.3g}..{max(temperature):.3g}, b {min(bias):.3g}.."
-            f"{max(bias):.3g} by class")  # fmt: skip
+    return (
+        f"sigmoid(logit / T + b), T {min(temperature):.3g}..{max(temperature):.3g}, b {min(bias):.3g}.."
+        f"{max(bias):.3g} by class"
+    )

@@ -178,8 +178,9 @@ def fit_apply(
         for _ in range(EM_ITERATIONS):
             _, if_1, if_0 = posteriors(model.predict_proba(x)[:, 1], missed, added)
             truly = np.where(given == 1, if_1, if_0)  # E-step: P(present | features, given label)
-            model.fit(np.concatenate([x, x]), np.r_[np.ones(len(x)), np.zeros(len(x))],
-                      sample_weight=np.r_[truly, 1 - truly])  # M-step: the soft labels  # fmt: skip
+            model.fit(
+                np.concatenate([x, x]), np.r_[np.ones(len(x)), np.zeros(len(x))], sample_weight=np.r_[truly, 1 - truly]
+            )  # M-step: the soft labels
             missed = min(MAX_RATE, float((truly * (1 - given)).sum() / max(truly.sum(), 1e-12)))
             added = min(MAX_RATE, float(((1 - truly) * given).sum() / max((1 - truly).sum(), 1e-12)))
     if rates is not None:

@@ -134,5 +134,7 @@ def cross_fitted_measures(
 
     outputs = cross_fit(z, t, fit_apply, folds, seed)
     folds_used = min(folds, len(z))
-    return {"where": f"{split}, {folds_used}-fold cross-fitted (each fold scored by a fit without it)",
-            **measure_posthoc(scaled_sigmoid(z), outputs, t, recall is not None)}  # fmt: skip
+    return {
+        "where": f"{split}, {folds_used}-fold cross-fitted (each fold scored by a fit without it)",
+        **measure_posthoc(scaled_sigmoid(z), outputs, t, recall is not None),
+    }

@@ -117,8 +117,10 @@ def evaluate_models(
         ece = calibration_error(scores[name], targets)
         clean["ECE"] = ece["overall"]
         clean["ECE_per_class"] = [None if np.isnan(v) else float(v) for v in ece["per_class"]]
-        clean["reliability"] = {k: [None if np.isnan(v) else float(v) for v in b]
-                                for k, b in reliability_bins(scores[name], targets).items()}  # fmt: skip
+        clean["reliability"] = {
+            k: [None if np.isnan(v) else float(v) for v in b]
+            for k, b in reliability_bins(scores[name], targets).items()
+        }
         results[name] = {"clean": clean, "corrupted": {}}
     for corruption in corruptions:
         for severity in severities:

@@ -131,8 +131,9 @@ class ThresholdRule:
         scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets)
         known = targets >= 0
         positives, negatives = (targets == 1).sum(0), (targets == 0).sum(0)
-        own = np.array([self.optimum(scores[known[:, c], c], targets[known[:, c], c] == 1)
-                        for c in range(scores.shape[1])])  # fmt: skip
+        own = np.array(
+            [self.optimum(scores[known[:, c], c], targets[known[:, c], c] == 1) for c in range(scores.shape[1])]
+        )
         pooled = self.optimum(scores[known], targets[known] == 1)
         global_threshold = 0.5 if np.isnan(pooled) else float(pooled)
         k = self.prior_positives

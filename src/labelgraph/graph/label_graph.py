@@ -81,8 +81,9 @@ class LabelGraph:
         known_pairs = None
         if (targets < 0).any():
             known_pairs = (present.T @ torch.as_tensor(targets >= 0, dtype=torch.float64)).float()  # (C, C)
-        return cls(list(class_names), counts.float(), cooc.float(), num_images=int(present.shape[0]),
-                   known_pairs=known_pairs)  # fmt: skip
+        return cls(
+            list(class_names), counts.float(), cooc.float(), num_images=int(present.shape[0]), known_pairs=known_pairs
+        )
 
     def conditional_probability(self) -> torch.Tensor:
         """``P[i, j] = P(j | i)`` over the images where both entries are known; pairs never known together take the
@@ -127,8 +128,10 @@ class LabelGraph:
             return note
         if self.embeddings is None:
             return f"{note}; {unobserved} of {total} class pairs were never known together: no edge between them"
-        return (f"{note}; {unobserved} of {total} class pairs were never known together: their P(j | i) is "
-                f"max(0, cosine similarity) of the label embeddings ({self.embedding_source})")  # fmt: skip
+        return (
+            f"{note}; {unobserved} of {total} class pairs were never known together: their P(j | i) is "
+            f"max(0, cosine similarity) of the label embeddings ({self.embedding_source})"
+        )
 
     def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The graph as tensors + string metadata (what the safetensors file and checkpoints store)."""

@@ -120,8 +120,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         raise TypeError(f"method {name!r} got unknown arguments {unknown}; it accepts: {', '.join(params)}")
     model = builder(**kwargs)
     if not isinstance(model.head, _HEADS[name]):
-        raise TypeError(f"{name} is registered with head {_HEADS[name].__name__}, its builder made a "
-                        f"{type(model.head).__name__}")  # fmt: skip
+        raise TypeError(
+            f"{name} is registered with head {_HEADS[name].__name__}, its builder made a {type(model.head).__name__}"
+        )
     recorded = {k: v for k, v in kwargs.items() if k != "label_graph"}
     # a builder that resolves an "auto" option (freezing that depends on pretrained weights) records the value it
     # chose, so a rebuild without the weights file (export, load) gets the same network

@@ -111,15 +111,22 @@ RECIPE = Recipe(
     "x4, lr / 10 every 40 epochs, batch 32; graph sparsity loss (L1, weight 1)",
     model_args={"graph_dim": 1024, "hidden": 1024, "graph_lr_mult": 4.0},
     aux_losses=(Component("labelgraph.losses.GraphSparsityLoss", {"weight": 1.0, "norm": "l1"}),),
-    batch_size=32, staged_stage1_epochs=10,
-)  # fmt: skip
+    batch_size=32,
+    staged_stage1_epochs=10,
+)
 
 
 @register_model("a_gcn", recipe=RECIPE, head=AGCNHead)
 def a_gcn(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, graph_dim: int = 1024, hidden: int = 1024, graph_lr_mult: float = 4.0,
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    graph_dim: int = 1024,
+    hidden: int = 1024,
+    graph_lr_mult: float = 4.0,
+) -> MultiLabelClassifier:
     """A-GCN with the official defaults (d_L = 1024, GCN 300 -> 1024 -> 2048, graph lr x4)."""
     graph = require_embeddings("a_gcn", label_graph, num_classes)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))

@@ -126,15 +126,22 @@ RECIPE = Recipe(
     model_args={"dim": 1024},
     optimizer=Component("torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}),
     lr_scheduler=Component("torch.optim.lr_scheduler.MultiStepLR", {"milestones": [30, 40], "gamma": 0.1}),
-    epochs=50, drop_last=True, train_transform="add_gcn", metrics="add_gcn",
-)  # fmt: skip
+    epochs=50,
+    drop_last=True,
+    train_transform="add_gcn",
+    metrics="add_gcn",
+)
 
 
 @register_model("add_gcn", recipe=RECIPE, head=DynamicGraphHead)
 def add_gcn(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, dim: int = 1024,
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    dim: int = 1024,
+) -> MultiLabelClassifier:
     """ADD-GCN with the official defaults (1024-d class features, LeakyReLU 0.2, logits = mean of s_m and s_r).
 
     The static graph is learned, so no label graph is needed (``label_graph`` is accepted and ignored).

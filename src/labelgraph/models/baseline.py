@@ -51,9 +51,14 @@ RECIPE = Recipe(
 
 @register_model("baseline", recipe=RECIPE, head=PoolLinearHead)
 def baseline(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, pool: Literal["max", "avg"] = "max", dropout: float = 0.0,
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    pool: Literal["max", "avg"] = "max",
+    dropout: float = 0.0,
+) -> MultiLabelClassifier:
     """ResNet-101 + global max pooling + linear (ML-GCN's baseline). ``label_graph`` is accepted and unused."""
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
     head = PoolLinearHead(body.channels[-1], num_classes, pool=pool, dropout=dropout)

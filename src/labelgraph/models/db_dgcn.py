@@ -37,18 +37,35 @@ from labelgraph.models.recipe import Component
 RECIPE = ADD_GCN_RECIPE.replace(  # ADD-GCN's schedule, crops and metrics, at its own learning rate and batch
     source="DB-DGCN paper: SGD momentum 0.9, weight decay 1e-3, lr 0.5 for the heads and 0.05 for the CNN, lr x 0.1 "
     "at epochs 30 and 40, batch 18, ADD-GCN's crops and flips (epochs not stated: 50 as ADD-GCN)",
-    model_args={"dim": 1024, "multi_scale": True, "prior": True, "auxiliary": True, "map_weight": 0.5, "tau": 0.4,
-                "p": 0.25},
-    optimizer=Component("torch.optim.SGD", {"lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3}), batch_size=18,
-)  # fmt: skip
+    model_args={
+        "dim": 1024,
+        "multi_scale": True,
+        "prior": True,
+        "auxiliary": True,
+        "map_weight": 0.5,
+        "tau": 0.4,
+        "p": 0.25,
+    },
+    optimizer=Component("torch.optim.SGD", {"lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3}),
+    batch_size=18,
+)
 
 
 @register_model("db_dgcn", recipe=RECIPE, head=DynamicGraphHead)
 def db_dgcn(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, dim: int = 1024, multi_scale: bool = True, prior: bool = True,
-    auxiliary: bool = True, map_weight: float = 0.5, tau: float = 0.4, p: float = 0.25,
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    dim: int = 1024,
+    multi_scale: bool = True,
+    prior: bool = True,
+    auxiliary: bool = True,
+    map_weight: float = 0.5,
+    tau: float = 0.4,
+    p: float = 0.25,
+) -> MultiLabelClassifier:
     """DB-DGCN with the paper's components on (multi-scale SAM, co-occurrence prior, auxiliary branch).
 
     ``prior=True`` needs a label graph with co-occurrence statistics (the data module provides it).

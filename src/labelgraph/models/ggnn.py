@@ -78,16 +78,27 @@ RECIPE = Recipe(
     model_args={"graph": "knowledge", "hidden": 10, "steps": 3, "tau": 0.1, "p": 0.1},
     optimizer=Component("torch.optim.Adam", {"lr": 1e-3}),
     lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": 8, "eta_min": 1e-6}),
-    epochs=8, batch_size=32, gradient_clip_val=None, train_transform="flip", metrics="ssgrl",
-)  # fmt: skip
+    epochs=8,
+    batch_size=32,
+    gradient_clip_val=None,
+    train_transform="flip",
+    metrics="ssgrl",
+)
 
 
 @register_model("ggnn", recipe=RECIPE, head=GGNNHead)
 def ggnn(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, graph: Literal["auto", "knowledge", "cooccurrence"] = "auto", hidden: int = 10,
-    steps: int = 3, tau: float = 0.1, p: float = 0.1,
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    graph: Literal["auto", "knowledge", "cooccurrence"] = "auto",
+    hidden: int = 10,
+    steps: int = 3,
+    tau: float = 0.1,
+    p: float = 0.1,
+) -> MultiLabelClassifier:
     """GGNN classifier with the review's defaults (hidden 10, T = 3, edges binarised at 0.1 and re-weighted to 0.1).
 
     ``graph="auto"`` uses the label graph's knowledge graph when it has one, else the co-occurrence graph

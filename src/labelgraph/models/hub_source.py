@@ -60,8 +60,10 @@ def model_folder(source: str | Path) -> Path:
         folder = snapshot_download(repo, revision=revision, allow_patterns=MODEL_FILES)
     except LocalEntryNotFoundError as err:
         where = constants.HF_HUB_CACHE
-        raise InvalidInputError(f"{source}: not in the Hugging Face cache ({where}) and the Hub was not reached "
-                                "(HF_HUB_OFFLINE=1, or no network): fetch it once online") from err  # fmt: skip
+        raise InvalidInputError(
+            f"{source}: not in the Hugging Face cache ({where}) and the Hub was not reached "
+            "(HF_HUB_OFFLINE=1, or no network): fetch it once online"
+        ) from err
     except RepositoryNotFoundError as err:
         raise InvalidInputError(f"{source}: no such model repository on the Hub (or it is private: log in)") from err
     except HfHubHTTPError as err:

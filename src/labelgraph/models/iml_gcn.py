@@ -24,12 +24,20 @@ from labelgraph.models.recipe import Component, ImageEmbeddings, Recipe, asl
 RECIPE = Recipe(
     source="no official code; the TResNet/ASL line it builds on: Adam 1e-4, weight decay 1e-4, cosine over 40 epochs, "
     "EMA 0.9997, ASL (γ- 4, clip 0.05, sum), batch 32, squash resize + Cutout + RandAugment",
-    backbone="tresnet_m", model_args={"tau": 0.4, "p": 0.25, "adjacency_style": "official", "hidden": 1024},
-    criterion=asl(ASL_PRESETS["asl"]), optimizer=Component("torch.optim.Adam", {"lr": 1e-4, "weight_decay": 1e-4}),
-    backbone_lr_mult=1.0, lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": 40}),
-    ema_decay=0.9997, epochs=40, batch_size=32, gradient_clip_val=None, train_transform="asl", staged_stage1_epochs=10,
+    backbone="tresnet_m",
+    model_args={"tau": 0.4, "p": 0.25, "adjacency_style": "official", "hidden": 1024},
+    criterion=asl(ASL_PRESETS["asl"]),
+    optimizer=Component("torch.optim.Adam", {"lr": 1e-4, "weight_decay": 1e-4}),
+    backbone_lr_mult=1.0,
+    lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": 40}),
+    ema_decay=0.9997,
+    epochs=40,
+    batch_size=32,
+    gradient_clip_val=None,
+    train_transform="asl",
+    staged_stage1_epochs=10,
     prerequisite=ImageEmbeddings("baseline"),  # class means of a trained CNN's pooled features
-)  # fmt: skip
+)
 
 
 @register_model("iml_gcn", recipe=RECIPE, head=MLGCNHead)

@@ -87,8 +87,9 @@ class LGLMHead(AGCNHead):
 RECIPE = A_GCN_RECIPE.replace(  # A-GCN's optimisation and sparsity loss, over 50 epochs
     source="LGLM paper: SGD 0.1, momentum 0.9, weight decay 1e-4, lr / 10 every 40 epochs, batch 32 (it reports "
     "convergence in 25 epochs; 50 here); A-GCN's graph sparsity loss (L1, weight 1)",
-    model_args={"fusion": "mfc", "m": 1024, "g": 2, "dropout": 0.1, "graph_dim": 1024, "hidden": 1024}, epochs=50,
-)  # fmt: skip
+    model_args={"fusion": "mfc", "m": 1024, "g": 2, "dropout": 0.1, "graph_dim": 1024, "hidden": 1024},
+    epochs=50,
+)
 
 
 @register_model("lglm", recipe=RECIPE, head=LGLMHead)

@@ -132,16 +132,20 @@ class MLDecoderHead(MultiLabelHead):
             raise InvalidInputError("only ml_decoder with queries='embeddings' scores classes it was not trained on")
         if embeddings.shape[1] != self.label_embed.shape[1]:
             expected, got = self.label_embed.shape[1], embeddings.shape[1]
-            raise InvalidInputError(f"the model's queries take {expected}-d word vectors, these are {got}-d "
-                                    "(use the embeddings it was trained with)")  # fmt: skip
+            raise InvalidInputError(
+                f"the model's queries take {expected}-d word vectors, these are {got}-d "
+                "(use the embeddings it was trained with)"
+            )
         self.label_embed = embeddings.to(self.label_embed).clone()
 
 
 def score_new_classes(model: MultiLabelClassifier, embeddings: torch.Tensor) -> MultiLabelClassifier:
     """Point a word-vector-query ML-Decoder at new classes (C', e) embeddings; returns the model (C' outputs)."""
     if not model.head.provides("set_label_embeddings"):
-        raise InvalidInputError(f"{model.config.get('method')} cannot score new classes: train ml_decoder with "
-                                "queries='embeddings' (zero-shot)")  # fmt: skip
+        raise InvalidInputError(
+            f"{model.config.get('method')} cannot score new classes: train ml_decoder with "
+            "queries='embeddings' (zero-shot)"
+        )
     model.head.set_label_embeddings(embeddings)
     model.num_classes = embeddings.shape[0]
     return model
@@ -150,21 +154,44 @@ def score_new_classes(model: MultiLabelClassifier, embeddings: torch.Tensor) -> 
 RECIPE = Recipe(
     source="ML-Decoder train.py: Adam 1e-4 with L2 1e-4 on weights only, one-cycle over 40 epochs (20 % warm-up) "
     "stepped per batch, EMA 0.9997, ASL (γ- 4, γ+ 0, clip 0.05, sum), batch 56, squash resize + Cutout + RandAugment",
-    backbone="tresnet_l", model_args={"queries": "fixed", "num_groups": 100, "embed_dim": 768, "num_layers": 1,
-                                      "nhead": 8, "dim_feedforward": 2048, "dropout": 0.1},
+    backbone="tresnet_l",
+    model_args={
+        "queries": "fixed",
+        "num_groups": 100,
+        "embed_dim": 768,
+        "num_layers": 1,
+        "nhead": 8,
+        "dim_feedforward": 2048,
+        "dropout": 0.1,
+    },
     criterion=asl(ASL_PRESETS["asl"]),
     optimizer=Component("labelgraph.engine.recipes.AdamNoDecayOn1d", {"lr": 1e-4, "weight_decay": 1e-4}),
-    backbone_lr_mult=1.0, lr_scheduler=ONE_CYCLE, ema_decay=0.9997, epochs=40, batch_size=56, gradient_clip_val=None,
-    train_transform="asl", metrics="asl",
-)  # fmt: skip
+    backbone_lr_mult=1.0,
+    lr_scheduler=ONE_CYCLE,
+    ema_decay=0.9997,
+    epochs=40,
+    batch_size=56,
+    gradient_clip_val=None,
+    train_transform="asl",
+    metrics="asl",
+)
 
 
 @register_model("ml_decoder", recipe=RECIPE, head=MLDecoderHead)
 def ml_decoder(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "tresnet_l",
-    pretrained: bool | str = False, queries: QuerySource = "fixed", num_groups: int = 100, embed_dim: int = 768,
-    num_layers: int = 1, nhead: int = 8, dim_feedforward: int = 2048, dropout: float = 0.1,
-) -> MultiLabelClassifier:  # fmt: skip
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "tresnet_l",
+    pretrained: bool | str = False,
+    queries: QuerySource = "fixed",
+    num_groups: int = 100,
+    embed_dim: int = 768,
+    num_layers: int = 1,
+    nhead: int = 8,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+) -> MultiLabelClassifier:
     """ML-Decoder with the paper's defaults (TResNet-L, K = min(100, C) fixed queries, 768-d, 1 layer, 8 heads, FFN
     2048, dropout 0.1). ``queries="embeddings"`` needs the label graph's word vectors (zero-shot capable)."""
     if queries not in ("fixed", "learnable", "embeddings"):
@@ -173,7 +200,16 @@ def ml_decoder(
     if queries == "embeddings":
         embeddings = require_embeddings("ml_decoder", label_graph, num_classes).embeddings
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = MLDecoderHead(body.channels[-1], num_classes, queries, embeddings, num_groups=num_groups,
-                         embed_dim=embed_dim, num_layers=num_layers, nhead=nhead, dim_feedforward=dim_feedforward,
-                         dropout=dropout)  # fmt: skip
+    head = MLDecoderHead(
+        body.channels[-1],
+        num_classes,
+        queries,
+        embeddings,
+        num_groups=num_groups,
+        embed_dim=embed_dim,
+        num_layers=num_layers,
+        nhead=nhead,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+    )
     return MultiLabelClassifier(body, head, num_classes)

@@ -107,8 +107,13 @@ class ModelConfig:
     @property
     def preprocessing(self) -> dict[str, Any]:
         """The input pipeline in one dict (``GET /metadata``, model cards)."""
-        return {"image_size": self.image_size, "eval_transform": self.eval_transform, "input_range": [0, 1],
-                "mean": self.mean, "std": self.std}  # fmt: skip
+        return {
+            "image_size": self.image_size,
+            "eval_transform": self.eval_transform,
+            "input_range": [0, 1],
+            "mean": self.mean,
+            "std": self.std,
+        }
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
@@ -140,11 +145,18 @@ class ModelConfig:
             raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
         kwargs = {k: v for k, v in model.config["kwargs"].items() if k not in ("num_classes", *FILE_ARGUMENTS)}
         prep = model.preprocessing
-        config = cls(method=model.config["method"], model_kwargs=kwargs, class_names=list(class_names),
-                     image_size=image_size or prep["image_size"], mean=prep["mean"], std=prep["std"],
-                     eval_transform=eval_transform or prep["eval_transform"],
-                     thresholds=thresholds, label_graph=graph_summary(label_graph) if label_graph is not None else None,
-                     **training)  # fmt: skip
+        config = cls(
+            method=model.config["method"],
+            model_kwargs=kwargs,
+            class_names=list(class_names),
+            image_size=image_size or prep["image_size"],
+            mean=prep["mean"],
+            std=prep["std"],
+            eval_transform=eval_transform or prep["eval_transform"],
+            thresholds=thresholds,
+            label_graph=graph_summary(label_graph) if label_graph is not None else None,
+            **training,
+        )
         return cls.from_dict(config.to_dict(), "the model being saved")
 
     @classmethod
@@ -234,15 +246,20 @@ class FieldCheck:
             raise self.fail("model_kwargs", f"expected an object of builder arguments, got {type(kwargs).__name__}")
         for name in FILE_ARGUMENTS:
             if name in kwargs:
-                raise self.fail(f"model_kwargs.{name}", "names a file; a trained model carries its tensors inside its "
-                                "own folder, and a config never sends the reader elsewhere")  # fmt: skip
+                raise self.fail(
+                    f"model_kwargs.{name}",
+                    "names a file; a trained model carries its tensors inside its "
+                    "own folder, and a config never sends the reader elsewhere",
+                )
         for name in ("num_classes", "label_graph"):
             if name in kwargs:
                 raise self.fail(f"model_kwargs.{name}", "comes from class_names and the label graph file")
         backbone = kwargs.get("backbone", "")
         if not isinstance(backbone, str) or ":" in backbone:
-            raise self.fail("model_kwargs.backbone", f"{backbone!r} is not a timm or torchvision/ model name (a "
-                            "config names no remote or local source)")  # fmt: skip
+            raise self.fail(
+                "model_kwargs.backbone",
+                f"{backbone!r} is not a timm or torchvision/ model name (a config names no remote or local source)",
+            )
         return dict(kwargs)
 
     def builder_accepts(self, method: str, kwargs: dict[str, Any]) -> None:

@@ -27,14 +27,32 @@ PACKAGE_PREFIX = "package:"
 
 # EfficientNet-PyTorch name -> timm name, inside one block. Blocks without an expansion conv (expand ratio 1) are
 # timm's DepthwiseSeparableConv; the others are InvertedResidual, whose BatchNorms timm numbers from 1.
-DEPTHWISE_SEPARABLE_KEYS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2",
-                            "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand"}  # fmt: skip
-INVERTED_RESIDUAL_KEYS = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                          "_project_conv": "conv_pwl", "_bn2": "bn3",
-                          "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand"}  # fmt: skip
+DEPTHWISE_SEPARABLE_KEYS = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+}
+INVERTED_RESIDUAL_KEYS = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+}
 # outside the blocks: the stem, the 1x1 head conv and the ImageNet classifier
-EFFICIENTNET_OUTER_KEYS = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
-                           "_fc": "classifier"}  # fmt: skip
+EFFICIENTNET_OUTER_KEYS = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 
 
 def efficientnet_pytorch_to_timm(
@@ -105,8 +123,10 @@ def packaged_entry(source: str, backbone: str) -> PackagedWeights:
     """The entry of ``package:NAME``, checked against the backbone it is asked to initialise."""
     name = source.removeprefix(PACKAGE_PREFIX)
     if name not in PACKAGED_WEIGHTS:
-        raise InvalidInputError(f"pretrained {source!r}: unknown packaged weights; known: "
-                                f"{', '.join(PACKAGE_PREFIX + k for k in PACKAGED_WEIGHTS)}")  # fmt: skip
+        raise InvalidInputError(
+            f"pretrained {source!r}: unknown packaged weights; known: "
+            f"{', '.join(PACKAGE_PREFIX + k for k in PACKAGED_WEIGHTS)}"
+        )
     entry = PACKAGED_WEIGHTS[name]
     if backbone not in entry.backbones:
         raise InvalidInputError(f"pretrained {source!r} fits backbone {' or '.join(entry.backbones)}, not {backbone!r}")

@@ -119,13 +119,27 @@ RECIPE = Recipe(
     source="Query2Label README command: AdamW 1e-4 (one learning rate for every parameter), weight decay 1e-2, "
     "one-cycle stepped per batch (20 % warm-up), EMA 0.9997, ASL (γ- 2, mean x 1000), batch 64, 80 epochs with early "
     "stopping after 8 without a better EMA mAP, squash resize + Cutout + RandAugment",
-    model_args={"nhead": 4, "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 8192, "dropout": 0.1,
-                "decoder_self_attention": False, "trainable_stages": 3},
+    model_args={
+        "nhead": 4,
+        "num_encoder_layers": 1,
+        "num_decoder_layers": 2,
+        "dim_feedforward": 8192,
+        "dropout": 0.1,
+        "decoder_self_attention": False,
+        "trainable_stages": 3,
+    },
     criterion=asl(ASL_PRESETS["query2label"]),
     optimizer=Component("torch.optim.AdamW", {"lr": 1e-4, "weight_decay": 1e-2}),
-    backbone_lr_mult=1.0, lr_scheduler=ONE_CYCLE, ema_decay=0.9997, epochs=80, batch_size=64, gradient_clip_val=None,
-    early_stopping_patience=8, train_transform="asl", metrics="query2label",
-)  # fmt: skip
+    backbone_lr_mult=1.0,
+    lr_scheduler=ONE_CYCLE,
+    ema_decay=0.9997,
+    epochs=80,
+    batch_size=64,
+    gradient_clip_val=None,
+    early_stopping_patience=8,
+    train_transform="asl",
+    metrics="query2label",
+)
 
 
 @register_model("query2label", recipe=RECIPE, head=Query2LabelHead)

@@ -181,9 +181,16 @@ class Recipe:
 
         The criterion, auxiliary losses, metric preset and prerequisite are the recipe's.
         """
-        data = {"epochs": epochs, "batch_size": batch_size, "image_size": image_size, "drop_last": False,
-                "train_transform": "flip", "eval_transform": "resize", "early_stopping_patience": None,
-                "gradient_clip_val": 10.0}  # fmt: skip
+        data = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "image_size": image_size,
+            "drop_last": False,
+            "train_transform": "flip",
+            "eval_transform": "resize",
+            "early_stopping_patience": None,
+            "gradient_clip_val": 10.0,
+        }
         if not self.warms_up:
             return self.replace(
                 **data,

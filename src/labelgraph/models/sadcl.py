@@ -143,16 +143,29 @@ RECIPE = QUERY2LABEL_RECIPE.replace(  # Query2Label's, with SADCL's loss, learni
     source="SADCL scripts/sadcl/coco.sh: Query2Label first with SADCL's loss and optimiser, then SADCL from its "
     "weights and class prototypes; AdamW 5e-5, weight decay 5e-3, one-cycle (20 % warm-up), EMA 0.9998, ASL (γ- 4, "
     "mean x 1000) + 100 L_S2S + 50 L_P2S, batch 64, multi-scale crop + flip, early stopping",
-    model_args={"prototypes": None, "projection_dim": 1024, "memory_size": 8, "memory_threshold": 0.8, "nhead": 4,
-                "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 8192, "trainable_stages": 3},
+    model_args={
+        "prototypes": None,
+        "projection_dim": 1024,
+        "memory_size": 8,
+        "memory_threshold": 0.8,
+        "nhead": 4,
+        "num_encoder_layers": 1,
+        "num_decoder_layers": 2,
+        "dim_feedforward": 8192,
+        "trainable_stages": 3,
+    },
     criterion=asl(ASL_PRESETS["sadcl"]),
-    aux_losses=(Component("labelgraph.losses.SampleToSampleContrastiveLoss", {"weight": 100.0}),
-                Component("labelgraph.losses.PrototypeToSampleContrastiveLoss", {"weight": 50.0})),
+    aux_losses=(
+        Component("labelgraph.losses.SampleToSampleContrastiveLoss", {"weight": 100.0}),
+        Component("labelgraph.losses.PrototypeToSampleContrastiveLoss", {"weight": 50.0}),
+    ),
     aux_tied_to_criterion=True,  # 100 and 50 are relative to ASL's mean x 1000
-    optimizer=Component("torch.optim.AdamW", {"lr": 5e-5, "weight_decay": 5e-3}), ema_decay=0.9998,
-    train_transform="add_gcn", metrics="sadcl",
+    optimizer=Component("torch.optim.AdamW", {"lr": 5e-5, "weight_decay": 5e-3}),
+    ema_decay=0.9998,
+    train_transform="add_gcn",
+    metrics="sadcl",
     prerequisite=WarmStart("query2label", share=0.5, prototype_threshold=0.85),
-)  # fmt: skip
+)
 
 
 @register_model("sadcl", recipe=RECIPE, head=SADCLHead)

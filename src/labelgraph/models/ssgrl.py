@@ -113,19 +113,33 @@ RECIPE = Recipe(
     source="SSGRL main_coco.sh / main_voc.sh: Adam 1e-5, no weight decay, no decay over 200 epochs, batch 4, mean BCE, "
     "layer4 + heads trained; 640 -> random square crop -> 576, test 640 -> centre crop 576",
     model_args={"hidden": 1024, "steps": 3, "feature_pool": 2, "trainable_stages": 1},
-    optimizer=Component("torch.optim.Adam", {"lr": 1e-5, "weight_decay": 0.0}), backbone_lr_mult=1.0, lr_scheduler=None,
-    epochs=200, batch_size=4, gradient_clip_val=None, image_size=576, train_transform="ssgrl",
-    eval_transform="center_crop", metrics="ssgrl",
-)  # fmt: skip
+    optimizer=Component("torch.optim.Adam", {"lr": 1e-5, "weight_decay": 0.0}),
+    backbone_lr_mult=1.0,
+    lr_scheduler=None,
+    epochs=200,
+    batch_size=4,
+    gradient_clip_val=None,
+    image_size=576,
+    train_transform="ssgrl",
+    eval_transform="center_crop",
+    metrics="ssgrl",
+)
 
 
 @register_model("ssgrl", recipe=RECIPE, head=SSGRLHead)
 def ssgrl(
-    *, num_classes: int, label_graph: LabelGraph | None = None, backbone: str = "resnet101",
-    pretrained: bool | str = False, hidden: int = 1024, steps: int = 3, feature_pool: int = 2,
-    trainable_stages: int | None | Literal["auto"] = "auto", class_chunk: int = 16,
+    *,
+    num_classes: int,
+    label_graph: LabelGraph | None = None,
+    backbone: str = "resnet101",
+    pretrained: bool | str = False,
+    hidden: int = 1024,
+    steps: int = 3,
+    feature_pool: int = 2,
+    trainable_stages: int | None | Literal["auto"] = "auto",
+    class_chunk: int = 16,
     formulation: Formulation = "chunked",
-) -> MultiLabelClassifier:  # fmt: skip
+) -> MultiLabelClassifier:
     """SSGRL with the official defaults (1024-d decoupling, T = 3, 2 x 2 pooling; on pretrained weights only the last
     stage trains, from random weights all do: ``trainable_stages="auto"``)."""
     graph = require_embeddings("ssgrl", label_graph, num_classes)

@@ -101,8 +101,10 @@ class InflightBudget:
         except ValueError:
             return await answer(send, 400, "Content-Length is not a number")
         if self.held + size > self.budget:
-            message = (f"busy: {self.held / 2**20:.0f} MB of uploads in progress, the budget is "
-                       f"{self.budget / 2**20:.0f} MB; retry in {self.retry_after} s")  # fmt: skip
+            message = (
+                f"busy: {self.held / 2**20:.0f} MB of uploads in progress, the budget is "
+                f"{self.budget / 2**20:.0f} MB; retry in {self.retry_after} s"
+            )
             return await answer(send, 503, message, [(b"retry-after", str(self.retry_after).encode())])
         self.held += size
         try:

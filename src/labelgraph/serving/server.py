@@ -88,9 +88,16 @@ def build_server(
     limits = limits or UploadLimits()
     predictor = Predictor.load(model_dir)  # fail here, with the file named, rather than in a worker
     predictor.resolve_thresholds(threshold)  # 'calibrated' / 'recall' on a model without them is refused now
-    api = TaggingAPI(str(model_dir), threshold, top_k, max_batch_size=max_batch_size, batch_timeout=batch_timeout,
-                     max_decoded_bytes=limits.max_decoded_bytes, decode_timeout=limits.decode_timeout,
-                     log_batches=log_batches)  # fmt: skip
+    api = TaggingAPI(
+        str(model_dir),
+        threshold,
+        top_k,
+        max_batch_size=max_batch_size,
+        batch_timeout=batch_timeout,
+        max_decoded_bytes=limits.max_decoded_bytes,
+        decode_timeout=limits.decode_timeout,
+        log_batches=log_batches,
+    )
     budget = inflight_bytes(limits) // workers  # one HTTP process per worker, each with its share
     middlewares = [(ExitWithParent, {}), (InflightBudget, {"budget": budget})]
     middlewares += [(BearerKeyMiddleware, {"key": api_key})] if api_key else []
@@ -149,8 +156,13 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, i
     stop_on_sigterm(before=lambda: stop_worker_monitor(server))
     limits = options.get("limits") or UploadLimits()
     try:
-        server.run(host=LITSERVE_HOSTS[host], port=port, generate_client_file=False, log_level="warning",
-                   http=deadline_protocol(limits.read_timeout))  # fmt: skip
+        server.run(
+            host=LITSERVE_HOSTS[host],
+            port=port,
+            generate_client_file=False,
+            log_level="warning",
+            http=deadline_protocol(limits.read_timeout),
+        )
     finally:
         end_children()
     print("labelgraph serve: stopped", file=sys.stderr, flush=True)

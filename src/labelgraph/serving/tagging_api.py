@@ -88,8 +88,9 @@ class TaggingAPI(ls.LitAPI):
                 pixels = predictor.read(image["data"], image["name"])
             except ImageLoadError as err:
                 status = {DecodeDeadline: 503, ImageTooLargeError: 413}.get(type(err), 400)
-                decoded["errors"].append({"index": image["index"], "image": image["name"], "error": str(err),
-                                          "status": status})  # fmt: skip
+                decoded["errors"].append(
+                    {"index": image["index"], "image": image["name"], "error": str(err), "status": status}
+                )
                 continue
             decoded["names"].append(image["name"])
             decoded["indices"].append(image["index"])

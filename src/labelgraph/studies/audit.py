@@ -64,8 +64,9 @@ def out_of_fold_scores(
             model_dir = folder / "model"
         else:
             write_splits({"train": train, "val": val}, folder / "splits")
-            settings = DemoSettings(plan.head_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights),
-                                    progress, loss=plan.loss)  # fmt: skip
+            settings = DemoSettings(
+                plan.head_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), progress, loss=plan.loss
+            )
             model_dir, _ = train_head(plan, settings, folder)
         probs[fold] = model_scores(model_dir, table.subset(fold))
     return probs
@@ -102,15 +103,27 @@ def audit_csv(entries: list[dict[str, Any]]) -> str:
     writer.writerow(["image", "label", "kind", "given", "score", "probability", "confident_learning", "bearing"])
     for e in entries:
         bearing = ";".join(f"{n}:{'' if p is None else p}" for n, p in e["neighbours"])
-        writer.writerow([e["image"], e["label"], e["kind"], e["given"], e["suspicion"], e["probability"],
-                         int(e["confident_learning"]), bearing])  # fmt: skip
+        writer.writerow(
+            [
+                e["image"],
+                e["label"],
+                e["kind"],
+                e["given"],
+                e["suspicion"],
+                e["probability"],
+                int(e["confident_learning"]),
+                bearing,
+            ]
+        )
     return buffer.getvalue()
 
 
 def audit_page(summary: dict[str, Any], entries: list[dict[str, Any]]) -> str:
     likely = summary["more_likely_wrong_than_right"]
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}.card{display:inline-block;width:250px;"
-             "vertical-align:top;margin:4px;font-size:13px}")  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}.card{display:inline-block;width:250px;"
+        "vertical-align:top;margin:4px;font-size:13px}"
+    )
     body = f"""<h1>labelgraph audit</h1>
 <p>{html.escape(summary["data"])}: {summary["images"]} images, {summary["entries_audited"]} (image, label) entries
 audited. {html.escape(summary["how"])}.</p>

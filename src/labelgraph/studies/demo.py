@@ -180,9 +180,13 @@ def train_one(
     L.seed_everything(settings.seed, workers=True, verbose=False)
     steps = math.ceil(len(datamodule.train_table) / datamodule.batch_size)
     scaled = (recipe or get_recipe(method)).scaled(
-        epochs=epochs, steps_per_epoch=steps, batch_size=datamodule.batch_size, image_size=datamodule.image_size,
-        lr=settings.lr, peak_lr=settings.transformer_lr,
-    )  # fmt: skip
+        epochs=epochs,
+        steps_per_epoch=steps,
+        batch_size=datamodule.batch_size,
+        image_size=datamodule.image_size,
+        lr=settings.lr,
+        peak_lr=settings.transformer_lr,
+    )
     task = make_task(method, datamodule, label_graph, settings, scaled, model_args, init_from)
     history = MetricHistory()
     trainer = demo_trainer(epochs, settings.progress, [history], scaled.gradient_clip_val)
@@ -196,13 +200,24 @@ def train_one(
     row["params"] = sum(p.numel() for p in task.model.parameters())
     row["seconds"] = seconds
     row["per_class_AP"] = [round(float(v), 4) for v in test["AP"]]
-    row["recipe"] = {**scaled.describe(), "criterion": describe_loss(task.criterion), "weights": weights,
-                     "metrics": DEMO_METRICS}  # fmt: skip
-    save_model(task.better_network(), out / method / "model", class_names=datamodule.class_names,
-               image_size=datamodule.image_size, eval_transform=datamodule.eval_transform_name,
-               label_graph=label_graph, recipe=row["recipe"], command="labelgraph demo",
-               metrics={"test": {k: row[k] for k in ("mAP", "CF1", "OF1")}},
-               extra={"trained_on": "labelgraph demo", "epochs": epochs, "seed": settings.seed})  # fmt: skip
+    row["recipe"] = {
+        **scaled.describe(),
+        "criterion": describe_loss(task.criterion),
+        "weights": weights,
+        "metrics": DEMO_METRICS,
+    }
+    save_model(
+        task.better_network(),
+        out / method / "model",
+        class_names=datamodule.class_names,
+        image_size=datamodule.image_size,
+        eval_transform=datamodule.eval_transform_name,
+        label_graph=label_graph,
+        recipe=row["recipe"],
+        command="labelgraph demo",
+        metrics={"test": {k: row[k] for k in ("mAP", "CF1", "OF1")}},
+        extra={"trained_on": "labelgraph demo", "epochs": epochs, "seed": settings.seed},
+    )
     return row, history.epochs, task
 
 
@@ -323,8 +338,13 @@ class DemoPreset:
 #: (ADD-GCN), label queries (Query2Label) -- each head trained on the frozen pretrained backbone from the feature
 #: cache (the GGNN/SSGRL/ML-GCN review's stage 1), 4 epochs, on a backbone pretrained on 3000 items: the graph heads
 #: take seconds; Query2Label's transformer head (its paper's widths) is most of the time.
-QUICK_TOUR = DemoPreset(["baseline", "ml_gcn", "add_gcn", "query2label"], train_images=2000, epochs=4,
-                        pretrain_images=3000, frozen_backbone=True)  # fmt: skip
+QUICK_TOUR = DemoPreset(
+    ["baseline", "ml_gcn", "add_gcn", "query2label"],
+    train_images=2000,
+    epochs=4,
+    pretrain_images=3000,
+    frozen_backbone=True,
+)
 #: ``labelgraph demo --methods all``: every registered method fine-tuned end to end (the README's comparison).
 FULL_COMPARISON = DemoPreset(None, train_images=2000, epochs=6, pretrain_images=6000, frozen_backbone=False)
 
@@ -371,8 +391,16 @@ def train_warm_started(
     start = recipe.prerequisite
     first = start.first_epochs(settings.epochs)
     stage1_dir = out / f"{method}_stage1"
-    row1, history1, task1 = train_one(start.method, dm, dm.label_graph, stage1_dir, settings,
-                                      method_model_args(start.method, model_args), first, recipe=recipe)  # fmt: skip
+    row1, history1, task1 = train_one(
+        start.method,
+        dm,
+        dm.label_graph,
+        stage1_dir,
+        settings,
+        method_model_args(start.method, model_args),
+        first,
+        recipe=recipe,
+    )
     loader = DataLoader(
         eval_dataset(dm.train_table, dm.image_size, dm.eval_transform_name),
         batch_size=128,
@@ -385,8 +413,12 @@ def train_warm_started(
     args = {**(model_args or {}), "prototypes": str(proto_file)}
     init = str(stage1_dir / start.method / "model")
     row, history, _ = train_one(method, dm, dm.label_graph, out, settings, args, settings.epochs - first, init)
-    row["recipe"]["stage1"] = {**row1["recipe"], "method": start.method, "test_mAP": row1["mAP"],
-                               "prototype_threshold": start.prototype_threshold}  # fmt: skip
+    row["recipe"]["stage1"] = {
+        **row1["recipe"],
+        "method": start.method,
+        "test_mAP": row1["mAP"],
+        "prototype_threshold": start.prototype_threshold,
+    }
     row["seconds"] += row1["seconds"]
     return row, history1 + history
 
@@ -425,8 +457,13 @@ def quiet_lightning() -> None:
     eval-mode modules)."""
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    for message in (".*does not have many workers.*", ".*log_every_n_steps.*", ".*module\\(s\\) in eval mode.*",
-                    ".*that has Tensor Cores.*", ".*treespec.*is deprecated.*"):  # fmt: skip
+    for message in (
+        ".*does not have many workers.*",
+        ".*log_every_n_steps.*",
+        ".*module\\(s\\) in eval mode.*",
+        ".*that has Tensor Cores.*",
+        ".*treespec.*is deprecated.*",
+    ):
         warnings.filterwarnings("ignore", message=message)
 
 

@@ -123,8 +123,10 @@ class TrainPlan:
             return "the method's own criterion"
         if self.loss_given:
             return f"{self.loss} (--loss)"
-        return (f"{self.loss} (the best for {self.label_setting.split(':')[0]} labels in docs/incomplete_labels.md; "
-                "checked on your validation split after stage 1)")  # fmt: skip
+        return (
+            f"{self.loss} (the best for {self.label_setting.split(':')[0]} labels in docs/incomplete_labels.md; "
+            "checked on your validation split after stage 1)"
+        )
 
 
 def clamp_epochs(steps_wanted: int, steps_per_epoch: int, bounds: tuple[int, int]) -> int:
@@ -201,33 +203,51 @@ def warmup_epochs(scaled: Recipe) -> int:
 
 def best_checkpoint(out: Path, name: str, monitor: str) -> ModelCheckpoint:
     """The best epoch's weights (the latest of equally good epochs) in ``out/checkpoints/<name>.ckpt``."""
-    return LatestBestCheckpoint(dirpath=out / "checkpoints", filename=name, monitor=monitor, mode="max", save_top_k=1,
-                                save_weights_only=True, enable_version_counter=False)  # fmt: skip
+    return LatestBestCheckpoint(
+        dirpath=out / "checkpoints",
+        filename=name,
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+        enable_version_counter=False,
+    )
 
 
 def train_head(plan: TrainPlan, settings: DemoSettings, out: Path, name: str = "stage1") -> tuple[Path, list]:
     """Stage 1: the head on cached features; its best validation epoch exported to ``out/<name>`` (stage 2 starts
     from it). ``settings.loss``: the incomplete-label loss it trains with."""
-    dm = demo_datamodule(out / "splits", plan.image_size, plan.batch_size, out / "feature_cache", plan.embeddings,
-                         plan.num_workers)  # fmt: skip
+    dm = demo_datamodule(
+        out / "splits", plan.image_size, plan.batch_size, out / "feature_cache", plan.embeddings, plan.num_workers
+    )
     steps = math.ceil(len(dm.train_table) / plan.batch_size)
-    scaled = get_recipe(plan.method).scaled(epochs=plan.head_epochs, steps_per_epoch=steps,
-                                            batch_size=plan.batch_size, image_size=plan.image_size)  # fmt: skip
+    scaled = get_recipe(plan.method).scaled(
+        epochs=plan.head_epochs, steps_per_epoch=steps, batch_size=plan.batch_size, image_size=plan.image_size
+    )
     L.seed_everything(plan.seed, workers=True, verbose=False)
     if name == "stage1" and (note := dm.label_graph.pair_note()):
         print(note, flush=True)
     task = make_task(plan.method, dm, dm.label_graph, settings, scaled)
     history = MetricHistory()
     best = best_checkpoint(out, f"{name}_best", monitored(scaled))
-    callbacks = [history, best, EpochLines("stage 1" if name == "stage1" else f"stage 1 ({settings.loss})",
-                                           plan.head_epochs)]  # fmt: skip
+    callbacks = [
+        history,
+        best,
+        EpochLines("stage 1" if name == "stage1" else f"stage 1 ({settings.loss})", plan.head_epochs),
+    ]
     trainer = demo_trainer(plan.head_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps)
     trainer.fit(task, dm)
     trainer.validate(task, dm, ckpt_path="best", verbose=False)  # the best epoch's weights, EMA-or-raw chosen again
     Path(best.best_model_path).unlink(missing_ok=True)  # exported below; the checkpoint was only the way back to it
     folder = out / name
-    save_model(task.better_network(), folder, class_names=dm.class_names, image_size=plan.image_size,
-               eval_transform=dm.eval_transform_name, label_graph=dm.label_graph)  # fmt: skip
+    save_model(
+        task.better_network(),
+        folder,
+        class_names=dm.class_names,
+        image_size=plan.image_size,
+        eval_transform=dm.eval_transform_name,
+        label_graph=dm.label_graph,
+    )
     return folder, history.epochs
 
 
@@ -240,15 +260,26 @@ def train_whole(
     steps = math.ceil(len(dm.train_table) / plan.batch_size)
     recipe = get_recipe(plan.method)
     head_rate = SHORT_RUN_PEAK_LR if recipe.warms_up else SHORT_RUN_LR  # the rate stage 1 trained the head at
-    scaled = recipe.scaled(epochs=plan.full_epochs, steps_per_epoch=steps, batch_size=plan.batch_size,
-                           image_size=plan.image_size, lr=head_rate / 2, peak_lr=head_rate / 2)  # fmt: skip
+    scaled = recipe.scaled(
+        epochs=plan.full_epochs,
+        steps_per_epoch=steps,
+        batch_size=plan.batch_size,
+        image_size=plan.image_size,
+        lr=head_rate / 2,
+        peak_lr=head_rate / 2,
+    )
     L.seed_everything(plan.seed, workers=True, verbose=False)
     task = make_task(plan.method, dm, dm.label_graph, settings, scaled, init_from=str(init_from))
     monitor = monitored(scaled)
     history = MetricHistory()
     stop = EarlyStoppingAfterWarmup(monitor, patience=plan.patience, mode="max", start_epoch=warmup_epochs(scaled))
-    callbacks = [history, best_checkpoint(out, "best", monitor), stop, KeepBatchNormStatistics(),
-                 EpochLines("stage 2", plan.full_epochs)]  # fmt: skip
+    callbacks = [
+        history,
+        best_checkpoint(out, "best", monitor),
+        stop,
+        KeepBatchNormStatistics(),
+        EpochLines("stage 2", plan.full_epochs),
+    ]
     trainer = demo_trainer(plan.full_epochs, settings.progress, callbacks, scaled.gradient_clip_val, steps)
     trainer.fit(task, dm)
     trainer.validate(task, dm, ckpt_path="best", verbose=False)  # the best epoch's weights, and its EMA-or-raw choice
@@ -287,8 +318,9 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     with its calibration, write ``out/metrics.json``, ``out/results.json`` and ``out/report.html``."""
     quiet_lightning()
     files = write_splits(splits, out / "splits")
-    settings = DemoSettings(plan.full_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), progress,
-                            loss=plan.loss)  # fmt: skip
+    settings = DemoSettings(
+        plan.full_epochs, plan.seed, plan.backbone, pretrained_argument(plan.weights), progress, loss=plan.loss
+    )
     start = time.perf_counter()
     plan, settings, stage1, history1, loss_checked = checked_head(plan, settings, out, splits["val"])
     task, dm, history2, recipe = train_whole(files, plan, settings, out, stage1)
@@ -298,16 +330,30 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     row = held_out_row(task, held)
     per_class = row.pop("per_class_AP")
     model_dir = out / "model"
-    recipe |= {"weights": task.better_weights(), "metrics": DEMO_METRICS, "label_setting": plan.label_setting,
-               "incomplete_label_loss": plan.loss, "plan": plan_record(plan)}  # fmt: skip
-    save_model(task.better_network(), model_dir, class_names=dm.class_names, image_size=plan.image_size,
-               eval_transform=dm.eval_transform_name, label_graph=dm.label_graph, recipe=recipe,
-               command="labelgraph train", metrics={held: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")}},
-               extra={"trained_on": files["train"], "seed": plan.seed})  # fmt: skip
+    recipe |= {
+        "weights": task.better_weights(),
+        "metrics": DEMO_METRICS,
+        "label_setting": plan.label_setting,
+        "incomplete_label_loss": plan.loss,
+        "plan": plan_record(plan),
+    }
+    save_model(
+        task.better_network(),
+        model_dir,
+        class_names=dm.class_names,
+        image_size=plan.image_size,
+        eval_transform=dm.eval_transform_name,
+        label_graph=dm.label_graph,
+        recipe=recipe,
+        command="labelgraph train",
+        metrics={held: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")}},
+        extra={"trained_on": files["train"], "seed": plan.seed},
+    )
     print("calibrating on the validation split ...", flush=True)
     predictor = Predictor.load(model_dir)
-    trust = trust_record(model_dir, predictor, dm.val_table, dm.test_table if "test" in files else None,
-                         plan.calibration)  # fmt: skip
+    trust = trust_record(
+        model_dir, predictor, dm.val_table, dm.test_table if "test" in files else None, plan.calibration
+    )
     metrics = {
         "train_mAP": training_set_map(predictor, dm.train_table),
         "val_mAP": round(held_out_row(task, "val")["mAP"], 2),
@@ -319,7 +365,7 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
         "loss_check": loss_checked,
         "seconds": round(seconds, 1),
         "splits": files,
-    }  # fmt: skip
+    }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     row |= {"params": sum(p.numel() for p in task.model.parameters()), "seconds": seconds, "recipe": recipe}
     results = report_results(splits, plan, files, held, row, per_class, history1 + history2)
@@ -353,15 +399,19 @@ def plan_record(plan: TrainPlan) -> dict[str, Any]:
     """The plan as JSON (the calibration settings spelled out)."""
     record = {k: v for k, v in asdict(plan).items() if k != "calibration"}
     c = plan.calibration
-    record["calibration"] = {"rule": c.rule.to_dict(), "scaling": c.scaling, "recall": c.recall,
-                             "folds": c.folds}  # fmt: skip
+    record["calibration"] = {"rule": c.rule.to_dict(), "scaling": c.scaling, "recall": c.recall, "folds": c.folds}
     return record
 
 
 def report_results(
-    splits: dict[str, LabelTable], plan: TrainPlan, files: dict[str, str], held: str, row: dict, per_class: list,
+    splits: dict[str, LabelTable],
+    plan: TrainPlan,
+    files: dict[str, str],
+    held: str,
+    row: dict,
+    per_class: list,
     history: list,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The run in the schema of the demo's ``results.json`` (what the HTML report reads)."""
     train = splits["train"]
     head_epochs = sum(1 for h in history if h["epoch"] < plan.head_epochs)
@@ -386,6 +436,6 @@ def report_results(
             "image_size": plan.image_size,
             "device": plan.device,
             "seed": plan.seed,
-        },  # fmt: skip
+        },
         "history": {plan.method: history},
     }

@@ -83,12 +83,19 @@ def run_label_study(
         for loss in losses if incomplete else [OWN_CRITERION]:
             print(f"-- loss {loss}")
             run = dataclasses.replace(settings, loss=None if loss == OWN_CRITERION else loss)
-            results = compare_methods(methods, dm, folder / loss, run, dataset, pretraining, frozen_backbone,
-                                      model_args)  # fmt: skip
+            results = compare_methods(
+                methods, dm, folder / loss, run, dataset, pretraining, frozen_backbone, model_args
+            )
             for method, row in results["methods"].items():
-                study["rows"].append({"method": method, "labels": setting.name, "loss": loss,
-                                      "criterion": row["recipe"]["criterion"],
-                                      **{k: row[k] for k in ("mAP", "CF1", "OF1", "seconds")}})  # fmt: skip
+                study["rows"].append(
+                    {
+                        "method": method,
+                        "labels": setting.name,
+                        "loss": loss,
+                        "criterion": row["recipe"]["criterion"],
+                        **{k: row[k] for k in ("mAP", "CF1", "OF1", "seconds")},
+                    }
+                )
             write_text(out / "study.json", json.dumps(study, indent=2))
     study["complete"] = True
     write_text(out / "study.json", json.dumps(study, indent=2))

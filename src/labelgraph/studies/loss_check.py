@@ -66,13 +66,21 @@ def choose_loss(candidates: dict[str, tuple[Path, list[dict[str, float]]]], val:
         scores[loss], unknown_as_absent = validation_map(folder, val)
         if (epoch := collapse_epoch(history)) is not None:
             collapsed[loss] = epoch
-            print(f"warning: the {loss} loss reached 0 at stage-1 epoch {epoch}: it no longer learns from the labels",
-                  flush=True)  # fmt: skip
+            print(
+                f"warning: the {loss} loss reached 0 at stage-1 epoch {epoch}: it no longer learns from the labels",
+                flush=True,
+            )
     chosen = max(candidates, key=lambda loss: np.nan_to_num(scores[loss], nan=-1.0))  # a tie keeps the first
     if len(candidates) > 1:
         how = " (unknown entries counted as absent: the split has no known negative for some class)" * unknown_as_absent
         found = ", ".join(f"{loss} {scores[loss]:.2f}" for loss in candidates)
         print(f"loss check, stage-1 validation mAP{how}: {found} -> {chosen} goes on", flush=True)
     folder, history = candidates[chosen]
-    return {"chosen": chosen, "folder": folder, "history": history, "val_mAP": scores, "collapsed": collapsed,
-            "unknown_as_absent": unknown_as_absent}  # fmt: skip
+    return {
+        "chosen": chosen,
+        "folder": folder,
+        "history": history,
+        "val_mAP": scores,
+        "collapsed": collapsed,
+        "unknown_as_absent": unknown_as_absent,
+    }

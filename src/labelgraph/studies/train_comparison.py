@@ -38,8 +38,10 @@ def refuse_composed(methods: list[str]) -> None:
     """Methods whose recipe starts from another trained model are not composed by ``labelgraph train`` yet."""
     composed = [m for m in methods if get_recipe(m).prerequisite is not None]
     if composed:
-        raise InvalidInputError(f"{', '.join(composed)}: their recipes start from another trained model, which "
-                                "labelgraph train does not compose; compare them with --protocol frozen")  # fmt: skip
+        raise InvalidInputError(
+            f"{', '.join(composed)}: their recipes start from another trained model, which "
+            "labelgraph train does not compose; compare them with --protocol frozen"
+        )
 
 
 def compare_by_train_rule(
@@ -65,19 +67,40 @@ def compare_by_train_rule(
     for method in methods:
         for seed in range(first_seed, first_seed + seeds):
             print(f"--- {method}, seed {seed} ---", flush=True)
-            plan = make_plan(len(splits["train"]), method, backbone, weights, image_size, embeddings, seed, epochs,
-                             batch_size, setting, calibration=CalibrationSettings())  # fmt: skip
+            plan = make_plan(
+                len(splits["train"]),
+                method,
+                backbone,
+                weights,
+                image_size,
+                embeddings,
+                seed,
+                epochs,
+                batch_size,
+                setting,
+                calibration=CalibrationSettings(),
+            )
             metrics = fine_tune(splits, plan, out / method / f"seed{seed}", progress)
             out_of_sample = metrics["calibration"]["out_of_sample"]
-            runs.setdefault(method, []).append({
-                "seed": seed, "mAP": metrics[held]["mAP"], "seconds": metrics["seconds"],
-                "CF1": out_of_sample["calibrated"]["CF1"] if out_of_sample else math.nan,
-                "OF1": out_of_sample["calibrated"]["OF1"] if out_of_sample else math.nan,
-                "thresholds_measured_on": out_of_sample["where"] if out_of_sample else None,
-            })  # fmt: skip
+            runs.setdefault(method, []).append(
+                {
+                    "seed": seed,
+                    "mAP": metrics[held]["mAP"],
+                    "seconds": metrics["seconds"],
+                    "CF1": out_of_sample["calibrated"]["CF1"] if out_of_sample else math.nan,
+                    "OF1": out_of_sample["calibrated"]["OF1"] if out_of_sample else math.nan,
+                    "thresholds_measured_on": out_of_sample["where"] if out_of_sample else None,
+                }
+            )
     summary = summarise(runs)
-    result = {"protocol": "labelgraph train's rule", "held_out": held, "held_out_images": len(splits[held]),
-              "seeds": seeds, "methods": summary, "runs": runs}  # fmt: skip
+    result = {
+        "protocol": "labelgraph train's rule",
+        "held_out": held,
+        "held_out_images": len(splits[held]),
+        "seeds": seeds,
+        "methods": summary,
+        "runs": runs,
+    }
     table = comparison_table(summary, held, len(splits[held]), seeds)
     write_text(out / "comparison.json", json.dumps(result, indent=2))
     write_text(out / "comparison.md", table + "\n")

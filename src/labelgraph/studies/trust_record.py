@@ -50,8 +50,10 @@ def trust_record(
         if len(table):  # the calibrated model's probabilities: the scaling just fitted, on the same logits
             entries += suspects(fit.probabilities(logits[split]), table, split, predictor.classes)
     entries.sort(key=lambda e: -e["suspicion"])
-    how = ("The calibrated model's scores of the held-out images (it never trained on them), combined with the label "
-           "graph of the split itself; most suspect first")  # fmt: skip
+    how = (
+        "The calibrated model's scores of the held-out images (it never trained on them), combined with the label "
+        "graph of the split itself; most suspect first"
+    )
     return {"calibration": calibration, "label_audit": {"how": how, "entries": entries[:REPORTED_SUSPECTS]}}
 
 
@@ -61,8 +63,10 @@ def suspects(
     """The ``count`` most suspect (image, label) entries of ``table`` by the model's (N, C) probabilities ``probs``
     and the label graph."""
     audit = audit_scores(probs, table.targets)
-    return [entry_record(table, probs, audit, int(i), int(c), split, classes)
-            for i, c in ranked_entries(audit["suspicion"])[:count]]  # fmt: skip
+    return [
+        entry_record(table, probs, audit, int(i), int(c), split, classes)
+        for i, c in ranked_entries(audit["suspicion"])[:count]
+    ]
 
 
 def entry_record(

@@ -26,9 +26,14 @@ def compare_weights(out: str | Path, **options: Any) -> dict[str, Any]:
     for weights in WEIGHTS:
         start = time.perf_counter()
         results = run_demo(out=out / weights, weights=weights, **options)
-        runs[weights] = {"seconds": round(time.perf_counter() - start, 1), "settings": results["settings"],
-                         "methods": {m: {k: row[k] for k in ("mAP", "CF1", "OF1", "params", "seconds")}
-                                     for m, row in results["methods"].items()}}  # fmt: skip
+        runs[weights] = {
+            "seconds": round(time.perf_counter() - start, 1),
+            "settings": results["settings"],
+            "methods": {
+                m: {k: row[k] for k in ("mAP", "CF1", "OF1", "params", "seconds")}
+                for m, row in results["methods"].items()
+            },
+        }
     write_text(out / "weights_comparison.json", json.dumps(runs, indent=2))
     table = comparison_table(runs)
     write_text(out / "weights_comparison.md", table + "\n")
@@ -48,8 +53,11 @@ def comparison_table(runs: dict[str, dict[str, Any]]) -> str:
     ]
     for method, a in standin["methods"].items():
         b = imagenet["methods"][method]
-        lines.append(f"| {method} | {a['mAP']:.2f} | {b['mAP']:.2f} | {a['CF1']:.2f} | {b['CF1']:.2f} | "
-                     f"{a['seconds']:.1f} | {b['seconds']:.1f} |")  # fmt: skip
-    lines.append(f"| whole run (data, pretraining, all methods) | | | | | {standin['seconds']:.1f} | "
-                 f"{imagenet['seconds']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {method} | {a['mAP']:.2f} | {b['mAP']:.2f} | {a['CF1']:.2f} | {b['CF1']:.2f} | "
+            f"{a['seconds']:.1f} | {b['seconds']:.1f} |"
+        )
+    lines.append(
+        f"| whole run (data, pretraining, all methods) | | | | | {standin['seconds']:.1f} | {imagenet['seconds']:.1f} |"
+    )
     return "\n".join(lines)

@@ -78,10 +78,14 @@ def thresholds_table(calibration: dict[str, Any]) -> str:
         s = calibration["support"][name]
         own = "-" if s["own"] is None else f"{s['own']:.3f}"
         mark = " class='few'" if name in few else ""
-        rows.append(f"<tr{mark}><td>{html.escape(name)}</td><td>{t:.3f}</td><td>{s['positives']}</td>"
-                    f"<td>{s['negatives']}</td><td>{own}</td><td>{s['weight']:.2f}</td></tr>")  # fmt: skip
-    head = ("<tr><th>class</th><th>threshold</th><th>positives</th><th>negatives</th><th>its own optimum</th>"
-            "<th>weight of its own</th></tr>")  # fmt: skip
+        rows.append(
+            f"<tr{mark}><td>{html.escape(name)}</td><td>{t:.3f}</td><td>{s['positives']}</td>"
+            f"<td>{s['negatives']}</td><td>{own}</td><td>{s['weight']:.2f}</td></tr>"
+        )
+    head = (
+        "<tr><th>class</th><th>threshold</th><th>positives</th><th>negatives</th><th>its own optimum</th>"
+        "<th>weight of its own</th></tr>"
+    )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -89,21 +93,27 @@ def measured_line(m: dict[str, Any] | None) -> str:
     if m is None:
         return ""
     c, half = m["calibrated"], m["threshold_0.5"]
-    return (f"<li><b>{html.escape(m['where'])}</b> ({m['images']} images): CF1 {c['CF1']:.2f} and OF1 "
-            f"{c['OF1']:.2f} at the calibrated thresholds (CF1 {half['CF1']:.2f}, OF1 {half['OF1']:.2f} at 0.5); ECE "
-            f"{m['ece_before']:.2f} % for the network's probabilities, {m['ece_after']:.2f} % scaled</li>")  # fmt: skip
+    return (
+        f"<li><b>{html.escape(m['where'])}</b> ({m['images']} images): CF1 {c['CF1']:.2f} and OF1 "
+        f"{c['OF1']:.2f} at the calibrated thresholds (CF1 {half['CF1']:.2f}, OF1 {half['OF1']:.2f} at 0.5); ECE "
+        f"{m['ece_before']:.2f} % for the network's probabilities, {m['ece_after']:.2f} % scaled</li>"
+    )
 
 
 def recall_html(calibration: dict[str, Any]) -> str:
     rule = calibration["recall_rule"]
     if rule is None:
         return "<p>No recall rule was fitted.</p>"
-    text = (f"<p><code>--threshold recall</code> predicts every class with p &ge; {rule['threshold']:.4g}: "
-            f"{html.escape(rule['guarantee'])}. On the calibration split it kept {rule['calibration_recall']:.3f} of "
-            f"the true labels with {rule['mean_labels']:.2f} labels per image (in-sample).</p>")  # fmt: skip
+    text = (
+        f"<p><code>--threshold recall</code> predicts every class with p &ge; {rule['threshold']:.4g}: "
+        f"{html.escape(rule['guarantee'])}. On the calibration split it kept {rule['calibration_recall']:.3f} of "
+        f"the true labels with {rule['mean_labels']:.2f} labels per image (in-sample).</p>"
+    )
     if not rule["attainable"]:
-        text += ("<p class='warn'>Too few calibration images for this recall: the rule predicts every label (the only "
-                 "set that keeps the guarantee). Calibrate on a larger split.</p>")  # fmt: skip
+        text += (
+            "<p class='warn'>Too few calibration images for this recall: the rule predicts every label (the only "
+            "set that keeps the guarantee). Calibrate on a larger split.</p>"
+        )
     m = calibration["out_of_sample"]
     if m is not None and m.get("recall_rule"):
         r = m["recall_rule"]
@@ -144,10 +154,15 @@ def trust_section(trust: dict[str, Any]) -> str:
     """The report's section, from ``results.json``'s ``trust`` record (:mod:`labelgraph.studies.trust_record`)."""
     c = trust["calibration"]
     few = c["few_positives"]
-    warn = (f"<p class='warn'>{len(few)} class(es) have fewer than 5 positives in {html.escape(c['calibrated_on'])} "
+    warn = (
+        (
+            f"<p class='warn'>{len(few)} class(es) have fewer than 5 positives in {html.escape(c['calibrated_on'])} "
             f"(marked): their thresholds rest on few positives (each pulled toward the pooled one, "
             f"{c['global_threshold']:.3f}, by its weight below). Label more of them for thresholds that hold.</p>"
-            ) if few else ""  # fmt: skip
+        )
+        if few
+        else ""
+    )
     measured = "".join(measured_line(c[k]) for k in ("held_out", "cross_fitted"))
     if not measured:
         measured = "<li>Too few images to measure anything out of sample.</li>"
@@ -155,8 +170,10 @@ def trust_section(trust: dict[str, Any]) -> str:
     figure = ""
     if m is not None:
         r = m["reliability"]
-        curves = {"network's probabilities": {"edges": r["edges"], **r["before"]},
-                  "scaled (calibrated)": {"edges": r["edges"], **r["after"]}}  # fmt: skip
+        curves = {
+            "network's probabilities": {"edges": r["edges"], **r["before"]},
+            "scaled (calibrated)": {"edges": r["edges"], **r["after"]},
+        }
         figure = png_tag(reliability_figure(curves, m["where"]))
     audit = trust["label_audit"]
     return f"""

@@ -93,8 +93,10 @@ def check_text(text: str, path: Path, line_no: int, what: str) -> str:
     """``text`` when it holds no line/paragraph separator or control character; else one error naming the line."""
     bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
     if bad is not None:
-        raise AnnotationError(f"{path}: line {line_no}: the {what} {text!r} contains the control or line-separator "
-                              f"character U+{ord(bad):04X}; remove it (a record is one line)")  # fmt: skip
+        raise AnnotationError(
+            f"{path}: line {line_no}: the {what} {text!r} contains the control or line-separator "
+            f"character U+{ord(bad):04X}; remove it (a record is one line)"
+        )
     return text
 
 
@@ -166,8 +168,9 @@ def row_targets(names: list[str], index: dict[str, int], path: Path, line_no: in
             )
         if given.setdefault(name, value) != value:
             states = {1: "present", 0: "absent", -1: "unknown"}
-            raise AnnotationError(f"{path}: line {line_no}: class {name!r} is both {states[given[name]]} and "
-                                  f"{states[value]}")  # fmt: skip
+            raise AnnotationError(
+                f"{path}: line {line_no}: class {name!r} is both {states[given[name]]} and {states[value]}"
+            )
         row[index[name]] = value
     return row
 

@@ -16,9 +16,31 @@ from labelgraph.data.formats.csv_format import AnnotationError
 from labelgraph.data.label_table import LabelTable
 
 CONCEPTS = [
-    "animals", "baby", "bird", "car", "clouds", "dog", "female", "flower", "food", "indoor", "lake", "male", "night",
-    "people", "plant_life", "portrait", "river", "sea", "sky", "structures", "sunset", "transport", "tree", "water",
-]  # fmt: skip
+    "animals",
+    "baby",
+    "bird",
+    "car",
+    "clouds",
+    "dog",
+    "female",
+    "flower",
+    "food",
+    "indoor",
+    "lake",
+    "male",
+    "night",
+    "people",
+    "plant_life",
+    "portrait",
+    "river",
+    "sea",
+    "sky",
+    "structures",
+    "sunset",
+    "transport",
+    "tree",
+    "water",
+]
 
 
 def read_mirflickr(
