@@ -220,6 +220,7 @@ def test_train_keeps_stage_ones_best_epoch_and_reports_how_far_to_trust_it(tmp_p
     assert metrics["label_audit"]["entries"] and metrics["calibration"]["in_sample"]["where"].startswith("the calib")
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["recall_rule"]["recall"] == 0.8 and config["calibration"]["scaling"] == "platt"
+    assert (config["image_size"], config["eval_transform"]) == (48, "resize")  # the input it was trained at
     page = (out / "report.html").read_text()
     assert "How far to trust this model" in page and "Labels to double-check" in page and "stage 2" in page
     # stage 2 started from stage 1's best validation epoch, not its last

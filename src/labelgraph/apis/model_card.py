@@ -104,6 +104,14 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         "",
         *training_lines(config),
         "",
+        *use_lines(name),
+    ]
+    return "\n".join(lines)
+
+
+def use_lines(name: str) -> list[str]:
+    """The card's "Use" section: the model ``name`` loaded from Python and from the command line."""
+    return [
         "## Use",
         "",
         "```python",
@@ -119,7 +127,6 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         "```",
         "",
     ]
-    return "\n".join(lines)
 
 
 def describe_thresholds(thresholds: float | list[float]) -> str:

@@ -14,21 +14,13 @@ def run(argv: list[str]) -> int:
     args.device = args.device or default_device()
     from labelgraph.data.classes import check_same_classes
     from labelgraph.evaluation.robustness import evaluate_models
-    from labelgraph.files import write_text
     from labelgraph.models import load_trained_model
 
     loaded = [(path, *load_trained_model(path)) for path in args.models]
     table = load_split(args, args.split, loaded[0][2].class_names)
-    groups: dict[tuple[int, str], dict[str, object]] = {}  # models by input: one decoding pass per size and transform
-    scalings: dict[str, object] = {}  # each model's (temperature, bias), as predict applies them
-    for path, model, config in loaded:
+    for path, _, config in loaded:
         check_same_classes(config.class_names, table.class_names, f"model {path}", f"split {table.source}")
-        size = args.image_size or config.image_size
-        if not size:
-            raise UsageError(f"{path}: the model does not record its resolution; pass --image-size")
-        name = config.method if sum(c.method == config.method for _, _, c in loaded) == 1 else str(path)
-        groups.setdefault((int(size), config.eval_transform), {})[name] = model
-        scalings[name] = (config.temperature, config.logit_bias)
+    groups, scalings = models_by_input(loaded, args.image_size)
     corruptions, severities = corruption_settings(args)
     results = {}
     for (size, transform), models in groups.items():
@@ -50,6 +42,29 @@ def run(argv: list[str]) -> int:
                 scalings=scalings,
             )
         )
+    write_outputs(args, table, results, corruptions, severities)
+    return 0
+
+
+def models_by_input(loaded: list[tuple], image_size: int | None) -> tuple[dict, dict]:
+    """The models grouped by their input (one decoding pass per size and transform), each named by its method (its
+    path where two share one), and each model's (temperature, bias), as predict applies them."""
+    groups: dict[tuple[int, str], dict[str, object]] = {}
+    scalings: dict[str, object] = {}
+    for path, model, config in loaded:
+        size = image_size or config.image_size
+        if not size:
+            raise UsageError(f"{path}: the model does not record its resolution; pass --image-size")
+        name = config.method if sum(c.method == config.method for _, _, c in loaded) == 1 else str(path)
+        groups.setdefault((int(size), config.eval_transform), {})[name] = model
+        scalings[name] = (config.temperature, config.logit_bias)
+    return groups, scalings
+
+
+def write_outputs(args: argparse.Namespace, table: Any, results: dict, corruptions: list, severities: list) -> None:
+    """The tables (printed, ``--markdown``), the reliability diagram (``--reliability``) and the JSON (``--out``)."""
+    from labelgraph.files import write_text
+
     text = evaluation_tables(results, corruptions)
     print(text)
     if args.markdown:
@@ -72,7 +87,6 @@ def run(argv: list[str]) -> int:
             "models": results,
         }
         write_text(args.out, json.dumps(payload, indent=1) + "\n")
-    return 0
 
 
 def evaluate_parser() -> argparse.ArgumentParser:

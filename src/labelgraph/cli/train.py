@@ -60,18 +60,7 @@ def train_parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
     out, splits = read_and_check(args, "train")
-    from labelgraph.models import list_models
-
-    if args.method not in list_models():
-        raise UsageError(f"--method {args.method!r}: not registered; the methods: {', '.join(list_models())}")
-    from labelgraph.models import ImageEmbeddings, get_recipe
-
-    if isinstance(get_recipe(args.method).prerequisite, ImageEmbeddings):
-        raise UsageError(
-            f"--method {args.method}: its label embeddings come from another trained model, which "
-            "labelgraph train does not compose; labelgraph compare --protocol frozen trains it with its "
-            "prerequisite"
-        )
+    check_method(args.method)
     from labelgraph.data.hide_labels import label_setting_of
 
     label_setting = label_setting_of(splits["train"].targets)
@@ -114,6 +103,19 @@ def run(argv: list[str]) -> int:
         )
     print(next_commands(out, args.recall or None))
     return 0
+
+
+def check_method(method: str) -> None:
+    """A registered method that ``train`` can train on its own (no model trained first for its embeddings)."""
+    from labelgraph.models import ImageEmbeddings, get_recipe, list_models
+
+    if method not in list_models():
+        raise UsageError(f"--method {method!r}: not registered; the methods: {', '.join(list_models())}")
+    if isinstance(get_recipe(method).prerequisite, ImageEmbeddings):
+        raise UsageError(
+            f"--method {method}: its label embeddings come from another trained model, which labelgraph train does "
+            "not compose; labelgraph compare --protocol frozen trains it with its prerequisite"
+        )
 
 
 def calibration_settings(args: argparse.Namespace) -> object:

@@ -330,25 +330,7 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     row = held_out_row(task, held)
     per_class = row.pop("per_class_AP")
     model_dir = out / "model"
-    recipe |= {
-        "weights": task.better_weights(),
-        "metrics": DEMO_METRICS,
-        "label_setting": plan.label_setting,
-        "incomplete_label_loss": plan.loss,
-        "plan": plan_record(plan),
-    }
-    save_model(
-        task.better_network(),
-        model_dir,
-        class_names=dm.class_names,
-        image_size=plan.image_size,
-        eval_transform=dm.eval_transform_name,
-        label_graph=dm.label_graph,
-        recipe=recipe,
-        command="labelgraph train",
-        metrics={held: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")}},
-        extra={"trained_on": files["train"], "seed": plan.seed},
-    )
+    recipe = export_trained(task, dm, plan, recipe, model_dir, {held: row}, files["train"])
     print("calibrating on the validation split ...", flush=True)
     predictor = Predictor.load(model_dir)
     trust = trust_record(
@@ -374,6 +356,38 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     print("writing the report ...", flush=True)
     write_html_report(out)
     return metrics
+
+
+def export_trained(
+    task: MultiLabelTask,
+    dm: MultiLabelDataModule,
+    plan: TrainPlan,
+    recipe: dict[str, Any],
+    model_dir: Path,
+    held_out: dict[str, dict[str, float]],
+    trained_on: str,
+) -> dict[str, Any]:
+    """Export the better of the raw and EMA weights to ``model_dir`` (the input it was trained for, its label graph,
+    what it was trained with, its held-out mAP/CF1/OF1); returns the recipe record, completed."""
+    recipe = recipe | {
+        "weights": task.better_weights(),
+        "metrics": DEMO_METRICS,
+        "label_setting": plan.label_setting,
+        "incomplete_label_loss": plan.loss,
+        "plan": plan_record(plan),
+    }
+    metrics = {split: {k: round(row[k], 2) for k in ("mAP", "CF1", "OF1")} for split, row in held_out.items()}
+    save_model(
+        task.better_network(),
+        model_dir,
+        class_names=dm.class_names,
+        label_graph=dm.label_graph,
+        recipe=recipe,
+        command="labelgraph train",
+        metrics=metrics,
+        extra={"trained_on": trained_on, "seed": plan.seed},
+    )
+    return recipe
 
 
 def checked_head(
