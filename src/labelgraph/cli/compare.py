@@ -21,6 +21,7 @@ from labelgraph.cli.own_data import (
     weights_arguments,
 )
 from labelgraph.errors import InvalidInputError
+from labelgraph.studies.own_splits import OwnSplits
 
 TOUR = "baseline,ml_gcn,add_gcn,query2label"
 PROTOCOLS = ("train", "frozen", "end-to-end")
@@ -83,9 +84,10 @@ def run(argv: list[str]) -> int:
         print("test: the validation split (no --test given)")
     backbone, weights = backbone_and_weights(args.weights, args.backbone)
     embeddings = label_embeddings(splits["train"].class_names)
+    own = OwnSplits(splits, out, backbone, weights, embeddings, args.image_size or 224)
     progress = not args.no_progress and sys.stderr.isatty()
     if protocol == "train":
-        return compare_by_train(args, splits, methods, out, backbone, weights, embeddings, progress)
+        return compare_by_train(args, own, methods, progress)
     epochs = args.epochs or 4
     print(
         f"methods: {', '.join(methods)}; backbone {backbone} ({weights}), {epochs} epochs, seed {args.seed}, "
@@ -97,36 +99,13 @@ def run(argv: list[str]) -> int:
     from labelgraph.studies.own_comparison import compare_on_splits
 
     frozen = protocol == "frozen"
-    compare_on_splits(
-        splits,
-        methods,
-        out,
-        backbone,
-        weights,
-        embeddings,
-        args.image_size or 224,
-        epochs,
-        args.batch_size or 32,
-        args.seed,
-        frozen,
-        progress,
-        **study_step(study),
-    )
+    compare_on_splits(own, methods, epochs, args.batch_size or 32, args.seed, frozen, progress, **study_step(study))
     return 0
 
 
-def compare_by_train(
-    args: argparse.Namespace,
-    splits: dict,
-    methods: list[str],
-    out: object,
-    backbone: str,
-    weights: str,
-    embeddings: str,
-    progress: bool,
-) -> int:
+def compare_by_train(args: argparse.Namespace, own: OwnSplits, methods: list[str], progress: bool) -> int:
     """The default protocol: every method by labelgraph train's rule, over seeds."""
-    held = splits.get("test", splits["val"])
+    held = own.splits.get("test", own.splits["val"])
     print("loading PyTorch and Lightning ...", flush=True)
     from labelgraph.studies.train_comparison import compare_by_train_rule, default_seeds, refuse_composed
 
@@ -134,21 +113,8 @@ def compare_by_train(
     seeds = args.seeds or default_seeds(len(held))
     print(
         f"methods: {', '.join(methods)}; each by labelgraph train's rule, {seeds} seed(s) from {args.seed} "
-        f"({len(held)} held-out images); backbone {backbone} ({weights}); run folder {out}",
+        f"({len(held)} held-out images); backbone {own.backbone} ({own.weights}); run folder {own.out}",
         flush=True,
     )
-    compare_by_train_rule(
-        splits,
-        methods,
-        out,
-        backbone,
-        weights,
-        embeddings,
-        args.image_size or 224,
-        seeds,
-        args.seed,
-        args.epochs,
-        args.batch_size,
-        progress,
-    )
+    compare_by_train_rule(own, methods, seeds, args.seed, args.epochs, args.batch_size, progress)
     return 0

@@ -26,10 +26,12 @@ With all three switches off the model is exactly ADD-GCN (same modules, same par
 
 from __future__ import annotations
 
+from typing import Any
+
 from labelgraph.graph import LabelGraph, gcn_adjacency
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.add_gcn import RECIPE as ADD_GCN_RECIPE
-from labelgraph.models.add_gcn import DynamicGraphHead
+from labelgraph.models.add_gcn import DynamicGraphHead, add_gcn
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.recipe import Component
@@ -52,21 +54,23 @@ RECIPE = ADD_GCN_RECIPE.replace(  # ADD-GCN's schedule, crops and metrics, at it
 
 
 @register_model("db_dgcn", recipe=RECIPE, head=DynamicGraphHead)
+@extends(add_gcn)
 def db_dgcn(
     *,
     num_classes: int,
     label_graph: LabelGraph | None = None,
     backbone: str = "resnet101",
     pretrained: bool | str = False,
-    dim: int = 1024,
     multi_scale: bool = True,
     prior: bool = True,
     auxiliary: bool = True,
     map_weight: float = 0.5,
     tau: float = 0.4,
     p: float = 0.25,
+    **options: Any,
 ) -> MultiLabelClassifier:
-    """DB-DGCN with the paper's components on (multi-scale SAM, co-occurrence prior, auxiliary branch).
+    """DB-DGCN with the paper's components on (multi-scale SAM, co-occurrence prior, auxiliary branch); ``options``:
+    ADD-GCN's (``dim``), with its defaults.
 
     ``prior=True`` needs a label graph with co-occurrence statistics (the data module provides it).
     """
@@ -79,6 +83,6 @@ def db_dgcn(
         static_prior = gcn_adjacency(label_graph, "cooccurrence", tau, p, "official")
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-2, -1) if multi_scale else (-1,))
     head = DynamicGraphHead(
-        body.channels, num_classes, dim=dim, static_prior=static_prior, auxiliary=auxiliary, map_weight=map_weight
+        body.channels, num_classes, static_prior=static_prior, auxiliary=auxiliary, map_weight=map_weight, **options
     )
     return MultiLabelClassifier(body, head, num_classes)

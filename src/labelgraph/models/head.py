@@ -32,15 +32,9 @@ ABILITIES = (
     "graph_priors",
     "learnable_graph",
 )
-#: the abilities that are methods a head may lack: ``provides`` says whether it has them
-OPTIONAL_METHODS = (
-    "class_maps",
-    "class_vectors",
-    "label_embeddings",
-    "label_features",
-    "class_prototypes",
-    "set_label_embeddings",
-)
+#: the abilities that are methods a head may lack (all but the training pair and the attributes): ``provides`` says
+#: whether it has them
+OPTIONAL_METHODS = ABILITIES[1:-4]
 
 
 class MultiLabelHead(nn.Module):

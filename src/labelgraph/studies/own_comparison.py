@@ -9,7 +9,6 @@ frozen pretrained backbone's cached features (the tour), ``frozen_backbone=False
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from labelgraph.data.label_table import LabelTable
@@ -21,16 +20,12 @@ from labelgraph.studies.demo import (
     resolve_methods,
 )
 from labelgraph.studies.fine_tune import pretrained_argument, write_splits
+from labelgraph.studies.own_splits import OwnSplits
 
 
 def compare_on_splits(
-    splits: dict[str, LabelTable],
+    own: OwnSplits,
     methods: list[str],
-    out: Path,
-    backbone: str,
-    weights: str,
-    embeddings: str,
-    image_size: int = 224,
     epochs: int = 4,
     batch_size: int = 32,
     seed: int = 0,
@@ -38,15 +33,16 @@ def compare_on_splits(
     progress: bool = True,
     compare: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train and test ``methods`` on ``splits`` (``train``, ``val``, ``test``; without a test split the validation
-    split is tested), writing ``results.json``, ``report.md`` and ``report.html`` under ``out``. ``compare``: as
+    """Train and test ``methods`` on ``own.splits`` (without a test split the validation split is tested), writing
+    ``results.json``, ``report.md`` and ``report.html`` under ``own.out``. ``compare``: as
     :func:`labelgraph.studies.demo.run_demo`'s (the incomplete-label study's, for one)."""
+    splits, out, weights = own.splits, own.out, own.weights
     quiet_lightning()
     methods = resolve_methods(methods)
     write_splits({"test": splits["val"], **splits}, out / "data")  # the demo's layout: data/{train,val,test}.csv
     cache = out / "feature_cache" if frozen_backbone else None
-    dm = demo_datamodule(out / "data", image_size, batch_size, cache, embeddings)
-    settings = DemoSettings(epochs, seed, backbone, pretrained_argument(weights), progress)
+    dm = demo_datamodule(out / "data", own.image_size, batch_size, cache, own.embeddings)
+    settings = DemoSettings(epochs, seed, own.backbone, pretrained_argument(weights), progress)
     train = splits["train"]
     dataset = {
         "kind": "your data",

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labelgraph.apis.calibration import CalibrationSettings
 from labelgraph.data.hide_labels import label_setting_of
-from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
 from labelgraph.files import write_text
 from labelgraph.models import get_recipe
 from labelgraph.studies.fine_tune import fine_tune, make_plan
+from labelgraph.studies.own_splits import OwnSplits
 
 FEW_HELD_OUT = 200
 KEYS = ("mAP", "CF1", "OF1")
@@ -45,13 +44,8 @@ def refuse_composed(methods: list[str]) -> None:
 
 
 def compare_by_train_rule(
-    splits: dict[str, LabelTable],
+    own: OwnSplits,
     methods: list[str],
-    out: Path,
-    backbone: str,
-    weights: str,
-    embeddings: str,
-    image_size: int = 224,
     seeds: int = 1,
     first_seed: int = 0,
     epochs: int | None = None,
@@ -60,6 +54,7 @@ def compare_by_train_rule(
 ) -> dict[str, Any]:
     """Fine-tune every method ``seeds`` times by train's rule; write ``OUT/comparison.json`` and
     ``OUT/comparison.md``, print the table. Each run is in ``OUT/<method>/seed<S>`` (model, report, metrics)."""
+    splits, out = own.splits, own.out
     refuse_composed(methods)
     held = "test" if "test" in splits else "val"
     setting = label_setting_of(splits["train"].targets)
@@ -70,10 +65,10 @@ def compare_by_train_rule(
             plan = make_plan(
                 len(splits["train"]),
                 method,
-                backbone,
-                weights,
-                image_size,
-                embeddings,
+                own.backbone,
+                own.weights,
+                own.image_size,
+                own.embeddings,
                 seed,
                 epochs,
                 batch_size,
