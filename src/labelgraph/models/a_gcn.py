@@ -19,12 +19,14 @@ the code's optimizer groups do (``graph_lr_mult``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, normalize_adjacency, require_embeddings
 from labelgraph.layers import GraphConvolution, global_pool
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -117,18 +119,18 @@ RECIPE = Recipe(
 
 
 @register_model("a_gcn", recipe=RECIPE, head=AGCNHead)
+@extends(AGCNHead, exclude=("in_channels", "label_embed"))
 def a_gcn(
     *,
     num_classes: int,
     label_graph: LabelGraph | None = None,
     backbone: str = "resnet101",
     pretrained: bool | str = False,
-    graph_dim: int = 1024,
-    hidden: int = 1024,
-    graph_lr_mult: float = 4.0,
+    **options: Any,
 ) -> MultiLabelClassifier:
-    """A-GCN with the official defaults (d_L = 1024, GCN 300 -> 1024 -> 2048, graph lr x4)."""
+    """A-GCN with the official defaults (``options``, :class:`AGCNHead`'s: d_L = 1024, GCN 300 -> 1024 -> 2048, graph
+    lr x4)."""
     graph = require_embeddings("a_gcn", label_graph, num_classes)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = AGCNHead(body.channels[-1], graph.embeddings, graph_dim, hidden, graph_lr_mult)
+    head = AGCNHead(body.channels[-1], graph.embeddings, **options)
     return MultiLabelClassifier(body, head, num_classes)

@@ -7,14 +7,14 @@ Pooling is adaptive, so any input size works (the official ML-GCN code hard-code
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 
 from labelgraph.graph import LabelGraph
 from labelgraph.layers import global_pool
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -50,16 +50,17 @@ RECIPE = Recipe(
 
 
 @register_model("baseline", recipe=RECIPE, head=PoolLinearHead)
+@extends(PoolLinearHead, exclude=("in_channels",))
 def baseline(
     *,
     num_classes: int,
     label_graph: LabelGraph | None = None,
     backbone: str = "resnet101",
     pretrained: bool | str = False,
-    pool: Literal["max", "avg"] = "max",
-    dropout: float = 0.0,
+    **options: Any,
 ) -> MultiLabelClassifier:
-    """ResNet-101 + global max pooling + linear (ML-GCN's baseline). ``label_graph`` is accepted and unused."""
+    """ResNet-101 + global max pooling + linear (ML-GCN's baseline; ``options``, :class:`PoolLinearHead`'s: ``pool``,
+    ``dropout``). ``label_graph`` is accepted and unused."""
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = PoolLinearHead(body.channels[-1], num_classes, pool=pool, dropout=dropout)
+    head = PoolLinearHead(body.channels[-1], num_classes, **options)
     return MultiLabelClassifier(body, head, num_classes)

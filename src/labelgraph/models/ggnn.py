@@ -13,14 +13,14 @@ Departures from graphMLC's code, on purpose: messages are recomputed from the cu
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 
 from labelgraph.graph import LabelGraph, ggnn_adjacency
 from labelgraph.layers import GatedGraphCell, global_pool
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -87,6 +87,7 @@ RECIPE = Recipe(
 
 
 @register_model("ggnn", recipe=RECIPE, head=GGNNHead)
+@extends(GGNNHead, exclude=("in_channels", "adj_in", "adj_out"))
 def ggnn(
     *,
     num_classes: int,
@@ -94,12 +95,12 @@ def ggnn(
     backbone: str = "resnet101",
     pretrained: bool | str = False,
     graph: Literal["auto", "knowledge", "cooccurrence"] = "auto",
-    hidden: int = 10,
-    steps: int = 3,
     tau: float = 0.1,
     p: float = 0.1,
+    **options: Any,
 ) -> MultiLabelClassifier:
-    """GGNN classifier with the review's defaults (hidden 10, T = 3, edges binarised at 0.1 and re-weighted to 0.1).
+    """GGNN classifier with the review's defaults (``options``, :class:`GGNNHead`'s: hidden 10, T = 3; edges binarised
+    at 0.1 and re-weighted to 0.1).
 
     ``graph="auto"`` uses the label graph's knowledge graph when it has one, else the co-occurrence graph
     (edge i -> j weighted by P(j | i)).
@@ -119,5 +120,5 @@ def ggnn(
         raise ValueError(f"unknown graph {graph!r}; use auto, knowledge or cooccurrence")
     adj_in, adj_out = ggnn_adjacency(weights, tau=tau, p=p)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = GGNNHead(body.channels[-1], num_classes, adj_in, adj_out, hidden=hidden, steps=steps)
+    head = GGNNHead(body.channels[-1], num_classes, adj_in, adj_out, **options)
     return MultiLabelClassifier(body, head, num_classes)

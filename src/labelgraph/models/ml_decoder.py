@@ -21,7 +21,7 @@ zero-shot classifier start from a xavier-normal weight and a zero bias, as its c
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -30,7 +30,7 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph, require_embeddings
 from labelgraph.layers.group_decoder import CrossAttentionLayer, GroupFullyConnected
 from labelgraph.losses import ASL_PRESETS
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -178,6 +178,7 @@ RECIPE = Recipe(
 
 
 @register_model("ml_decoder", recipe=RECIPE, head=MLDecoderHead)
+@extends(MLDecoderHead, exclude=("in_channels", "label_embeddings"))
 def ml_decoder(
     *,
     num_classes: int,
@@ -185,31 +186,16 @@ def ml_decoder(
     backbone: str = "tresnet_l",
     pretrained: bool | str = False,
     queries: QuerySource = "fixed",
-    num_groups: int = 100,
-    embed_dim: int = 768,
-    num_layers: int = 1,
-    nhead: int = 8,
-    dim_feedforward: int = 2048,
-    dropout: float = 0.1,
+    **options: Any,
 ) -> MultiLabelClassifier:
     """ML-Decoder with the paper's defaults (TResNet-L, K = min(100, C) fixed queries, 768-d, 1 layer, 8 heads, FFN
-    2048, dropout 0.1). ``queries="embeddings"`` needs the label graph's word vectors (zero-shot capable)."""
+    2048, dropout 0.1: ``options``, :class:`MLDecoderHead`'s). ``queries="embeddings"`` needs the label graph's word
+    vectors (zero-shot capable)."""
     if queries not in ("fixed", "learnable", "embeddings"):
         raise ValueError(f"queries must be 'fixed', 'learnable' or 'embeddings', got {queries!r}")
     embeddings = None
     if queries == "embeddings":
         embeddings = require_embeddings("ml_decoder", label_graph, num_classes).embeddings
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = MLDecoderHead(
-        body.channels[-1],
-        num_classes,
-        queries,
-        embeddings,
-        num_groups=num_groups,
-        embed_dim=embed_dim,
-        num_layers=num_layers,
-        nhead=nhead,
-        dim_feedforward=dim_feedforward,
-        dropout=dropout,
-    )
+    head = MLDecoderHead(body.channels[-1], num_classes, queries, embeddings, **options)
     return MultiLabelClassifier(body, head, num_classes)

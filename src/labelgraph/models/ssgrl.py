@@ -19,7 +19,7 @@ Departures from the official code, on purpose:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from labelgraph.graph import LabelGraph, require_embeddings
 from labelgraph.layers import GatedGraphCell
 from labelgraph.layers.semantic_decoupling import Formulation, SemanticDecoupling
-from labelgraph.models._registry import register_model
+from labelgraph.models._registry import extends, register_model
 from labelgraph.models.backbone import Backbone, official_if_pretrained
 from labelgraph.models.classifier import MultiLabelClassifier
 from labelgraph.models.head import MultiLabelHead
@@ -127,28 +127,23 @@ RECIPE = Recipe(
 
 
 @register_model("ssgrl", recipe=RECIPE, head=SSGRLHead)
+@extends(SSGRLHead, exclude=("in_channels", "label_embed", "adjacency"))
 def ssgrl(
     *,
     num_classes: int,
     label_graph: LabelGraph | None = None,
     backbone: str = "resnet101",
     pretrained: bool | str = False,
-    hidden: int = 1024,
-    steps: int = 3,
-    feature_pool: int = 2,
     trainable_stages: int | None | Literal["auto"] = "auto",
-    class_chunk: int = 16,
-    formulation: Formulation = "chunked",
+    **options: Any,
 ) -> MultiLabelClassifier:
-    """SSGRL with the official defaults (1024-d decoupling, T = 3, 2 x 2 pooling; on pretrained weights only the last
-    stage trains, from random weights all do: ``trainable_stages="auto"``)."""
+    """SSGRL with the official defaults (``options``, :class:`SSGRLHead`'s: 1024-d decoupling, T = 3, 2 x 2 pooling;
+    on pretrained weights only the last stage trains, from random weights all do: ``trainable_stages="auto"``)."""
     graph = require_embeddings("ssgrl", label_graph, num_classes)
     adjacency = graph.conditional_probability()
     stages = official_if_pretrained(trainable_stages, pretrained, official=1, off=None)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,), trainable_stages=stages)
-    head = SSGRLHead(
-        body.channels[-1], graph.embeddings, adjacency, hidden, steps, feature_pool, class_chunk, formulation
-    )
+    head = SSGRLHead(body.channels[-1], graph.embeddings, adjacency, **options)
     model = MultiLabelClassifier(body, head, num_classes)
     model.resolved_kwargs = {"trainable_stages": stages}
     return model
