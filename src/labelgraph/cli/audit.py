@@ -35,8 +35,6 @@ def audit_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--method", default="ml_gcn", help="the method the folds train (default ml_gcn)")
     weights_arguments(p)
-    p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
-    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--top", type=int, default=1000, help="entries written to audit.csv (default 1000)")
     run_arguments(p, "audit")
     return p

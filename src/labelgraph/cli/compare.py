@@ -37,7 +37,11 @@ def compare_parser() -> argparse.ArgumentParser:
     )
     split_arguments(p)
     p.add_argument("--methods", default=TOUR, help=f"comma-separated registered methods, or 'all' (default {TOUR})")
-    weights_arguments(p)
+    weights_arguments(
+        p,
+        epochs="frozen/end-to-end: epochs per method (default 4); train: the most whole-network epochs",
+        batch="default: 32 (frozen/end-to-end), min(32, training images) (train)",
+    )
     p.add_argument(
         "--protocol",
         default=None,
@@ -52,13 +56,6 @@ def compare_parser() -> argparse.ArgumentParser:
         default=None,
         help="train protocol: runs per method (default 3 when the held-out split has < 200 images, else 1)",
     )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="frozen/end-to-end: epochs per method (default 4); train: the most whole-network epochs",
-    )
-    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--frozen-backbone", dest="protocol", action="store_const", const="frozen", help=argparse.SUPPRESS)
     p.add_argument(
         "--no-frozen-backbone", dest="protocol", action="store_const", const="end-to-end", help=argparse.SUPPRESS

@@ -26,7 +26,13 @@ def split_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a format option (repeatable)")
 
 
-def weights_arguments(p: argparse.ArgumentParser) -> None:
+def weights_arguments(
+    p: argparse.ArgumentParser,
+    epochs: str = "most epochs of the whole-network stage (default: by size)",
+    batch: str = "default: min(32, training images)",
+) -> None:
+    """The backbone, its weights and the input size every training command takes, then ``--epochs`` and
+    ``--batch-size`` with the command's own help."""
     p.add_argument(
         "--weights",
         default=DEFAULT_WEIGHTS,
@@ -35,6 +41,8 @@ def weights_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--backbone", default=None, help="timm name (default: the one the weights fit)")
     p.add_argument("--image-size", type=int, default=None, help="default: 224")
+    p.add_argument("--epochs", type=int, default=None, help=epochs)
+    p.add_argument("--batch-size", type=int, default=None, help=batch)
 
 
 def run_folder(out: str | None, command: str) -> Path:

@@ -30,8 +30,6 @@ def train_parser() -> argparse.ArgumentParser:
     split_arguments(p)
     p.add_argument("--method", default="ml_gcn", help="a registered method (labelgraph models; default ml_gcn)")
     weights_arguments(p)
-    p.add_argument("--epochs", type=int, default=None, help="most epochs of the whole-network stage (default: by size)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: min(32, training images)")
     p.add_argument(
         "--loss",
         default=None,

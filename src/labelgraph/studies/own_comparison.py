@@ -13,6 +13,7 @@ from typing import Any
 
 from labelgraph.data.label_table import LabelTable
 from labelgraph.studies.demo import (
+    Comparison,
     DemoSettings,
     compare_methods,
     demo_datamodule,
@@ -52,7 +53,7 @@ def compare_on_splits(
         **{name: split_summary(table) for name, table in splits.items()},
         "test": split_summary(splits.get("test", splits["val"])),
     }
-    return (compare or compare_methods)(methods, dm, out, settings, dataset, weights, frozen_backbone)
+    return (compare or compare_methods)(methods, Comparison(dm, out, settings, dataset, weights, frozen_backbone))
 
 
 def split_summary(table: LabelTable) -> dict[str, Any]:
