@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -40,4 +41,14 @@ def write_text(path: str | Path, text: str, errors: str = "strict") -> Path:
 def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    return Path(path)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """A matplotlib figure as a PNG at ``path`` (written whole or not at all), then closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
     return Path(path)

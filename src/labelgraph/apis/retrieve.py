@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 from labelgraph.apis.predict import Predictor  # noqa: E402
 from labelgraph.data.dataset import stack_images  # noqa: E402
 from labelgraph.data.image_io import ImageLoadError, load_image, read_image  # noqa: E402
-from labelgraph.files import atomic_path
+from labelgraph.files import save_figure
 
 
 @torch.no_grad()
@@ -57,6 +57,4 @@ def plot_results(query: Path, hits: list[tuple[Path, float]], path: str | Path) 
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

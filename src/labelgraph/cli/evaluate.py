@@ -70,7 +70,7 @@ def write_outputs(args: argparse.Namespace, table: Any, results: dict, corruptio
     if args.markdown:
         write_text(args.markdown, text + "\n")
     if args.reliability:
-        from labelgraph.visualization.report import save_figure
+        from labelgraph.files import save_figure
         from labelgraph.visualization.trust import reliability_figure
 
         curves = {name: r["clean"]["reliability"] for name, r in results.items()}

@@ -77,6 +77,21 @@ def find_fashion_mnist(root: str | Path | None = None) -> Path | None:
     return None
 
 
+def resolve_kind(kind: str, fashion_root: str | Path | None) -> tuple[str, Path | None]:
+    """``(fashion | shapes, Fashion-MNIST's folder or None)`` for a dataset kind (``auto``: fashion when found)."""
+    folder = find_fashion_mnist(fashion_root)
+    if kind == "auto":
+        kind = "fashion" if folder is not None else "shapes"
+    if kind not in ("fashion", "shapes"):
+        raise ValueError(f"unknown synthetic dataset {kind!r}; use fashion, shapes or auto")
+    if kind == "fashion" and folder is None:
+        raise FileNotFoundError(
+            "Fashion-MNIST not found: install the Debian package dataset-fashion-mnist, or point "
+            "$LABELGRAPH_FASHION_MNIST at a folder with its four *-ubyte.gz files (or use --data shapes)"
+        )
+    return kind, folder
+
+
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
@@ -253,21 +268,12 @@ def generate_dataset(
     out = Path(out)
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     cfg = config or SceneConfig()
-    folder = find_fashion_mnist(fashion_root)
-    if kind == "auto":
-        kind = "fashion" if folder is not None else "shapes"
+    kind, folder = resolve_kind(kind, fashion_root)
     if kind == "fashion":
-        if folder is None:
-            raise FileNotFoundError(
-                "Fashion-MNIST not found: install the Debian package dataset-fashion-mnist, or point "
-                "$LABELGRAPH_FASHION_MNIST at a folder with its four *-ubyte.gz files (or use --data shapes)"
-            )
         class_names, contexts = FASHION_CLASSES, FASHION_CONTEXTS
         cfg.cell = 28 if config is None else cfg.cell
-    elif kind == "shapes":
-        class_names, contexts = SHAPE_CLASSES, SHAPE_CONTEXTS
     else:
-        raise ValueError(f"unknown synthetic dataset {kind!r}; use fashion, shapes or auto")
+        class_names, contexts = SHAPE_CLASSES, SHAPE_CONTEXTS
     description = {
         "kind": kind,
         "seed": seed,
@@ -308,17 +314,11 @@ def single_item_images(
     Returns:
         images (n, size, size, 3) uint8, labels (n,) int64, class names.
     """
-    folder = find_fashion_mnist(fashion_root)
-    if kind == "auto":
-        kind = "fashion" if folder is not None else "shapes"
+    kind, folder = resolve_kind(kind, fashion_root)
     if kind == "fashion":
-        if folder is None:
-            raise FileNotFoundError("Fashion-MNIST not found (see labelgraph.data.synthetic)")
         items, names = FashionItems(folder, train=True), FASHION_CLASSES
-    elif kind == "shapes":
-        items, names = ShapeItems(), SHAPE_CLASSES
     else:
-        raise ValueError(f"unknown synthetic dataset {kind!r}; use fashion, shapes or auto")
+        items, names = ShapeItems(), SHAPE_CLASSES
     rng = np.random.default_rng([seed, 99])
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     labels = rng.integers(len(names), size=n)

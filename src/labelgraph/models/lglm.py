@@ -93,22 +93,17 @@ RECIPE = A_GCN_RECIPE.replace(  # A-GCN's optimisation and sparsity loss, over 5
 
 
 @register_model("lglm", recipe=RECIPE, head=LGLMHead)
-@extends(a_gcn)
+@extends(LGLMHead, a_gcn, exclude=("in_channels", "label_embed"))
 def lglm(
     *,
     num_classes: int,
     label_graph: LabelGraph | None = None,
     backbone: str = "resnet101",
     pretrained: bool | str = False,
-    fusion: Literal["mfc", "dot"] = "mfc",
-    m: int = 1024,
-    g: int = 2,
-    dropout: float = 0.1,
     **options: Any,
 ) -> MultiLabelClassifier:
-    """LGLM with the paper's defaults (m = 1024, g = 2) and A-GCN's graph (``options``: those of ``a_gcn``, with its
-    defaults: d_L = 1024, GCN 1024 -> 2048)."""
+    """LGLM with the paper's defaults (``options``: :class:`LGLMHead`'s, m = 1024, g = 2, and A-GCN's graph, d_L =
+    1024, GCN 1024 -> 2048)."""
     graph = require_embeddings("lglm", label_graph, num_classes)
     body = Backbone(backbone, pretrained=pretrained, out_indices=(-1,))
-    head = LGLMHead(body.channels[-1], graph.embeddings, fusion=fusion, m=m, g=g, dropout=dropout, **options)
-    return MultiLabelClassifier(body, head, num_classes)
+    return MultiLabelClassifier(body, LGLMHead(body.channels[-1], graph.embeddings, **options), num_classes)

@@ -16,7 +16,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from labelgraph.files import atomic_path, write_text
+from labelgraph.files import atomic_path, save_figure, write_text
 from labelgraph.studies.sweep import RESULT_KEYS, Sweep  # noqa: E402
 
 SEED_KEY = "seed_everything"
@@ -116,9 +116,7 @@ def plot_sweep(sweep: Sweep, rows: list[dict], path: Path) -> None:
             ax.legend(fontsize="small")
     fig.suptitle(f"sweep {sweep.name}", fontsize="medium")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_tables(sweep: Sweep, out: str | Path) -> dict[str, Path]:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from labelgraph.files import atomic_path
+from labelgraph.files import save_figure
 from labelgraph.graph import LabelGraph  # noqa: E402
 from labelgraph.models import methods_providing  # noqa: E402
 
@@ -71,9 +71,7 @@ def plot_tsne(
         ax.legend(fontsize="small")
     ax.set(title=title or "t-SNE of per-class vectors", xticks=[], yticks=[])
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return xy
 
 
@@ -103,18 +101,14 @@ def plot_label_graph(graph: LabelGraph, path: str | Path, tau: float = 0.4) -> i
     ax.set(xlim=(-1.4, 1.4), ylim=(-1.4, 1.4), xticks=[], yticks=[], aspect="equal")
     ax.set_title(f"Label graph: edge i -> j where P(j | i) >= {tau} ({edges} edges, {graph.num_images} images)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return edges
 
 
 def plot_pr_curves(scores: np.ndarray, targets: np.ndarray, class_names: list[str], path: str | Path) -> None:
     """One precision-recall curve per class (unknown targets left out), AP in the legend, saved to ``path``."""
     fig = pr_curves_figure(scores, targets, class_names)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def pr_curves_figure(

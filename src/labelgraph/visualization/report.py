@@ -12,14 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from labelgraph.files import atomic_path, write_text
-
-
-def save_figure(fig: plt.Figure, path: str | Path) -> None:
-    """``fig`` as a PNG at ``path`` (written whole or not at all), then closed."""
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+from labelgraph.files import save_figure, write_text
 
 
 def plot_per_class_ap(
