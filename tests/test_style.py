@@ -5,8 +5,9 @@ too), so they hold for lazy imports as well:
 - no import cycle between modules of the package;
 - no module imports an underscore name from another module, and a private module (``models/_registry.py``) is
   imported only from inside its own package;
-- the rooms form one order (``ROOMS``): a room imports only rooms below it. In particular the library rooms (layers,
-  losses, graph, models, data, evaluation) never import engine, apis, visualization, studies or cli.
+- the package's modules and subpackages form one dependency order (``labelgraph.DEPENDENCY_ORDER``): each imports
+  only those before it. In particular the library (layers, losses, graph, models, data, evaluation) never imports
+  engine, apis, visualization, studies or cli.
 Each checker is also run on a small synthetic package written to a temporary folder, where it must find the defect.
 """
 
@@ -21,17 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from labelgraph import DEPENDENCY_ORDER as ORDER
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "labelgraph"
-
-# From the ground up. ``errors`` and ``files`` (atomic writes) are the ground floor (they import nothing of ours); the
-# package's ``__init__`` (the public API) and the re-export shims kept for configs and checkpoints sit on top. engine
-# sits above visualization: its callbacks draw the validation figures.
-ROOMS = ("lazy_exports", "errors", "files", "layers", "losses", "graph", "models", "data", "evaluation",
-         "apis", "visualization", "engine", "serving", "studies", "cli")  # fmt: skip
-LIBRARY_ROOMS = ROOMS[: ROOMS.index("evaluation") + 1]
-SHIMS = ("labelgraph.task", "labelgraph.schedulers", "labelgraph.finetuning",
-         "labelgraph.visualization.validation_figures")  # fmt: skip
+LIBRARY = ORDER[: ORDER.index("evaluation") + 1]
 
 
 def ruff() -> list[str]:
@@ -131,29 +126,29 @@ def private_imports(graph: dict[str, list[tuple[str, str | None]]]) -> list[str]
     return bad
 
 
-def room_of(module: str, rooms: tuple[str, ...]) -> str | None:
+def place_of(module: str, order: tuple[str, ...]) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in rooms else None
+    return parts[1] if len(parts) > 1 and parts[1] in order else None
 
 
-def upward_imports(graph: dict[str, list[tuple[str, str | None]]], rooms: tuple[str, ...]) -> list[str]:
-    """Imports from a room to a room above it (or to a module that is in no room: the API, a shim)."""
+def upward_imports(graph: dict[str, list[tuple[str, str | None]]], order: tuple[str, ...]) -> list[str]:
+    """Imports from a place in the order to one after it (or to a module in no place: the package's API)."""
     bad = []
     for importer, targets in graph.items():
-        own = room_of(importer, rooms)
-        if own is None or importer in SHIMS:
-            continue  # the package's __init__ and the shims stand above every room
+        own = place_of(importer, order)
+        if own is None:
+            continue  # the package's __init__ stands above every place
         for module, _ in targets:
-            target = room_of(module, rooms)
-            if target is None or rooms.index(target) > rooms.index(own):
-                bad.append(f"{importer} ({own}) imports {module} ({target or 'above the rooms'})")
+            target = place_of(module, order)
+            if target is None or order.index(target) > order.index(own):
+                bad.append(f"{importer} ({own}) imports {module} ({target or 'above the order'})")
     return bad
 
 
 # -- the rules on labelgraph -----------------------------------------------------------------------------------------
-def test_every_module_is_in_a_room():
-    unplaced = [m for m in module_files(PACKAGE) if m != "labelgraph" and m not in SHIMS and not room_of(m, ROOMS)]
-    assert not unplaced, f"modules outside the rooms {ROOMS}: {unplaced}"
+def test_every_module_is_in_the_dependency_order():
+    unplaced = [m for m in module_files(PACKAGE) if m != "labelgraph" and not place_of(m, ORDER)]
+    assert not unplaced, f"modules outside the order {ORDER}: {unplaced}"
 
 
 def test_no_import_cycle():
@@ -164,26 +159,29 @@ def test_no_private_name_crosses_a_module():
     assert private_imports(import_graph(PACKAGE)) == []
 
 
-def test_rooms_import_only_rooms_below():
-    assert upward_imports(import_graph(PACKAGE), ROOMS) == []
+def test_each_place_imports_only_those_before_it():
+    assert upward_imports(import_graph(PACKAGE), ORDER) == []
 
 
-def test_library_rooms_never_import_the_application_rooms():
+def test_the_library_never_imports_the_application():
     graph = import_graph(PACKAGE)
-    upper = set(ROOMS) - set(LIBRARY_ROOMS)
+    upper = set(ORDER) - set(LIBRARY)
     bad = [
         f"{importer} imports {module}"
         for importer, targets in graph.items()
-        if room_of(importer, ROOMS) in LIBRARY_ROOMS
+        if place_of(importer, ORDER) in LIBRARY
         for module, _ in targets
-        if room_of(module, ROOMS) in upper
+        if place_of(module, ORDER) in upper
     ]
     assert bad == []
 
 
-def test_nothing_in_the_package_imports_a_shim():
-    graph = import_graph(PACKAGE)
-    assert [(m, t) for m, targets in graph.items() for t, _ in targets if t in SHIMS and m not in SHIMS] == []
+def test_the_readme_and_the_design_page_show_the_dependency_order_of_the_code():
+    page = (ROOT / "docs" / "design.md").read_text()
+    shown = page.split("<!-- dependency order:", 1)[1].split("-->", 1)[1].split("<!-- end -->", 1)[0]
+    assert shown.split() == " → ".join(ORDER).split()
+    readme = (ROOT / "README.md").read_text().split("<!-- dependency order -->", 1)[1].split("<!-- end -->", 1)[0]
+    assert readme.replace("`", "").split() == " → ".join(ORDER[ORDER.index("layers") :]).split()
 
 
 # -- the checkers find what they name ---------------------------------------------------------------------------------
@@ -273,18 +271,20 @@ def test_functions_fit_on_a_screen():
     assert long == [], f"functions longer than {MAX_FUNCTION_LINES} lines: {long}"
 
 
-def test_the_kept_old_paths_resolve_to_the_moved_classes():
+def test_the_moved_paths_resolve_to_the_moved_classes_with_a_warning_naming_the_new_path():
     import importlib
 
-    import labelgraph.engine.callbacks as callbacks
-    import labelgraph.engine.schedulers as schedulers
-    import labelgraph.engine.task as task
+    from labelgraph.moved import MOVED
 
-    assert importlib.import_module("labelgraph.task").MultiLabelTask is task.MultiLabelTask
-    assert importlib.import_module("labelgraph.schedulers").OneCycleLR is schedulers.OneCycleLR
-    assert importlib.import_module("labelgraph.finetuning").StagedFineTuning is callbacks.StagedFineTuning
-    figures = importlib.import_module("labelgraph.visualization.validation_figures")
-    assert figures.ValidationFigures is callbacks.ValidationFigures
+    for old, names in MOVED.items():
+        assert not (ROOT / "src" / (old.replace(".", "/") + ".py")).exists()  # no module file: no import arrow
+        module = importlib.import_module(old)
+        for name, new in names.items():
+            with pytest.warns(DeprecationWarning, match=rf"{old}\.{name} moved to {new}\.{name}"):
+                value = getattr(module, name)
+            assert value is getattr(importlib.import_module(new), name)
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        _ = importlib.import_module("labelgraph.task").Nothing
 
 
 def direct_writes(path: Path) -> list[tuple[int, str]]:

@@ -1,9 +1,10 @@
 """labelgraph: multi-label image classification with label graphs and label queries, under one API.
 
-The rooms, from the ground up (each imports only rooms below it): ``layers``, ``losses``, ``graph``, ``models``,
-``data``, ``evaluation`` (the library), then ``apis`` (using a trained model), ``visualization`` (figures, reports),
-``engine`` (training, whose callbacks draw figures), ``serving`` (HTTP), ``studies`` (demo, sweeps) and ``cli`` (the
-``labelgraph`` command).
+The subpackages in dependency order (:data:`DEPENDENCY_ORDER`: each imports only those before it): ``layers``,
+``losses``, ``graph``, ``models``, ``data``, ``evaluation`` (the library), then ``apis`` (using a trained model),
+``visualization`` (figures, reports), ``engine`` (training, whose callbacks draw figures), ``serving`` (HTTP),
+``studies`` (demo, sweeps) and ``cli`` (the ``labelgraph`` command); below them four modules that import nothing of
+ours.
 
 ``import labelgraph`` imports none of them: each name below loads its module when first used (PEP 562), so that a
 command's first line and ``labelgraph --help`` do not wait for PyTorch, Lightning or timm.
@@ -14,8 +15,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labelgraph.lazy_exports import lazy_exports
+from labelgraph.moved import install
+
+install()  # old import paths (labelgraph.task, ...) answer with a DeprecationWarning naming the new one
 
 __version__ = "0.1.0"
+
+#: the package's modules and subpackages from the bottom up: each imports only those before it (tests/test_style.py
+#: reads every import to hold it); the library ends with ``evaluation``, above it the application
+DEPENDENCY_ORDER = (
+    *("lazy_exports", "moved", "errors", "files"),
+    *("layers", "losses", "graph", "models", "data", "evaluation"),
+    *("apis", "visualization", "engine", "serving", "studies", "cli"),
+)
 
 #: public name -> the module that defines it
 EXPORTS = {

@@ -1,6 +1,6 @@
 """The errors a user causes: a bad file, a wrong argument, classes that do not match.
 
-Every room raises these for problems in what it was given (never for its own bugs), with a message that names the
+Every subpackage raises these for problems in what it was given (never for its own bugs), with a message that names the
 file or argument and the problem. The ``labelgraph`` command prints them as one line (``labelgraph: error: ...``,
 exit status 2); any other exception is a bug and keeps its traceback. This module imports nothing from the package.
 """

@@ -1,7 +1,7 @@
 """Files written whole or not at all: every output goes to a temporary name beside its target and is renamed into
 place, so a crash, a full disk or a signal never leaves a partial CSV, JSON, figure or model file behind.
 
-The ground floor of the package with :mod:`labelgraph.errors`: it imports nothing of ours.
+At the bottom of the dependency order with :mod:`labelgraph.errors`: it imports nothing of ours.
 """
 
 from __future__ import annotations
