@@ -211,7 +211,7 @@ STAGED_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "stag
 
 @pytest.mark.parametrize("config", STAGED_CONFIGS, ids=[c.stem for c in STAGED_CONFIGS])
 def test_staged_protocol_config_trains_through_the_cli(config, tiny_dataset, monkeypatch, tmp_path):
-    """The review's protocol configs run both stages through ``labelgraph fit`` (one batch per epoch)."""
+    """graphMLC's protocol configs run both stages through ``labelgraph fit`` (one batch per epoch)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["labelgraph"])
     args = [
@@ -228,7 +228,7 @@ def test_staged_protocol_config_trains_through_the_cli(config, tiny_dataset, mon
     assert cli.trainer.current_epoch == 3 + 5  # GGNN: 3 epochs frozen, 5 trainable
     assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-6, rel=1e-6)
-    assert cli.datamodule.train_transform_name == "review"
+    assert cli.datamodule.train_transform_name == "graphmlc"
 
 
 SWEEP_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))

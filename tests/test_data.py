@@ -288,19 +288,21 @@ class TestTransforms:
         assert all(x[0, :, :3].mean() > x[0, :, -3:].mean() for x in outs)  # the bright left stays left
         assert len({round(float(x.mean()), 4) for x in outs}) >= 3  # several crop sizes
 
-    def test_asl_and_review_are_the_papers_steps(self):
+    def test_asl_and_graphmlc_are_the_papers_steps(self):
         # their random colour and affine operations are torchvision's; what is ours is which steps, how often
         asl = train_transform("asl", 24).transforms[1:]  # after the PIL -> tensor step
         assert isinstance(asl[1], Cutout) and asl[1].fraction == 0.5 and isinstance(asl[2], v2.RandAugment)
-        review = train_transform("review", 24).transforms[1:]
-        assert [type(t).__name__ for t in review[:4]] == [
+        graphmlc = train_transform("graphmlc", 24).transforms[1:]
+        with pytest.warns(DeprecationWarning, match="'review' is now called 'graphmlc'"):
+            assert repr(train_transform("review", 24)) == repr(train_transform("graphmlc", 24))  # the old name
+        assert [type(t).__name__ for t in graphmlc[:4]] == [
             "SquashResize",
             "RandomApply",
             "RandomApply",
             "RandomHorizontalFlip",
         ]
-        assert (review[1].p, review[2].p) == (0.3, 0.5)
-        assert review[2].transforms[0].degrees == [-45.0, 45.0]
+        assert (graphmlc[1].p, graphmlc[2].p) == (0.3, 0.5)
+        assert graphmlc[2].transforms[0].degrees == [-45.0, 45.0]
 
     @pytest.mark.parametrize("preset", EVAL_PRESETS)
     def test_eval_presets(self, preset):

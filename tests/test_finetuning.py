@@ -1,4 +1,4 @@
-"""Staged fine-tuning (the review's two-stage protocol) on every registered method."""
+"""Staged fine-tuning (graphMLC's two-stage protocol) on every registered method."""
 
 from __future__ import annotations
 

@@ -19,7 +19,13 @@ from labelgraph.data.formats import load_table, read_class_list
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.resumable_loader import ResumableDataLoader
 from labelgraph.data.samplers import SeededEpochSampler, UnpaddedDistributedSampler
-from labelgraph.data.transforms import EVAL_PRESETS, TRAIN_PRESETS, decode_size, train_transform
+from labelgraph.data.transforms import (
+    EVAL_PRESETS,
+    TRAIN_PRESETS,
+    current_preset_name,
+    decode_size,
+    train_transform,
+)
 from labelgraph.graph import LabelGraph
 
 
@@ -94,6 +100,7 @@ class MultiLabelDataModule(L.LightningDataModule):
         self.classes = classes
         self.image_root = image_root
         self.image_size = image_size
+        train_transform = current_preset_name(train_transform)
         self.train_transform_name, self.eval_transform_name = train_transform, eval_transform
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

@@ -15,7 +15,8 @@ Train presets:
         (ASL, Query2Label; torchvision's RandAugment stands in for the ``randaugment`` pip package they use).
     ``ssgrl``: squash-resize to (10/9 S)^2, a random square crop of side (10/9, 1, 8/9, 2/3, 5/9) x S chosen
         uniformly, resized to S x S; no flip (SSGRL: 640 -> crop of 640/576/512/384/320 -> 576).
-    ``review``: the GGNN/SSGRL/ML-GCN review's (graphMLC, albumentations): squash-resize, then with p = 0.3 one of
+    ``graphmlc``: graphMLC's augmentation (albumentations there; ``review``, its old name, is still read for one
+        release, with a DeprecationWarning): squash-resize, then with p = 0.3 one of
         contrast / gamma / brightness / equalisation (its CLAHE), with p = 0.5 a shift-scale-rotate (shift 6.25 %,
         scale +-10 %, rotation up to 45 degrees), and a horizontal flip.
     ``flip``: squash-resize + horizontal flip (a light preset for small data).
@@ -27,6 +28,7 @@ Eval presets: ``resize`` squash-resizes to S x S (every anchor paper tests this 
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -35,7 +37,9 @@ from torchvision.transforms import v2
 
 from labelgraph.models.model_config import EVAL_TRANSFORMS
 
-TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "review", "flip", "none")
+TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "graphmlc", "flip", "none")
+#: old preset names still read for one release: old -> new
+RENAMED_PRESETS = {"review": "graphmlc"}
 EVAL_PRESETS = EVAL_TRANSFORMS  # what a trained model can record (labelgraph.models.model_config)
 SSGRL_CROPS = (640, 576, 512, 384, 320)  # crop sides at S = 576, scaled with S
 ML_GCN_SCALES = (1.0, 0.875, 0.75, 0.66, 0.5)
@@ -149,7 +153,7 @@ class RandomGamma:
         return f"RandomGamma(gamma_limit={self.gamma_limit})"
 
 
-def _review_steps(s: int) -> list:
+def _graphmlc_steps(s: int) -> list:
     photometric = v2.RandomChoice(
         [v2.ColorJitter(contrast=0.2), RandomGamma((80, 120)), v2.ColorJitter(brightness=0.2), v2.RandomEqualize(1.0)]
     )
@@ -228,8 +232,22 @@ def decode_size(preset: str, image_size: int) -> int:
     return round(sides.get(preset, s))
 
 
+def current_preset_name(preset: str) -> str:
+    """A train preset's name, an old one (:data:`RENAMED_PRESETS`) replaced by its new one with a warning."""
+    if preset in RENAMED_PRESETS:
+        new = RENAMED_PRESETS[preset]
+        warnings.warn(
+            f"train transform {preset!r} is now called {new!r}; the old name goes in labelgraph 0.2",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+    return preset
+
+
 def train_transform(preset: str, image_size: int) -> v2.Compose:
     """The training augmentation ``preset`` (see the module docstring) at ``image_size``."""
+    preset = current_preset_name(preset)
     s = image_size
     resize = SquashResize(s)
     steps = {
@@ -237,7 +255,7 @@ def train_transform(preset: str, image_size: int) -> v2.Compose:
         "add_gcn": [MultiScaleCrop(s, frame=s + 64), v2.RandomHorizontalFlip()],
         "asl": [resize, Cutout(0.5), v2.RandAugment()],
         "ssgrl": [SquareCrop(s, [round(s * c / 576) for c in SSGRL_CROPS], frame=round(s * 640 / 576))],
-        "review": _review_steps(s),
+        "graphmlc": _graphmlc_steps(s),
         "flip": [resize, v2.RandomHorizontalFlip()],
         "none": [resize],
     }

@@ -1,14 +1,15 @@
 """The Lightning callbacks of labelgraph: what a run records (:class:`MetricHistory`), one line per epoch
-(:class:`EpochLines`), the figures it logs at each validation (:class:`ValidationFigures`), and the review's two-stage
+(:class:`EpochLines`), the figures it logs at each validation (:class:`ValidationFigures`), and graphMLC's two-stage
 fine-tuning protocol (:class:`StagedFineTuning`).
 
 Configs name them by class path (``labelgraph.engine.callbacks.ValidationFigures``).
 
-Staged fine-tuning is the two-stage protocol of the GGNN/SSGRL/ML-GCN review (graphMLC), for any method. Stage 1
-trains the heads on a frozen backbone (no gradients, BatchNorm statistics frozen: the backbone stays in eval mode),
-stage 2 trains everything -- or only the last backbone stages, as the review does for its 101-layer networks. Each
-stage has its own cosine learning-rate decay (per epoch, from the stage's peak at its first epoch to its floor at its
-last), and Adam starts afresh at stage 2 (the review compiles a new optimiser for each stage):
+Staged fine-tuning is the two-stage protocol of graphMLC (T. Viel's re-implementations of GGNN, SSGRL and ML-GCN,
+compared under one protocol), for any method. Stage 1 trains the heads on a frozen backbone (no gradients, BatchNorm
+statistics frozen: the backbone stays in eval mode), stage 2 trains everything -- or only the last backbone stages, as
+graphMLC does for its 101-layer networks. Each stage has its own cosine learning-rate decay (per epoch, from the
+stage's peak at its first epoch to its floor at its last), and Adam starts afresh at stage 2 (graphMLC compiles a new
+optimiser for each stage):
 
     stage 1: Adam, lr 1e-3 -> 1e-4, 3 epochs (GGNN) or 10 (GCN heads), batch 32
     stage 2: Adam, lr 1e-4 -> 1e-6, 5 epochs, all stages (ResNet-34) or layer4 only (ResNet-101, ResNeXt-101)
@@ -177,16 +178,16 @@ class StagedFineTuning(L.Callback):
 
     Args:
         stage1_epochs: epochs with the backbone frozen; ``"auto"`` (default): the method's recipe's
-            (``Recipe.staged_stage1_epochs``, the review's: 10 for heads whose classifiers a GCN generates, 3 for GGNN
+            (``Recipe.staged_stage1_epochs``, graphMLC's: 10 for heads whose classifiers a GCN generates, 3 for GGNN
             and the others).
-        stage2_epochs: epochs with the backbone trainable (review: 5).
+        stage2_epochs: epochs with the backbone trainable (graphMLC: 5).
         stage1_lr, stage1_min_lr: stage 1's cosine from peak to floor (1e-3 -> 1e-4).
         stage2_lr, stage2_min_lr: stage 2's (1e-4 -> 1e-6).
         stage2_trainable_stages: backbone stages trained in stage 2, counted from the deepest (1 = ResNet layer4, as
-            the review for ResNet-101/ResNeXt-101); None trains every stage the method itself trains (a method's own
+            graphMLC for ResNet-101/ResNeXt-101); None trains every stage the method itself trains (a method's own
             frozen stages, e.g. SSGRL's conv1..layer3, are never unfrozen).
-        weight_decay: Adam's (L2) weight decay (the review: none).
-        backbone_lr_mult: the backbone's learning-rate factor in both stages (the review: 1, one rate for all).
+        weight_decay: Adam's (L2) weight decay (graphMLC: none).
+        backbone_lr_mult: the backbone's learning-rate factor in both stages (graphMLC: 1, one rate for all).
     """
 
     def __init__(

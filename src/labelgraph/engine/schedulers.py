@@ -1,5 +1,5 @@
 """Learning-rate schedules: those that need what only the trainer knows (the number of optimisation steps), and the
-per-stage cosine of the review's two-stage protocol (:class:`TwoStageCosineLR`, driven by ``StagedFineTuning``).
+per-stage cosine of graphMLC's two-stage protocol (:class:`TwoStageCosineLR`, driven by ``StagedFineTuning``).
 
 ``OneCycleLR`` is torch's one-cycle policy stepped every batch, with two conveniences for configs:
 ``total_steps`` defaults to the trainer's estimate (``MultiLabelTask`` provides it through ``planned_steps``), and

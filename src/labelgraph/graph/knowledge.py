@@ -2,7 +2,7 @@
 
 Marino et al. ("The More You Know", CVPR 2017, https://arxiv.org/abs/1612.04844) propagate over a graph of
 object concepts mined from Visual Genome relationships, of which the dataset's classes are a subset. The
-review re-implementation builds it from the 300 most frequent object names (the classes forced in) and the
+graphMLC re-implementation builds it from the 300 most frequent object names (the classes forced in) and the
 100 most frequent predicates, averaging over predicates into one weighted edge type.
 """
 
@@ -145,8 +145,8 @@ def load_knowledge_graph(
 def ggnn_adjacency(weights: torch.Tensor, tau: float = 0.1, p: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """In- and out-edge matrices for the GGNN from weighted edges ``weights[s, o]`` (s -> o).
 
-    As the review's GGNN: scale to a maximum of 1, binarise at ``tau``, re-weight each node's edges to sum to
-    ``p`` with ``1 - p`` on the diagonal (ML-GCN's paper-style re-weighting, column-wise as the review does).
+    As graphMLC's GGNN: scale to a maximum of 1, binarise at ``tau``, re-weight each node's edges to sum to
+    ``p`` with ``1 - p`` on the diagonal (ML-GCN's paper-style re-weighting, column-wise as graphMLC does).
 
     Shapes:
         weights (K, K) -> (A_in (K, K), A_out (K, K)); ``A_in[v, u]`` weighs the message from u to v along u -> v.

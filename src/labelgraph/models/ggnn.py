@@ -1,5 +1,5 @@
 """GGNN classifier: Marino, Salakhutdinov, Gupta, "The More You Know: Using Knowledge Graphs for Image
-Classification", CVPR 2017 (https://arxiv.org/abs/1612.04844), in the form the GGNN/SSGRL/ML-GCN review
+Classification", CVPR 2017 (https://arxiv.org/abs/1612.04844), in the form graphMLC
 re-implements and benchmarks on VOC (graphMLC).
 
 The globally max-pooled image feature gives one scalar per graph node ("annotation"); each node's state is its
@@ -73,8 +73,8 @@ class GGNNHead(MultiLabelHead):
 
 
 RECIPE = Recipe(
-    source="the GGNN/SSGRL/ML-GCN review (graphMLC), single stage: its second stage's Adam 1e-3 with cosine decay to "
-    "1e-6 over 8 epochs, backbone x0.1, batch 32, its flip augmentation, SSGRL's interpolated AP",
+    source="graphMLC (T. Viel's GGNN, SSGRL and ML-GCN under one protocol), single stage: its second stage's Adam 1e-3 "
+    "with cosine decay to 1e-6 over 8 epochs, backbone x0.1, batch 32, its flip augmentation, SSGRL's interpolated AP",
     model_args={"graph": "knowledge", "hidden": 10, "steps": 3, "tau": 0.1, "p": 0.1},
     optimizer=Component("torch.optim.Adam", {"lr": 1e-3}),
     lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": 8, "eta_min": 1e-6}),
@@ -99,7 +99,7 @@ def ggnn(
     p: float = 0.1,
     **options: Any,
 ) -> MultiLabelClassifier:
-    """GGNN classifier with the review's defaults (``options``, :class:`GGNNHead`'s: hidden 10, T = 3; edges binarised
+    """GGNN classifier with graphMLC's defaults (``options``, :class:`GGNNHead`'s: hidden 10, T = 3; edges binarised
     at 0.1 and re-weighted to 0.1).
 
     ``graph="auto"`` uses the label graph's knowledge graph when it has one, else the co-occurrence graph

@@ -41,7 +41,7 @@ class MLGCNHead(MultiLabelHead):
         label_embed: (C, D) node features, stored as a buffer.
         adjacency: (C, C) normalised adjacency, a buffer (or a parameter when ``learn_graph``).
         hidden: width of the hidden GCN layers (1024).
-        num_layers: GCN depth (2 in ML-GCN; its paper and the review ablate 2-4 layers: D -> hidden -> ... -> d).
+        num_layers: GCN depth (2 in ML-GCN; its paper and graphMLC ablate 2-4 layers: D -> hidden -> ... -> d).
         negative_slope: LeakyReLU slope between the GCN layers (0.2).
         learn_graph: make the adjacency a trainable parameter.
         pool: global pooling of the feature map (``max`` in ML-GCN).
@@ -139,7 +139,7 @@ RECIPE = Recipe(
     source="ML-GCN paper (100 epochs, lr / 10 every 40) with its code's values where they differ (p 0.25, backbone "
     "x0.1, grad-norm clip 10): SGD 0.1, momentum 0.9, weight decay 1e-4, batch 16, multi-scale crop + flip",
     model_args={"tau": 0.4, "p": 0.25, "adjacency_style": "official", "graph": "cooccurrence", "hidden": 1024},
-    staged_stage1_epochs=10,  # the review trains GCN-generated classifiers 10 epochs on the frozen backbone
+    staged_stage1_epochs=10,  # graphMLC trains GCN-generated classifiers 10 epochs on the frozen backbone
 )
 
 

@@ -118,7 +118,7 @@ class Recipe:
         epochs, batch_size, drop_last, gradient_clip_val, early_stopping_patience: the run (``trainer`` and ``data``).
         image_size, train_transform, eval_transform: the input (presets of :mod:`labelgraph.data.transforms`).
         metrics: the preset of :data:`labelgraph.evaluation.metrics.METRIC_PRESETS` its paper evaluates with.
-        staged_stage1_epochs: stage 1 of the review's two-stage protocol (``StagedFineTuning`` with
+        staged_stage1_epochs: stage 1 of graphMLC's two-stage protocol (``StagedFineTuning`` with
             ``stage1_epochs: auto``): 10 for heads whose classifiers a GCN generates, 3 for the others.
         prerequisite: a model trained before this one that it needs (:class:`WarmStart`, :class:`ImageEmbeddings`).
     """

@@ -331,12 +331,12 @@ class DemoPreset:
     train_images: int
     epochs: int
     pretrain_images: int
-    frozen_backbone: bool  # heads train on the frozen backbone's cached feature maps (the review's stage 1)
+    frozen_backbone: bool  # heads train on the frozen backbone's cached feature maps (graphMLC's stage 1)
 
 
 #: ``labelgraph demo``: one method of each family -- the baseline, a co-occurrence graph (ML-GCN), an attention graph
 #: (ADD-GCN), label queries (Query2Label) -- each head trained on the frozen pretrained backbone from the feature
-#: cache (the GGNN/SSGRL/ML-GCN review's stage 1), 4 epochs, on a backbone pretrained on 3000 items: the graph heads
+#: cache (graphMLC's stage 1), 4 epochs, on a backbone pretrained on 3000 items: the graph heads
 #: take seconds; Query2Label's transformer head (its paper's widths) is most of the time.
 QUICK_TOUR = DemoPreset(
     ["baseline", "ml_gcn", "add_gcn", "query2label"],
