@@ -63,7 +63,7 @@ def test_ml_gcn_head_equals_the_paper_formula(graph):
     model = create_model("ml_gcn", num_classes=C, label_graph=graph, backbone=TINY_BACKBONE).eval()
     head, x = model.head, torch.rand(2, 3, 32, 32)
     pooled = model.features(x)[-1].amax(dim=(2, 3))
-    w = head.adj @ (F.leaky_relu(head.adj @ (head.label_embed @ head.gc1.weight), 0.2) @ head.gc2.weight)
+    w = head.adj @ (F.leaky_relu(head.adj @ (head.label_embed @ head.gc1.weight), 0.2) @ head.gc_out.weight)
     assert torch.allclose(model(x), pooled @ w.T, atol=1e-5)
     assert torch.equal(head.label_embed, graph.embeddings)
 
@@ -74,7 +74,7 @@ def test_ml_gcn_depth_inserts_hidden_layers(graph):
     pooled = model.features(x)[-1].amax(dim=(2, 3))
     a, act = head.adj, lambda t: F.leaky_relu(t, 0.2)
     h = act(a @ (act(a @ (head.label_embed @ head.gc1.weight)) @ head.middle[0].weight))
-    assert torch.allclose(model(x), pooled @ (a @ (h @ head.gc2.weight)).T, atol=1e-5)
+    assert torch.allclose(model(x), pooled @ (a @ (h @ head.gc_out.weight)).T, atol=1e-5)
     two = create_model("ml_gcn", num_classes=C, label_graph=graph, backbone=TINY_BACKBONE)
     assert not any(k.startswith("middle") for k in two.head.state_dict())  # 2 layers: ML-GCN's parameter names
     with pytest.raises(ValueError, match="num_layers"):

@@ -77,7 +77,8 @@ class MLGCNHead(MultiLabelHead):
         self.graph_priors = ("label_embed",) if learn_graph else ("label_embed", "adj")  # fixed (buffers)
         self.gc1 = GraphConvolution(label_embed.shape[1], hidden)
         self.middle = nn.ModuleList(GraphConvolution(hidden, hidden) for _ in range(num_layers - 2))
-        self.gc2 = GraphConvolution(hidden, in_channels)
+        self.gc_out = GraphConvolution(hidden, in_channels)  # the last layer, at any depth: hidden -> d classifiers
+        self.register_load_state_dict_pre_hook(rename_last_layer)
         self.act = nn.LeakyReLU(negative_slope)
         self.pool = pool
         self.bias = nn.Parameter(torch.zeros(label_embed.shape[0])) if classifier_bias else None
@@ -87,7 +88,7 @@ class MLGCNHead(MultiLabelHead):
         h = self.act(self.gc1(self.label_embed, self.adj))
         for layer in self.middle:
             h = self.act(layer(h, self.adj))
-        return self.gc2(h, self.adj)
+        return self.gc_out(h, self.adj)
 
     @torch.no_grad()
     def class_vectors(self) -> torch.Tensor:
@@ -100,6 +101,12 @@ class MLGCNHead(MultiLabelHead):
         x = global_pool(features[-1], self.pool)  # (B, d)
         logits = x @ self.classifiers().T  # (B, C)
         return logits + self.bias if self.bias is not None else logits
+
+
+def rename_last_layer(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Weights saved before the last GCN layer was named ``gc_out`` call it ``gc2`` (its name at depth 2)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "gc2.")]:
+        state_dict[prefix + "gc_out." + key.removeprefix(prefix + "gc2.")] = state_dict.pop(key)
 
 
 def build_ml_gcn(
