@@ -11,6 +11,8 @@ from labelgraph.data.synthetic import SceneConfig, generate_dataset
 
 TINY_BACKBONE = "test_resnet"  # timm's 0.4 M-parameter test network
 TINY_SIZE = 32
+#: GloVe 6B 50-d vectors of the words the tests need (tests/data/GLOVE_SUBSET.md): runs where the glove extra does not
+GLOVE_SUBSET = Path(__file__).parent / "data" / "glove.6B.50d.subset.txt"
 
 
 @pytest.fixture(scope="session")

