@@ -28,15 +28,4 @@ if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>
     || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }) \
     || echo "note: could not install chromium + chromium-driver; the browser test will be skipped"
 fi
-# Real photographs no one here made (Debian's darknet package ships dog.jpg, person.jpg, horses.jpg, ...): the
-# prediction tests run on them when present. Downloaded and unpacked, not installed.
-if [ ! -d data/photos ] && command -v apt-get >/dev/null 2>&1; then
-  tmp=$(mktemp -d)
-  if (cd "$tmp" && apt-get download -qq darknet >/dev/null 2>&1 && dpkg-deb -x darknet_*.deb x); then
-    mkdir -p data/photos && cp "$tmp"/x/usr/share/darknet/data/*.jpg data/photos/
-  else
-    echo "note: could not fetch darknet's sample photos; the real-photo tests will be skipped"
-  fi
-  rm -rf "$tmp"
-fi
 echo "labelgraph installed in $(pwd)/.venv"

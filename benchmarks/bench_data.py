@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_data [--out benchmarks/results/data.json]
 
-640 x 480 JPEGs (quality 90) are made from the real photographs in ``data/photos`` (``install.sh`` unpacks them;
+640 x 480 JPEGs (quality 90) are made from the real photographs in ``data/photos`` (shipped;
 without them, from a smooth synthetic scene) -- and, for continuity, the former benchmark's uniform-noise JPEGs, which
 take 1.7x longer to decode than photos, so any fixed per-image cost weighs less beside them -- and read
 

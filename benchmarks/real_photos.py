@@ -1,5 +1,4 @@
-"""Ten real photographs no one here made, labelled by hand: darknet's seven (``install.sh`` fetches them into
-``data/photos``), scikit-learn's two sample images and matplotlib's portrait of Grace Hopper. Eight classes, one
+"""Ten real photographs no one here made, labelled by hand: darknet's seven (shipped in ``data/photos``), scikit-learn's two sample images and matplotlib's portrait of Grace Hopper. Eight classes, one
 unknown entry (the figure in The Scream), one image with none of the classes (a dahlia). ``labelgraph train``'s
 real-photo test and the fastai benchmark read them."""
 

@@ -82,7 +82,6 @@ def top5(model: torch.nn.Module, photo: str) -> list[int]:
         ("person.jpg", {"top5_has": 257}),  # Great Pyrenees: the white dog beside the person
     ],
 )
-@pytest.mark.skipif(not PHOTOS.is_dir(), reason="darknet's sample photos were not fetched (install.sh fetches them)")
 def test_imagenet_top5_on_real_photos(imagenet_model, photo, expected):
     classes = top5(imagenet_model, photo)
     if "top1_in" in expected:
