@@ -95,6 +95,7 @@ class TestPredict:
             assert np.allclose(list(p["scores"].values()), expected.detach().numpy(), atol=1e-5)
         with pytest.raises(ValueError, match="no calibrated thresholds"):
             predictor.predict([images["a.jpg"]], threshold="calibrated")
+
     def test_real_photographs(self, model_dirs, images, tmp_path):
         photos = sorted(DARKNET_PHOTOS.glob("*.jpg"))
         out = tmp_path / "p.json"

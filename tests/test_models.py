@@ -263,3 +263,21 @@ def test_parameter_groups_and_lr_multiplier():
     assert lrs == {"backbone": pytest.approx(0.05), "head": pytest.approx(0.5)}
     n_opt = sum(p.numel() for g in opt.param_groups for p in g["params"])
     assert n_opt == sum(p.numel() for p in task.model.parameters())
+
+
+def test_a_variant_takes_its_parents_arguments_with_their_defaults(label_graph):
+    """``extends``: SADCL's signature is its own arguments, then Query2Label's (and the transformer's), with their
+    defaults; they reach the head; an argument no parent takes is refused by name before anything is built."""
+    import inspect
+
+    from labelgraph.models import get_model_builder
+
+    params = inspect.signature(get_model_builder("sadcl")).parameters
+    assert params["nhead"].default == 4 and params["trainable_stages"].default == "auto"
+    assert params["memory_size"].default == 8 and not any(p.kind == p.VAR_KEYWORD for p in params.values())
+    model = create_model("sadcl", num_classes=NUM_CLASSES, backbone=TINY_BACKBONE, nhead=2, dim_feedforward=16)
+    assert model.head.transformer.decoder[0].cross_attn.num_heads == 2
+    with pytest.raises(TypeError, match=r"unknown arguments \['bogus'\]"):
+        create_model("iml_gcn", num_classes=NUM_CLASSES, label_graph=label_graph, backbone=TINY_BACKBONE, bogus=1)
+    lglm = create_model("lglm", num_classes=NUM_CLASSES, label_graph=label_graph, backbone=TINY_BACKBONE, hidden=8)
+    assert lglm.head.gc1.weight.shape[1] == 8  # A-GCN's option, through LGLM's head

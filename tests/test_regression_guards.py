@@ -153,3 +153,17 @@ def test_thresholds_outside_zero_one_are_refused_everywhere(tiny_model, tmp_path
     with pytest.raises(SystemExit):
         main(["predict", str(folder), "x.png", "--threshold", "1.5"])
     assert "a probability in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["splc", "ll_r"])
+def test_the_task_tells_an_incomplete_label_loss_the_epoch(tiny_dataset, tmp_path, loss):
+    """Break: ``on_train_epoch_start`` no longer calls ``set_epoch`` (or passes 0): SPLC never starts correcting and
+    LL never starts rejecting, and every unit test of the losses, which set the epoch themselves, still passes."""
+    L.seed_everything(0)
+    dm = datamodule(tiny_dataset)
+    task = task_for(dm, method="baseline", loss=loss)
+    seen: list[int] = []
+    forward = task.criterion.forward
+    task.criterion.forward = lambda *args: seen.append(task.criterion.epoch) or forward(*args)
+    trainer(tmp_path, epochs=3, limit_train_batches=1, limit_val_batches=0, enable_checkpointing=False).fit(task, dm)
+    assert seen == [0, 1, 2]
