@@ -16,7 +16,6 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.evaluation.metrics import average_precision
 from labelgraph.graph.embeddings import word_vector_embeddings
 from labelgraph.layers.group_decoder import GroupFullyConnected
-from labelgraph.models.ml_decoder import score_new_classes
 
 from .conftest import GLOVE_SUBSET, TINY_BACKBONE
 
@@ -99,14 +98,14 @@ def test_word_vector_queries_score_new_classes():
     trained = model(images)
     assert trained.shape == (2, 6)
     new = torch.randn(9, 12)
-    score_new_classes(model, torch.cat([model.head.label_embed, new]))
+    model.score_new_classes(torch.cat([model.head.label_embed, new]))
     scores = model(images)
     assert scores.shape == (2, 15) and model.num_classes == 15
     assert torch.allclose(scores[:, :6], trained, atol=1e-5)  # a class's score depends on its own query only
     with pytest.raises(InvalidInputError, match="12-d"):
-        score_new_classes(model, torch.randn(3, 50))
+        model.score_new_classes(torch.randn(3, 50))
     with pytest.raises(InvalidInputError, match="queries='embeddings'"):
-        score_new_classes(create_model("ml_decoder", num_classes=3, backbone=TINY_BACKBONE), new)
+        create_model("ml_decoder", num_classes=3, backbone=TINY_BACKBONE).score_new_classes(new)
 
 
 def test_class_vectors_are_the_group_columns():
@@ -197,7 +196,7 @@ def test_zero_shot_held_out_classes_score_above_chance():
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    score_new_classes(model.eval(), word_vector_embeddings(GLOVE_SUBSET, PAIRS))
+    model.eval().score_new_classes(word_vector_embeddings(GLOVE_SUBSET, PAIRS))
     with torch.no_grad():
         scores = torch.cat([model(x) for x in test_x.split(100)]).numpy()
     held = [PAIRS.index(name) for name in HELD_OUT]

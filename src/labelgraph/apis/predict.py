@@ -112,12 +112,11 @@ class Predictor:
         with). Only an ML-Decoder trained with ``queries="embeddings"`` can. The thresholds become the model's
         single one (calibrated per-class thresholds belong to the trained classes)."""
         from labelgraph.graph.embeddings import embeddings_from_source
-        from labelgraph.models.ml_decoder import score_new_classes
 
         if not class_names:
             raise InvalidInputError("no class names to score")
         vectors, _ = embeddings_from_source(embeddings, class_names)
-        score_new_classes(self.model, vectors)
+        self.model.score_new_classes(vectors)
         stored = self.config.thresholds
         self.classes = list(class_names)
         self.thresholds = np.full(len(self.classes), 0.5 if isinstance(stored, list) else float(stored))

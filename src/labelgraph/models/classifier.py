@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from labelgraph.errors import InvalidInputError
 from labelgraph.models._registry import methods_providing
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.head import MultiLabelHead
@@ -90,6 +91,18 @@ class MultiLabelClassifier(nn.Module):
                 f"methods with maps: {', '.join(methods_providing('class_maps'))}"
             )
         return self.head.class_maps(self.features(images))
+
+    def score_new_classes(self, embeddings: torch.Tensor) -> MultiLabelClassifier:
+        """Zero-shot: score the classes of new label embeddings (C', e) from now on (C' outputs), through a head
+        that offers ``set_label_embeddings``; returns the model."""
+        if not self.head.provides("set_label_embeddings"):
+            raise InvalidInputError(
+                f"{self.config.get('method', type(self.head).__name__)} cannot score new classes; methods that can: "
+                f"{', '.join(methods_providing('set_label_embeddings'))} (ml_decoder with queries='embeddings')"
+            )
+        self.head.set_label_embeddings(embeddings)
+        self.num_classes = embeddings.shape[0]
+        return self
 
     @property
     def preprocessing(self) -> dict[str, Any]:

@@ -11,7 +11,8 @@ its own projection. K = min(100, C): with C > 100 a query scores several classes
 Queries: ``"fixed"`` (the official code: random N(0, 1) embeddings that are never trained), ``"learnable"``, or
 ``"embeddings"`` -- each class's query made from its word vector (linear + ReLU; one query per class) and one
 projection shared by every class, the paper's zero-shot setting: new class names get new word vectors and are
-scored by the same network (:func:`score_new_classes`; ``labelgraph predict MODEL --classes FILE --embeddings ...``).
+scored by the same network (``MultiLabelClassifier.score_new_classes``; ``labelgraph predict MODEL --classes FILE
+--embeddings ...``).
 
 Departures from the official code: none in the architecture or its initialisation (its ``tgt + dropout(tgt)`` where
 self-attention was is kept, see :class:`~labelgraph.layers.group_decoder.CrossAttentionLayer`; group decoding and the
@@ -137,18 +138,6 @@ class MLDecoderHead(MultiLabelHead):
                 "(use the embeddings it was trained with)"
             )
         self.label_embed = embeddings.to(self.label_embed).clone()
-
-
-def score_new_classes(model: MultiLabelClassifier, embeddings: torch.Tensor) -> MultiLabelClassifier:
-    """Point a word-vector-query ML-Decoder at new classes (C', e) embeddings; returns the model (C' outputs)."""
-    if not model.head.provides("set_label_embeddings"):
-        raise InvalidInputError(
-            f"{model.config.get('method')} cannot score new classes: train ml_decoder with "
-            "queries='embeddings' (zero-shot)"
-        )
-    model.head.set_label_embeddings(embeddings)
-    model.num_classes = embeddings.shape[0]
-    return model
 
 
 RECIPE = Recipe(
