@@ -24,7 +24,10 @@ class GraphSparsityLoss(AuxiliaryLoss):
 
     def term(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         if "adjacency" not in outputs:
-            raise KeyError("GraphSparsityLoss needs forward_train outputs with an 'adjacency' entry (a_gcn, lglm)")
+            raise KeyError(
+                "GraphSparsityLoss needs forward_train outputs with an 'adjacency' entry: a head that learns its label "
+                "graph and returns it (the recipes that list this loss)"
+            )
         adj = outputs["adjacency"]
         diff = adj - torch.eye(adj.shape[-1], device=adj.device, dtype=adj.dtype)
         return diff.abs().sum() if self.norm == "l1" else diff.pow(2).sum().sqrt()
