@@ -1,6 +1,7 @@
-"""Ten real photographs no one here made, labelled by hand: darknet's seven (shipped in ``data/photos``), scikit-learn's two sample images and matplotlib's portrait of Grace Hopper. Eight classes, one
-unknown entry (the figure in The Scream), one image with none of the classes (a dahlia). ``labelgraph train``'s
-real-photo test and the fastai benchmark read them."""
+"""Ten real photographs no one here made, labelled by hand: darknet's seven (shipped in ``data/photos``),
+scikit-learn's two sample images and matplotlib's portrait of Grace Hopper. Eight classes, one unknown entry (the
+figure in The Scream), one image with none of the classes (a dahlia). ``labelgraph train``'s real-photo test and the
+fastai benchmark read them."""
 
 from __future__ import annotations
 
