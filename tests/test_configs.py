@@ -261,3 +261,23 @@ def test_every_point_of_every_shipped_sweep_instantiates(sweep_file, tiny_datase
         for key, value in values.items():
             if key.startswith("model.model_args."):
                 assert cli.model.hparams.model_args[key.rsplit(".", 1)[1]] == value
+
+
+def test_the_recipe_defaults_hold_from_sys_argv_and_in_print_config(tiny_dataset, graph_file, monkeypatch, capsys):
+    """Lightning's own entry point (no ``args``: the command line) and ``--print_config`` show the recipe's values
+    too: the first reading, which only learns the method, must neither print nor exit."""
+    from labelgraph.cli import main as cli_main
+
+    data = ["--data.train", str(tiny_dataset / "train.csv"), "--data.classes", str(tiny_dataset / "classes.txt")]
+    monkeypatch.setattr(
+        "sys.argv", ["labelgraph", "--model.method", "ssgrl", "--model.backbone", TINY_BACKBONE, *data,
+                     "--data.label_graph_file", str(graph_file), "--data.num_workers", "0"],
+    )  # fmt: skip
+    cli = LabelGraphCLI(MultiLabelTask, MultiLabelDataModule, run=False)
+    assert (cli.datamodule.image_size, cli.datamodule.eval_transform_name) == (576, "center_crop")
+    monkeypatch.setattr("sys.argv", ["labelgraph"])
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["fit", "--model.method", "ssgrl", *data, "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert stop.value.code == 0 and printed["data"]["eval_transform"] == "center_crop"
+    assert (printed["data"]["image_size"], printed["trainer"]["max_epochs"]) == (576, 200)

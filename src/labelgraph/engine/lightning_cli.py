@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -27,8 +28,12 @@ class LabelGraphCLI(LightningCLI):
         parser.link_arguments("data.label_graph", "model.label_graph", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        listed = isinstance(args, list)
-        super().parse_arguments(parser, [a for a in args if not a.startswith("--print_config")] if listed else args)
+        first = sys.argv[1:] if args is None else args  # (a dict or Namespace of settings is read as given)
+        if isinstance(first, list):  # the first reading only learns the method: it must not print and exit
+            first = [a for a in first if not a.startswith("--print_config")]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            super().parse_arguments(parser, first)
         subcommand = self.config.get("subcommand")
         method = (self.config[subcommand] if subcommand else self.config).model.method
         self._parser(subcommand).set_defaults(get_recipe(method).fit_defaults())
