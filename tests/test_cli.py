@@ -223,3 +223,48 @@ def test_every_listed_command_answers_its_own_help(capsys):
         usage = capsys.readouterr().out.splitlines()[0]
         assert re.match(rf"usage: labelgraph (\[options\] )?{name}\b", usage), (name, usage)
     assert main(["nonexistent"]) == 2 and "unknown command 'nonexistent'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["train", "x.csv", "--image-size", "-3"], "argument --image-size: must be an integer >= 1, not '-3'"),
+        (["train", "x.csv", "--image-size", "0"], "argument --image-size: must be an integer >= 1, not '0'"),
+        (["train", "x.csv", "--epochs", "-1"], "argument --epochs: must be an integer >= 1"),
+        (["train", "x.csv", "--recall", "nan"], "argument --recall: must be a number from 0 to 1"),
+        (["train", "x.csv", "--format", "coco"], "argument --format: invalid choice: 'coco'"),
+        (["compare", "x.csv", "--seeds", "0"], "argument --seeds: must be an integer >= 1"),
+        (["evaluate", "m", "--split", "x.csv", "--format", "nope"], "argument --format: invalid choice"),
+        (["predict", "m", "x.jpg", "--top-k", "0"], "argument --top-k: must be an integer >= 1"),
+        (["serve", "m", "--port", "70000"], "argument --port: must be a port from 0 to 65535"),
+        (["serve", "m", "--decode-timeout", "0"], "argument --decode-timeout: must be a number > 0"),
+        (["data", "hide-labels", "x.csv", "--keep", "1.5"], "argument --keep: must be a number from 0 to 1"),
+        (["demo", "--image-size", "-3"], "argument --image-size: must be an integer >= 1"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2_before_any_work(argv, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and says in captured.err, captured
+    assert list(tmp_path.iterdir()) == []  # nothing written: no run folder to block the retry
+
+
+def test_an_unknown_method_is_refused_before_the_images_are_read(tiny_dataset, tmp_path, monkeypatch, capsys):
+    import labelgraph.cli.own_data as own_data
+
+    def no_reading(args):
+        raise AssertionError("the splits were read before --method was checked")
+
+    monkeypatch.setattr(own_data, "read_splits", no_reading)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(tiny_dataset / "train.csv"), "--method", "nonsense"]) == 2
+    assert main(["compare", str(tiny_dataset / "train.csv"), "--methods", "ml_gcn,nonsense"]) == 2
+    assert capsys.readouterr().err.count("not registered") == 2
+
+
+def test_the_format_names_the_parser_offers_are_the_readers():
+    from labelgraph.cli._common import FORMAT_NAMES
+    from labelgraph.data.formats import FORMATS
+
+    assert set(FORMAT_NAMES) == set(FORMATS)

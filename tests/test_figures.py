@@ -136,3 +136,15 @@ def test_loss_curves_go_to_a_log_axis_when_the_losses_differ_by_orders_of_magnit
     apart = curves_figure({"query2label": rows([310.0, 260.0]), "ml_gcn": rows([0.9, 0.4])})
     close = curves_figure({"baseline": rows([0.5, 0.45]), "ml_gcn": rows([0.9, 0.4])})
     assert apart.axes[0].get_yscale() == "log" and close.axes[0].get_yscale() == "linear"
+
+
+def test_figures_draw_any_class_name_the_csv_accepts(tmp_path):
+    """Break: matplotlib left to read ``$...$`` as mathtext -- a class called ``$x^$`` failed the report after
+    training (exit 1, no report.html)."""
+    from labelgraph.visualization.report import per_class_ap_figure, plot_per_class_ap
+    from labelgraph.visualization.trust import png_tag
+
+    names = ["$x^$", "$\\alpha$", "a`b", "<b>", "plain"]
+    plot_per_class_ap({"m": [10.0, 20.0, 30.0, 40.0, 50.0]}, names, tmp_path / "ap.png")
+    assert Image.open(tmp_path / "ap.png").size[0] > 100
+    assert png_tag(per_class_ap_figure({"m": [1.0] * 5}, names, "$t^$")).startswith("<img")

@@ -111,3 +111,20 @@ def test_card_describes_a_demo_export(tmp_path):
     card = model_card(folder)
     assert "| test | 61.60 | 50.20 |" in card and "calibrated per class (0.30 .. 0.60)" in card
     assert "64 x 64" in card and "(2, in output order): `cat`, `dog`" in card
+
+
+def test_card_keeps_any_class_name_as_text(tmp_path):
+    """Break: class names written as `name` (a backtick in a name closes the code span and what follows is Markdown,
+    raw HTML included)."""
+    from markdown_it import MarkdownIt
+
+    from labelgraph import create_model
+    from labelgraph.apis import save_model
+
+    names = ["a`<script>alert(1)</script>`", "``<img src=x onerror=alert(2)>", "$x^$", "plain"]
+    net = create_model("baseline", num_classes=len(names), backbone="test_resnet")
+    folder = save_model(net, tmp_path / "m`<b>x</b>`", class_names=names, image_size=64, command="labelgraph ```x")
+    html = MarkdownIt("commonmark").render(model_card(folder).split("---\n", 2)[2])
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<code>$x^$</code>" in html
+

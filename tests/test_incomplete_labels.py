@@ -64,6 +64,21 @@ def test_single_positive_keeps_exactly_one_known_positive_per_image_that_had_one
     assert label_setting_of(hide_labels(table, LabelSetting.parse("keep:0.5"), 0).targets).startswith("partial:0.")
 
 
+def test_single_positive_keeps_a_known_positive_of_every_class():
+    """A rare class that only appears beside a common one keeps a known positive (drawn at random, it would lose all
+    of them in most seeds, and train would refuse the split)."""
+    targets = np.zeros((40, 3), dtype=np.int64)
+    targets[:, 0] = 1  # every image has class 0
+    targets[:30:3, 1] = 1  # class 1 on ten images, always beside class 0
+    targets[5, 2] = 1  # class 2 on one image, beside class 0
+    table = LabelTable([f"{i}.jpg" for i in range(40)], ["common", "sometimes", "rare"], targets, None, "t.csv")
+    for seed in range(20):
+        hidden = hide_labels(table, LabelSetting.parse("single-positive"), seed=seed)
+        assert ((hidden.targets == 1).sum(0) >= 1).all(), seed
+        assert np.array_equal((hidden.targets == 1).sum(1), np.ones(40, dtype=int))
+        assert (targets[hidden.targets == 1] == 1).all()
+
+
 def test_label_setting_parsing_refuses_nonsense():
     assert LabelSetting.parse("keep:0.1").keep == 0.1
     assert not LabelSetting.parse("full").incomplete

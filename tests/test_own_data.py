@@ -86,6 +86,19 @@ def test_train_refuses_bad_data_before_any_training_with_status_2(photo_folder, 
     assert not (photo_folder / "run").exists()
 
 
+def test_single_positive_labels_without_a_validation_split_are_refused_not_scored_100(photo_folder, capsys):
+    """Held out of single-positive labels, the validation split has no known negative: every score would rank
+    perfectly (mAP 100, thresholds 1.0 and 0.0). Refused, with what to do."""
+    for i in range(30):
+        Image.new("RGB", (40, 30), (i * 8, 90, 100)).save(photo_folder / f"q{i}.jpg")
+    rows = [(f"q{i}.jpg", ["cat", "dog", "bird"][i % 3] + "|?*") for i in range(30)]  # one positive, the rest unknown
+    train = write_csv(photo_folder / "train.csv", rows)
+    assert cli_main(["train", str(train), "--out", str(photo_folder / "run")]) == 2
+    out, err = capsys.readouterr()
+    assert "val: no known negative entry (single-positive labels?)" in out and "give a fully labelled" in out
+    assert "refuse the run" in err and not (photo_folder / "run").exists()
+
+
 def test_train_refuses_a_used_run_folder(photo_folder, capsys):
     train = write_csv(photo_folder / "train.csv", [(f"p{i}.jpg", "cat" if i % 2 else "dog") for i in range(6)])
     (photo_folder / "run").mkdir()

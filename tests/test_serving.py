@@ -29,6 +29,7 @@ from .conftest import TINY_BACKBONE
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("litserve", reason="the serve extra is not installed (pip install -e .[serve])")
 
+from labelgraph.serving.decode_pool import DecodePool, ImagePreparer  # noqa: E402
 from labelgraph.serving.process import ServerProcess  # noqa: E402
 from labelgraph.serving.tagging_api import TaggingAPI  # noqa: E402
 from labelgraph.serving.uploads import RequestRefused, read_options  # noqa: E402
@@ -202,6 +203,7 @@ class TestBadInput:
         assert answer.status_code == status, answer.text
         body = answer.json()
         assert message in body["detail"] and body["errors"][0]["image"] == "bad"
+        assert " object at 0x" not in answer.text  # no repr of the server's objects (the BytesIO PIL read)
         both = post(server.url, [good, ("bad", data)]) if media != "text/plain" else None
         if both is not None:  # one bad image of two: answered for the good one, the bad one named
             assert both.status_code == 200 and [p["image"] for p in both.json()["predictions"]] == [good[0]]
@@ -308,21 +310,25 @@ class TestAccess:
 
 @pytest.mark.parametrize("method", list_models())
 def test_every_method_in_the_inference_worker(method, tmp_path, photos):
-    """The LitAPI's own steps (decode, batch, predict with maps, encode) for every registered method, in process."""
+    """The decode pool's step (decode, transform) and the LitAPI's (batch, predict with maps, encode) for every
+    registered method, in process."""
     model_dir = export(method, tmp_path / method, backbone=TINY_BACKBONE, size=64)
     api = TaggingAPI(str(model_dir), max_batch_size=4)
     api.setup("cpu")
     api.set_logger_queue(queue.Queue())
-    names = ["scene.jpg", "gray.png", "alpha.png"]
-    requests = [
-        {"images": [{"index": 0, "name": n, "data": photos[n]}], "errors": [], "options": {}} for n in names[:2]
-    ] + [{"images": [{"index": 0, "name": names[2], "data": photos[names[2]]}], "errors": [], "options": {"maps": 1}}]
+    prepare = ImagePreparer(api.predictor.image_size, api.predictor.config.eval_transform, 2**30)
+    names, maps = ["scene.jpg", "gray.png", "alpha.png"], [False, False, True]
+    requests = []
+    for name, with_maps in zip(names, maps, strict=True):
+        model_input, overlay = prepare(photos[name], name, with_maps)
+        image = {"index": 0, "name": name, "input": model_input, "overlay": overlay}
+        requests.append({"images": [image], "errors": [], "options": {"maps": True} if with_maps else {}})
     outputs = api.predict([api.decode_request(r) for r in requests])
     expected = Predictor.load(model_dir).predict([Image.open(io.BytesIO(photos[n])) for n in names])
     for output, reference in zip(outputs, expected["predictions"], strict=True):
         body = json.loads(api.encode_response(output).body)
-        assert np.allclose(list(body["predictions"][0]["scores"].values()), list(reference["scores"].values()),
-                           atol=1e-5)  # fmt: skip
+        scores, expected_scores = body["predictions"][0]["scores"], reference["scores"]
+        assert np.allclose(list(scores.values()), list(expected_scores.values()), atol=1e-5)
     assert outputs[2]["predictions"][0]["maps_kind"] in ("class maps", "Grad-CAM")
 
 
@@ -420,15 +426,46 @@ def test_uploads_stay_in_memory(monkeypatch, photos):
     app = FastAPI()
     app.state.upload_limits, app.state.calibrated = UploadLimits(max_image_bytes=8 * 2**20), False
     app.state.decode_size = (96, 96)
+    app.state.decode_pool = DecodePool(ImagePreparer(96, "resize", 2**30), size=2)
     app.add_exception_handler(RequestRefused, lambda request, err: JSONResponse(err.body(), err.status))
 
     @app.post("/predict")
     async def predict(upload: dict = Depends(read_upload)) -> dict:
-        return {"sizes": [len(i["data"]) for i in upload["images"]], "errors": upload["errors"]}
+        return {"shapes": [list(i["input"].shape) for i in upload["images"]], "errors": upload["errors"]}
 
     big = noise_png(1100)  # ~3.5 MB
     assert len(big) > 2**20
     answer = TestClient(app).post("/predict", files=[("images", ("big.png", big, "image/png"))])
-    assert answer.status_code == 200 and answer.json() == {"sizes": [len(big)], "errors": []}
+    assert answer.status_code == 200 and answer.json() == {"shapes": [[3, 96, 96]], "errors": []}
     refused = TestClient(app).post("/predict?maps=maybe", files=[("images", ("big.png", big, "image/png"))])
     assert refused.status_code == 422
+
+
+@pytest.mark.parametrize(("memory_gb", "budget_mb"), [(24, 3 * 1024), (64, 4 * 1024), (1, 256)])
+def test_the_default_inflight_budget_is_an_eighth_of_memory_within_256_mb_and_4_gb(memory_gb, budget_mb, monkeypatch):
+    """As documented -- not raised to what the largest allowed request would hold (that made it 6.4 GB on a 24 GB
+    machine); a request that could never fit is answered 413 instead (test_serving_faults)."""
+    from labelgraph.serving import connections
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory_gb * 2**30 // 4096}
+    monkeypatch.setattr(connections.os, "sysconf", pages.__getitem__)
+    assert connections.default_inflight_bytes() == budget_mb * 2**20
+
+
+def test_an_upload_larger_than_the_whole_budget_is_413_not_a_retry(monkeypatch):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from labelgraph.serving.connections import HELD_PER_BYTE, InflightBudget
+
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict() -> dict:
+        return {"ok": True}
+
+    app.add_middleware(InflightBudget, budget=HELD_PER_BYTE * 1000)
+    client = TestClient(app)
+    assert client.post("/predict", content=b"x" * 1000).status_code == 200
+    too_big = client.post("/predict", content=b"x" * 1001)
+    assert too_big.status_code == 413 and "more than the server's budget" in too_big.json()["detail"]

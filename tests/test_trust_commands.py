@@ -69,9 +69,7 @@ def test_calibrate_stores_temperature_thresholds_and_recall_rule_that_predict_ap
 def test_recall_threshold_and_a_bad_threshold_are_refused_where_they_cannot_apply(tiny_model, capsys):
     with pytest.raises(labelgraph.errors.InvalidInputError, match="no recall rule"):
         labelgraph.load(tiny_model).resolve_thresholds("recall")
-    with pytest.raises(SystemExit) as stopped:
-        cli_main(["predict", str(tiny_model), "x.png", "--threshold", "high"])
-    assert stopped.value.code == 2
+    assert cli_main(["predict", str(tiny_model), "x.png", "--threshold", "high"]) == 2
     assert "a probability in [0, 1], 'calibrated' or 'recall'" in capsys.readouterr().err
 
 
@@ -205,12 +203,13 @@ def test_the_validation_map_counts_unknown_as_absent_only_where_nothing_is_known
 
 
 @pytest.mark.slow
-def test_train_keeps_stage_ones_best_epoch_and_reports_how_far_to_trust_it(tmp_path, capsys):
+def test_train_keeps_stage_ones_best_epoch_and_reports_how_far_to_trust_it(tmp_path, capsys, monkeypatch):
     assert cli_main(["data", "demo", "--out", str(tmp_path / "d"), "--data", "shapes", "--images", "80"]) == 0
     d = tmp_path / "d"
     out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)  # a relative --out, as the default runs/trainN is
     args = ["train", str(d / "train.csv"), "--val", str(d / "val.csv"), "--classes", str(d / "classes.txt"),
-            "--weights", "none", "--backbone", "resnet10t", "--image-size", "48", "--epochs", "2", "--out", str(out),
+            "--weights", "none", "--backbone", "resnet10t", "--image-size", "48", "--epochs", "2", "--out", "run",
             "--method", "baseline", "--recall", "0.8"]  # fmt: skip
     assert cli_main(args) == 0
     printed = capsys.readouterr().out
@@ -223,6 +222,9 @@ def test_train_keeps_stage_ones_best_epoch_and_reports_how_far_to_trust_it(tmp_p
     assert (config["image_size"], config["eval_transform"]) == (48, "resize")  # the input it was trained at
     page = (out / "report.html").read_text()
     assert "How far to trust this model" in page and "Labels to double-check" in page and "stage 2" in page
+    assert page.count("<div class='ex'>") == 6  # the examples, found from the run folder whatever --out was
+    card = (out / "model" / "README.md").read_text()  # a model card in the model folder train writes
+    assert "calibrated" in card and "## Metrics (percent)" in card
     # stage 2 started from stage 1's best validation epoch, not its last
     results = json.loads((out / "results.json").read_text())
     head_epochs = results["methods"]["baseline"]["recipe"]["plan"]["head_epochs"]

@@ -48,7 +48,16 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """A matplotlib figure as a PNG at ``path`` (written whole or not at all), then closed."""
     import matplotlib.pyplot as plt
 
+    literal_text(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def literal_text(fig: Any) -> Any:
+    """Every text of ``fig`` drawn as written: matplotlib reads ``$...$`` as mathtext, so a class called ``$x^$`` would
+    fail to draw (and ``$\\alpha$`` draw as a Greek letter)."""
+    for text in fig.findobj(lambda artist: hasattr(artist, "set_parse_math")):
+        text.set_parse_math(False)
+    return fig

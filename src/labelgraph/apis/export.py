@@ -24,8 +24,12 @@ from labelgraph.models.weights import read_model_config
 
 
 def write_config(folder: Path, config: ModelConfig) -> None:
-    """``config.json`` of an exported model (atomically)."""
+    """``config.json`` of an exported model (atomically), and its model card (``README.md``) to match: every model
+    folder, whichever command wrote or updated it, describes what it holds."""
+    from labelgraph.apis.model_card import write_model_card
+
     write_text(folder / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
+    write_model_card(folder, config=config)
 
 
 def write_model(model: nn.Module, out_dir: str | Path, config: ModelConfig, label_graph: LabelGraph | None) -> Path:
@@ -94,13 +98,9 @@ def update_config(model_dir: str | Path, **fields: Any) -> ModelConfig:
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, image_size: int | None = None) -> Path:
     """``labelgraph export``: a checkpoint of ``labelgraph fit`` -> an exported model folder, with its model card
     (``README.md``: :mod:`labelgraph.apis.model_card`)."""
-    from labelgraph.apis.model_card import write_model_card
-
     model, config = load_trained_model(checkpoint)
     size = image_size or config.image_size
     if not size:
         raise InvalidInputError(f"{checkpoint}: the training image size is not recorded; pass --image-size")
     config = config.replace(image_size=int(size), extra={**config.extra, "exported_from": str(checkpoint)})
-    out = write_model(model, out_dir, ModelConfig.from_dict(config.to_dict(), checkpoint), model.label_graph)
-    write_model_card(out)
-    return out
+    return write_model(model, out_dir, ModelConfig.from_dict(config.to_dict(), checkpoint), model.label_graph)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +66,10 @@ def training_lines(config: ModelConfig) -> list[str]:
     ]
 
 
-def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
-    """The card's Markdown (YAML front matter for the Hub, then the description)."""
-    config = read_model_config(Path(model_dir))
+def model_card(model_dir: str | Path, repo_id: str | None = None, config: ModelConfig | None = None) -> str:
+    """The card's Markdown (YAML front matter for the Hub, then the description); ``config``: the folder's, when
+    the caller holds it already."""
+    config = config or read_model_config(Path(model_dir))
     method, classes, kwargs = config.method, config.class_names, config.model_kwargs
     name = f"hf-hub:{repo_id}" if repo_id else str(model_dir)
     graph = config.label_graph
@@ -84,13 +87,13 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         f"{len(classes)} classes.",
         "",
         f"- **Method**: `{method}` -- {paper_of(method)}",
-        f"- **Backbone**: `{kwargs.get('backbone', 'the method default')}`; builder arguments: "
-        f"`{json.dumps(kwargs, sort_keys=True)}`",
+        f"- **Backbone**: {code_span(str(kwargs.get('backbone', 'the method default')))}; builder arguments: "
+        + code_span(json.dumps(kwargs, sort_keys=True)),
         f"- **Input**: {input_line(config)}",
         f"- **Decision thresholds**: {describe_thresholds(config.thresholds)}",
         f"- **Probabilities**: {describe_calibration(config)}",
         f"- **Label graph**: {describe_graph(graph)}",
-        f"- **Classes** ({len(classes)}, in output order): " + ", ".join(f"`{c}`" for c in classes),
+        f"- **Classes** ({len(classes)}, in output order): " + ", ".join(code_span(c) for c in classes),
         "",
         "## Metrics (percent)",
         "",
@@ -98,9 +101,7 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
         "",
         "## How it was made",
         "",
-        "```bash",
-        str(config.command or "(not recorded)"),
-        "```",
+        *code_block(str(config.command or "(not recorded)"), "bash"),
         "",
         *training_lines(config),
         "",
@@ -109,24 +110,26 @@ def model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def code_span(text: str) -> str:
+    """``text`` as a Markdown code span that nothing in it can close: fenced by one backtick more than its longest run
+    of them (a class called ``a`<script>`` stays text, never HTML)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_block(text: str, language: str = "") -> list[str]:
+    """``text`` as a fenced code block whose fence is longer than any run of backticks in it."""
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return [fence + language, text, fence]
+
+
 def use_lines(name: str) -> list[str]:
     """The card's "Use" section: the model ``name`` loaded from Python and from the command line."""
-    return [
-        "## Use",
-        "",
-        "```python",
-        "import labelgraph",
-        "",
-        f'tagger = labelgraph.load("{name}")',
-        'print(tagger.predict(["photo.jpg"])["predictions"][0]["labels"])',
-        "```",
-        "",
-        "```bash",
-        f"labelgraph predict {name} photo.jpg",
-        f"labelgraph serve {name}",
-        "```",
-        "",
-    ]
+    python = f"import labelgraph\n\ntagger = labelgraph.load({json.dumps(name)})\n"
+    python += 'print(tagger.predict(["photo.jpg"])["predictions"][0]["labels"])'
+    shell = f"labelgraph predict {shlex.quote(name)} photo.jpg\nlabelgraph serve {shlex.quote(name)}"
+    return ["## Use", "", *code_block(python, "python"), "", *code_block(shell, "bash"), ""]
 
 
 def describe_thresholds(thresholds: float | list[float]) -> str:
@@ -168,8 +171,8 @@ def describe_graph(summary: dict[str, Any] | None) -> str:
     return "; ".join(parts) + " (label_graph.safetensors)"
 
 
-def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
+def write_model_card(model_dir: str | Path, repo_id: str | None = None, config: ModelConfig | None = None) -> Path:
     """Write ``README.md`` into the exported model's folder and return its path."""
     path = Path(model_dir) / "README.md"
-    write_text(path, model_card(model_dir, repo_id))
+    write_text(path, model_card(model_dir, repo_id, config))
     return path

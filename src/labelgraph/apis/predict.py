@@ -158,7 +158,8 @@ class Predictor:
     def table_scores(self, table: LabelTable, batch_size: int = 32, logits: bool = False) -> np.ndarray:
         """(N, C) probabilities -- or, ``logits``, the network's logits -- of every image of ``table``, in its order,
         preprocessed as the model was validated (an unreadable image stops it, naming the file)."""
-        return split_scores(self.logits if logits else self.scores, self.transform, table, batch_size)
+        score = self.logits if logits else self.scores
+        return split_scores(score, self.transform, table, batch_size, self.decode_size[0])
 
     def read(self, item: str | Path | bytes | Image.Image, name: str = "<bytes>") -> torch.Tensor:
         """A path, encoded bytes (an upload, errors naming it ``name``) or a PIL image -> uint8 (3, H, W) as decoded

@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 from labelgraph.apis.predict import Predictor  # noqa: E402
 from labelgraph.data.dataset import stack_images  # noqa: E402
 from labelgraph.data.image_io import ImageLoadError, load_image, read_image  # noqa: E402
-from labelgraph.files import save_figure
+from labelgraph.files import literal_text, save_figure
 
 
 @torch.no_grad()
@@ -56,5 +56,5 @@ def plot_results(query: Path, hits: list[tuple[Path, float]], path: str | Path) 
         ax.set_title(f"{hit.name}\n{sim:.3f}", fontsize=7)
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     save_figure(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from typing import TYPE_CHECKING
 
 from labelgraph.errors import LabelgraphError
@@ -10,11 +11,46 @@ from labelgraph.errors import LabelgraphError
 if TYPE_CHECKING:
     from labelgraph.data.label_table import LabelTable
 
-FORMATS_HELP = "csv, coco2014, voc2007, voc2012, nuswide, vg500, mirflickr"
+#: the dataset formats ``--format`` takes (held equal to :data:`labelgraph.data.formats.FORMATS` by a test; named here
+#: so that parsing the command line imports nothing)
+FORMAT_NAMES = ("csv", "coco2014", "voc2007", "voc2012", "nuswide", "vg500", "mirflickr")
+FORMATS_HELP = ", ".join(FORMAT_NAMES)
 
 
 class UsageError(LabelgraphError):
     """A command's arguments do not fit together (printed as one line, exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are :class:`UsageError`: one line, exit status 2, before any work (argparse
+    prints the usage and exits by itself)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def checked(kind: type, test: typing.Callable[[typing.Any], bool], rule: str) -> typing.Callable[[str], typing.Any]:
+    """An argparse ``type``: ``kind(text)``, refused unless ``test`` holds, the message saying ``rule``."""
+
+    def convert(text: str) -> typing.Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or not test(value):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+        return value
+
+    convert.__name__ = rule
+    return convert
+
+
+positive_int = checked(int, lambda v: v >= 1, "an integer >= 1")
+non_negative_int = checked(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = checked(float, lambda v: 0 < v < float("inf"), "a number > 0")
+non_negative_float = checked(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+probability = checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+port_number = checked(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535")
 
 
 def dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split", *aliases: str) -> None:
@@ -25,7 +61,7 @@ def dataset_arguments(p: argparse.ArgumentParser, split_flag: str = "--split", *
 
 def source_arguments(p: argparse.ArgumentParser) -> None:
     """Add ``--format --root --classes --image-root --option``: how a split is read."""
-    p.add_argument("--format", default="csv", help=FORMATS_HELP)
+    p.add_argument("--format", default="csv", choices=FORMAT_NAMES, help=FORMATS_HELP)
     p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
     p.add_argument("--classes", default=None, help="class list file (default: the dataset's own)")
     p.add_argument("--image-root", default=None)

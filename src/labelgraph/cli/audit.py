@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labelgraph.cli._common import UsageError, source_arguments
+from labelgraph.cli._common import Parser, UsageError, positive_int, source_arguments
 from labelgraph.cli.own_data import backbone_and_weights, label_embeddings, run_arguments, weights_arguments
 
 
 def audit_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph audit",
         description="Rank the (image, label) entries of a labelled split by how likely they are wrong -- a positive "
         "the annotator missed, a tag that does not belong -- from models that never trained on the image they score "
@@ -25,7 +25,7 @@ def audit_parser() -> argparse.ArgumentParser:
         default=None,
         help="score with this exported model (one not trained on DATA) instead of training k models",
     )
-    p.add_argument("--folds", type=int, default=5, help="out-of-fold models to train (default 5)")
+    p.add_argument("--folds", type=positive_int, default=5, help="out-of-fold models to train (default 5)")
     p.add_argument(
         "--protocol",
         default="train",
@@ -35,7 +35,7 @@ def audit_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--method", default="ml_gcn", help="the method the folds train (default ml_gcn)")
     weights_arguments(p)
-    p.add_argument("--top", type=int, default=1000, help="entries written to audit.csv (default 1000)")
+    p.add_argument("--top", type=positive_int, default=1000, help="entries written to audit.csv (default 1000)")
     run_arguments(p, "audit")
     return p
 

@@ -7,11 +7,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from labelgraph.cli._common import UsageError, dataset_arguments, load_split, scaling_argument
+from labelgraph.cli._common import (
+    Parser,
+    UsageError,
+    dataset_arguments,
+    load_split,
+    non_negative_float,
+    positive_int,
+    probability,
+    scaling_argument,
+)
 
 
 def calibrate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph calibrate",
         description="Fit the logits' scaling (Platt by default), per-class thresholds (shrunk toward one pooled "
         "threshold where a class has few positives) and optionally a recall-guaranteed threshold on a split; store "
@@ -26,21 +35,21 @@ def calibrate_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--prior-positives",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="weight of the pooled threshold, in positives (default 1; 0: each class alone)",
     )
     scaling_argument(p, keep=True)
     p.add_argument(
         "--recall",
-        type=float,
+        type=probability,
         default=None,
         metavar="R",
         help="also fit a threshold with expected recall >= R on new images (conformal risk control); "
         "predict/serve use it with --threshold recall",
     )
-    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--folds", type=positive_int, default=5, help="cross-fitting folds (default 5)")
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--json", default=None, metavar="FILE", help="write the whole report to FILE")
     p.add_argument("--dry-run", action="store_true", help="report only; do not store anything")
     return p

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import Parser, UsageError, positive_int
 from labelgraph.cli.demo import label_study_arguments, label_study_options, study_step
 from labelgraph.cli.own_data import (
     backbone_and_weights,
@@ -28,7 +28,7 @@ PROTOCOLS = ("train", "frozen", "end-to-end")
 
 
 def compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph compare",
         description="Train and compare methods on your labelled images. Default: each method as labelgraph train "
         "would train it (head, then the whole network, early-stopped, calibrated), over 3 seeds when the held-out "
@@ -52,7 +52,7 @@ def compare_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seeds",
-        type=int,
+        type=positive_int,
         default=None,
         help="train protocol: runs per method (default 3 when the held-out split has < 200 images, else 1)",
     )
@@ -68,12 +68,8 @@ def compare_parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = compare_parser().parse_args(argv)
     study = label_study_options(args)
-    out, splits = read_and_check(args, "compare")
-    from labelgraph.models import list_models
-
-    methods = list_models() if args.methods == "all" else args.methods.split(",")
-    if unknown := [m for m in methods if m not in list_models()]:
-        raise InvalidInputError(f"--methods {unknown}: not registered; the methods: {', '.join(list_models())}")
+    out, splits = read_and_check(args, "compare", check=lambda: registered_methods(args.methods))
+    methods = registered_methods(args.methods)
     protocol = args.protocol or ("frozen" if study else "train")
     if study and protocol == "train":
         raise UsageError("--labels studies run under the demo's protocol: --protocol frozen or end-to-end")
@@ -98,6 +94,16 @@ def run(argv: list[str]) -> int:
     frozen = protocol == "frozen"
     compare_on_splits(own, methods, epochs, args.batch_size or 32, args.seed, frozen, progress, **study_step(study))
     return 0
+
+
+def registered_methods(methods: str) -> list[str]:
+    """``--methods`` as a list of registered methods (``all``: every one); an unknown name is refused."""
+    from labelgraph.models import list_models
+
+    names = list_models() if methods == "all" else methods.split(",")
+    if unknown := [m for m in names if m not in list_models()]:
+        raise InvalidInputError(f"--methods {unknown}: not registered; the methods: {', '.join(list_models())}")
+    return names
 
 
 def compare_by_train(args: argparse.Namespace, own: OwnSplits, methods: list[str], progress: bool) -> int:

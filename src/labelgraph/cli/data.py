@@ -5,22 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 
-from labelgraph.cli._common import UsageError, dataset_arguments, format_options, load_split, source_arguments
+from labelgraph.cli._common import (
+    Parser,
+    UsageError,
+    dataset_arguments,
+    format_options,
+    load_split,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    probability,
+    source_arguments,
+)
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="labelgraph data", description="Datasets and label graphs.")
+    p = Parser(prog="labelgraph data", description="Datasets and label graphs.")
     sub = p.add_subparsers(dest="action", required=True)
     demo = sub.add_parser("demo", help="write the synthetic demo dataset (images + CSV)")
     demo.add_argument("--out", default="demo_data")
     demo.add_argument("--data", choices=("auto", "fashion", "shapes"), default="auto")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--images", type=int, default=2000)
+    demo.add_argument("--seed", type=non_negative_int, default=0)
+    demo.add_argument("--images", type=positive_int, default=2000)
     graph = sub.add_parser("graph", help="build a label graph file from the train split's annotations")
     dataset_arguments(graph, "--train")
     graph.add_argument("--out", required=True, help="output .safetensors file")
     graph.add_argument("--embeddings", default=None, help="onehot | glove:PATH | glove50 | image:MODEL_DIR")
-    graph.add_argument("--pca", type=int, default=None, help="PCA dimension of image embeddings (<= C - 1)")
+    graph.add_argument("--pca", type=positive_int, default=None, help="PCA dimension of image embeddings (<= C - 1)")
     graph.add_argument("--knowledge", default=None, help="vg:relationships.json, or a graph file (CSV/JSON)")
     stats = sub.add_parser("stats", help="label statistics of a split")
     dataset_arguments(stats)
@@ -36,9 +47,11 @@ def run(argv: list[str]) -> int:
         "Writes the noisy CSV and NEW.noise.json listing every changed entry.",
     )
     noise.add_argument("split", help="the split (for csv: the CSV file)")
-    noise.add_argument("--drop", type=float, default=0.10, help="probability of dropping a positive (0.10)")
-    noise.add_argument("--add", type=float, default=0.05, help="wrong positives, as a fraction of the positives (0.05)")
-    noise.add_argument("--seed", type=int, default=0)
+    noise.add_argument("--drop", type=probability, default=0.10, help="probability of dropping a positive (0.10)")
+    noise.add_argument(
+        "--add", type=non_negative_float, default=0.05, help="wrong positives, as a fraction of the positives (0.05)"
+    )
+    noise.add_argument("--seed", type=non_negative_int, default=0)
     noise.add_argument("--out", required=True, help="the new CSV file")
     source_arguments(noise)
     args = p.parse_args(argv)
@@ -118,9 +131,9 @@ def hide_labels_parser(sub: argparse._SubParsersAction) -> None:
     )
     hide.add_argument("split", help="the split (for csv: the CSV file)")
     setting = hide.add_mutually_exclusive_group(required=True)
-    setting.add_argument("--keep", type=float, default=None, metavar="F", help="probability of keeping an entry")
+    setting.add_argument("--keep", type=probability, default=None, metavar="F", help="probability of keeping an entry")
     setting.add_argument("--single-positive", action="store_true", help="one known positive per image")
-    hide.add_argument("--seed", type=int, default=0)
+    hide.add_argument("--seed", type=non_negative_int, default=0)
     hide.add_argument("--out", required=True, help="the new CSV file")
     source_arguments(hide)
 
@@ -147,6 +160,8 @@ def data_hide_labels(args: argparse.Namespace) -> int:
     summary = {"source": str(args.split), "setting": setting.name, "seed": args.seed, "classes": counts}
     write_text(report, json.dumps(summary, indent=2) + "\n")
     print(hidden_table(counts))
+    if lost := [n for n, c in counts.items() if c["positives"] and c["positives"] == c["positives_hidden"]]:
+        print(f"warning: {len(lost)} class(es) have no known positive left: {', '.join(lost)} (train refuses them)")
     known = float((hidden.targets != -1).mean())
     print(
         f"wrote {out} ({len(hidden)} images, {setting.name}, seed {args.seed}: {100 * known:.1f}% of the entries "

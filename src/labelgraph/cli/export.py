@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import Parser, UsageError, positive_int
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="labelgraph export", description="A checkpoint -> an exported model folder.")
+    p = Parser(prog="labelgraph export", description="A checkpoint -> an exported model folder.")
     p.add_argument("checkpoint", help="a checkpoint written by labelgraph fit (.ckpt), or an exported model folder")
     p.add_argument(
         "--out",
@@ -18,7 +17,7 @@ def run(argv: list[str]) -> int:
         help="output folder (model.safetensors + config.json); a folder given as "
         "the source is pushed as it is when --out is left out",
     )
-    p.add_argument("--image-size", type=int, default=None, help="default: the training image size it records")
+    p.add_argument("--image-size", type=positive_int, default=None, help="default: the training image size it records")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and check it against PyTorch")
     p.add_argument(
         "--push-to-hub",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
+from labelgraph.cli._common import Parser, positive_int
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="labelgraph models", description="List the registered methods.")
+    p = Parser(prog="labelgraph models", description="List the registered methods.")
     p.add_argument("--details", action="store_true", help="parameters and forward FLOPs of every method")
     p.add_argument("--recipes", action="store_true", help="every method's recipe (its paper's), as a Markdown table")
     p.add_argument("--backbone", default="resnet101", help="with --details (resnet101)")
-    p.add_argument("--size", type=int, default=448, help="with --details: input side (448)")
-    p.add_argument("--classes", type=int, default=80, help="with --details: number of classes (80)")
+    p.add_argument("--size", type=positive_int, default=448, help="with --details: input side (448)")
+    p.add_argument("--classes", type=positive_int, default=80, help="with --details: number of classes (80)")
     args = p.parse_args(argv)
     from labelgraph.models import list_models
 

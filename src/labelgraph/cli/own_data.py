@@ -4,9 +4,17 @@ when none is given), the pretrained weights, the label embeddings, the run folde
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from labelgraph.cli._common import FORMATS_HELP, UsageError, format_options
+from labelgraph.cli._common import (
+    FORMAT_NAMES,
+    FORMATS_HELP,
+    UsageError,
+    format_options,
+    non_negative_int,
+    positive_int,
+)
 
 DEFAULT_WEIGHTS = "package:efficientnet-lite0"
 HELD_OUT = 0.2  # the validation fraction held out when no --val is given
@@ -19,7 +27,7 @@ def split_arguments(p: argparse.ArgumentParser) -> None:
         "--val", default=None, help=f"validation split (default: {HELD_OUT * 100:.0f}%% of TRAIN held out, stratified)"
     )
     p.add_argument("--test", default=None, help="test split: the held-out numbers (default: the validation split)")
-    p.add_argument("--format", default="csv", help=FORMATS_HELP)
+    p.add_argument("--format", default="csv", choices=FORMAT_NAMES, help=FORMATS_HELP)
     p.add_argument("--root", default=None, help="the folder the dataset's archive unpacks into")
     p.add_argument("--classes", default=None, help="class list file, one per line (default: the labels found)")
     p.add_argument("--image-root", default=None, help="folder relative image paths start from (default: the CSV's)")
@@ -40,9 +48,9 @@ def weights_arguments(
         "hf-hub:ORG/NAME (timm, downloads), or none",
     )
     p.add_argument("--backbone", default=None, help="timm name (default: the one the weights fit)")
-    p.add_argument("--image-size", type=int, default=None, help="default: 224")
-    p.add_argument("--epochs", type=int, default=None, help=epochs)
-    p.add_argument("--batch-size", type=int, default=None, help=batch)
+    p.add_argument("--image-size", type=positive_int, default=None, help="default: 224")
+    p.add_argument("--epochs", type=positive_int, default=None, help=epochs)
+    p.add_argument("--batch-size", type=positive_int, default=None, help=batch)
 
 
 def run_folder(out: str | None, command: str) -> Path:
@@ -132,19 +140,24 @@ def label_embeddings(class_names: list[str]) -> str:
 
 def run_arguments(p: argparse.ArgumentParser, command: str) -> None:
     """``--seed --out --no-progress --verbose``."""
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default=None, help=f"run folder (default: a new runs/{command}N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch stays)")
     p.add_argument("--verbose", action="store_true", help="show the libraries' own warnings")
 
 
-def read_and_check(args: argparse.Namespace, command: str) -> tuple[Path, dict]:
-    """The run folder and the checked splits: the first line at once, the checks' summary, refusal before any work."""
+def read_and_check(
+    args: argparse.Namespace, command: str, check: Callable[[], object] | None = None
+) -> tuple[Path, dict]:
+    """The run folder and the checked splits: the first line at once, then ``check()`` (the arguments that need the
+    registry), the checks' summary, refusal before any work."""
     if not args.verbose:
         import warnings
 
         warnings.filterwarnings("ignore")
     print(f"labelgraph {command}: reading {args.train} ...", flush=True)
+    if check is not None:
+        check()
     out = run_folder(args.out, command)
     splits = read_splits(args)
     from labelgraph.data.preflight import PreflightError, check_splits

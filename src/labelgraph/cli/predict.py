@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from labelgraph.cli._common import UsageError, threshold_argument
+from labelgraph.cli._common import Parser, UsageError, positive_int, threshold_argument
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="labelgraph predict", description="Tag images with an exported model.")
+    p = Parser(prog="labelgraph predict", description="Tag images with an exported model.")
     p.add_argument("model", help="an exported model folder (labelgraph export, or the demo's <method>/model)")
     p.add_argument("paths", nargs="+", help="images, folders (searched recursively) or glob patterns")
     p.add_argument("--out", default=None, help="x.json or x.csv (default: JSON on standard output)")
     threshold_argument(p)
-    p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--classes",

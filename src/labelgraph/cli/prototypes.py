@@ -3,14 +3,21 @@ them)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from labelgraph.cli._common import UsageError, dataset_arguments, load_split
+from labelgraph.cli._common import (
+    Parser,
+    UsageError,
+    dataset_arguments,
+    load_split,
+    non_negative_int,
+    positive_int,
+    probability,
+)
 
 
 def run(argv: list[str]) -> int:
-    proto = argparse.ArgumentParser(
+    proto = Parser(
         prog="labelgraph prototypes",
         description="Class prototypes of a trained label-query model (Query2Label, SADCL): the mean label feature of "
         "each class over the confidently predicted positives of a split. SADCL's second stage starts from them.",
@@ -18,10 +25,10 @@ def run(argv: list[str]) -> int:
     proto.add_argument("--model", required=True, help="an exported model folder or a checkpoint of labelgraph fit")
     dataset_arguments(proto, "--split")
     proto.add_argument("--out", required=True, help="output .safetensors file")
-    proto.add_argument("--threshold", type=float, default=0.85, help="probability a positive must exceed (0.85)")
-    proto.add_argument("--image-size", type=int, default=None, help="default: the exported model's")
-    proto.add_argument("--batch-size", type=int, default=32)
-    proto.add_argument("--num-workers", type=int, default=0)
+    proto.add_argument("--threshold", type=probability, default=0.85, help="probability a positive must exceed (0.85)")
+    proto.add_argument("--image-size", type=positive_int, default=None, help="default: the exported model's")
+    proto.add_argument("--batch-size", type=positive_int, default=32)
+    proto.add_argument("--num-workers", type=non_negative_int, default=0)
     args = proto.parse_args(argv)
 
     from safetensors.torch import save_file

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import Parser, UsageError, positive_int
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="labelgraph retrieve", description="Nearest images by the model's features (cosine similarity)."
-    )
+    p = Parser(prog="labelgraph retrieve", description="Nearest images by the model's features (cosine similarity).")
     p.add_argument("model", help="an exported model folder")
     p.add_argument("--index", nargs="+", required=True, help="images, folders or globs to search")
     p.add_argument("--query", nargs="+", required=True, help="query image(s)")
-    p.add_argument("-k", type=int, default=5, help="neighbours per query (5)")
+    p.add_argument("-k", type=positive_int, default=5, help="neighbours per query (5)")
     p.add_argument("--out", default=None, help="folder for one PNG per query (query + neighbours)")
     args = p.parse_args(argv)
 

@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import argparse
 
-from labelgraph.cli._common import UsageError, threshold_argument
+from labelgraph.cli._common import (
+    Parser,
+    UsageError,
+    non_negative_float,
+    port_number,
+    positive_float,
+    positive_int,
+    threshold_argument,
+)
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph serve",
         description="Serve an exported model: POST /predict, GET /health, GET /metadata, the web page at /.",
     )
     p.add_argument("model", help="an exported model folder (labelgraph export, or the demo's <method>/model)")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default), or 0.0.0.0 / :: for every interface")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch-size", type=int, default=16, help="requests batched together across clients (16)")
-    p.add_argument("--batch-timeout", type=float, default=0.01, help="seconds a batch waits to fill (0.01)")
-    p.add_argument("--workers", type=int, default=1, help="inference worker processes per device (1)")
+    p.add_argument("--port", type=port_number, default=8000)
+    p.add_argument(
+        "--max-batch-size", type=positive_int, default=16, help="requests batched together across clients (16)"
+    )
+    p.add_argument(
+        "--batch-timeout", type=non_negative_float, default=0.01, help="seconds a batch waits to fill (0.01)"
+    )
+    p.add_argument("--workers", type=positive_int, default=1, help="inference worker processes per device (1)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     threshold_argument(p)
-    p.add_argument("--top-k", type=int, default=None, help="at most K labels per image")
+    p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
     limit_arguments(p)
     p.add_argument("--api-key", default=None, help="demand 'Authorization: Bearer KEY' (or $LABELGRAPH_API_KEY)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without an API key")
@@ -30,30 +42,50 @@ def serve_parser() -> argparse.ArgumentParser:
 
 def limit_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser.add_argument_group("limits (hostile or heavy input)")
-    p.add_argument("--max-image-mb", type=float, default=20.0, help="largest image file accepted (20 MB)")
-    p.add_argument("--max-images", type=int, default=64, help="most images in one request (64)")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest image in pixels (PIL's bomb limit)")
+    p.add_argument("--max-image-mb", type=positive_float, default=20.0, help="largest image file accepted (20 MB)")
+    p.add_argument("--max-images", type=positive_int, default=64, help="most images in one request (64)")
+    p.add_argument("--max-pixels", type=positive_int, default=None, help="largest image in pixels (PIL's bomb limit)")
     p.add_argument(
         "--max-decoded-mb",
-        type=float,
+        type=positive_float,
         default=256.0,
         help="largest decode of one image: width x height x channels x bytes per sample (256 MB)",
     )
     p.add_argument(
         "--max-inflight-mb",
-        type=float,
+        type=positive_float,
         default=None,
         help="memory for uploads in flight per HTTP process (an upload counts 5x its size); beyond: 503 + Retry-After "
         "(default: 1/8 of the machine's memory)",
     )
-    p.add_argument("--decode-timeout", type=float, default=10.0, help="seconds to decode one request's images (10)")
-    p.add_argument("--read-timeout", type=float, default=30.0, help="seconds a client has to send its request (30)")
+    p.add_argument(
+        "--decode-timeout",
+        type=positive_float,
+        default=10.0,
+        help="seconds to decode one request's images; a decode past it is stopped (10)",
+    )
+    p.add_argument(
+        "--decode-processes",
+        type=positive_int,
+        default=None,
+        help="decoder processes per HTTP process (twice the cores, at least 4)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds a client has to send its headers, and the window its upload's pace is measured over (30)",
+    )
+    p.add_argument(
+        "--min-upload-kbps",
+        type=positive_float,
+        default=32.0,
+        help="slowest pace an upload may keep over a --read-timeout window, KB/s; slower: 408 (32)",
+    )
 
 
 def run(argv: list[str]) -> int:
     args = serve_parser().parse_args(argv)
-    if args.max_batch_size < 1 or args.workers < 1 or args.batch_timeout < 0:
-        raise UsageError("--max-batch-size and --workers must be >= 1, --batch-timeout >= 0")
     try:
         from labelgraph.serving.server import serve
         from labelgraph.serving.uploads import UploadLimits
@@ -61,13 +93,15 @@ def run(argv: list[str]) -> int:
         raise UsageError(f"serving needs the serve extra: pip install 'labelgraph[serve]' ({err})") from err
 
     limits = UploadLimits(
-        int(args.max_image_mb * 2**20),
-        args.max_images,
-        args.max_pixels or UploadLimits.max_pixels,
-        int(args.max_decoded_mb * 2**20),
-        args.decode_timeout,
-        args.read_timeout,
-        int(args.max_inflight_mb * 2**20) if args.max_inflight_mb else None,
+        max_image_bytes=int(args.max_image_mb * 2**20),
+        max_images=args.max_images,
+        max_pixels=args.max_pixels or UploadLimits.max_pixels,
+        max_decoded_bytes=int(args.max_decoded_mb * 2**20),
+        decode_timeout=args.decode_timeout,
+        read_timeout=args.read_timeout,
+        min_upload_rate=args.min_upload_kbps * 1024,
+        max_inflight_bytes=int(args.max_inflight_mb * 2**20) if args.max_inflight_mb else None,
+        decode_processes=args.decode_processes,
     )
     serve(
         args.model,

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from labelgraph.cli._common import UsageError
+from labelgraph.cli._common import Parser, UsageError, non_negative_int
 
 
 def run(argv: list[str]) -> int:
@@ -42,7 +42,7 @@ def run(argv: list[str]) -> int:
 
 
 def sweep_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph sweep",
         description="Train a grid of configurations and tabulate their test metrics (CSV, Markdown, plot).",
     )
@@ -61,7 +61,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=None, help="metric of the pivot tables and plot (default mAP)")
     p.add_argument(
         "--point",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="run only this point (0-based; default $LABELGRAPH_SWEEP_POINT): one cluster job per point",
     )

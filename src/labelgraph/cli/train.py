@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError, scaling_argument
+from labelgraph.cli._common import Parser, UsageError, probability, scaling_argument
 from labelgraph.cli.own_data import (
     backbone_and_weights,
     label_embeddings,
@@ -21,7 +21,7 @@ from labelgraph.cli.own_data import (
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="labelgraph train",
         description="Fine-tune a method on your labelled images: the head on the frozen backbone first, then the whole "
         "network, early-stopped on validation mAP; per-class thresholds calibrated on validation; the model exported "
@@ -45,7 +45,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--recall",
-        type=float,
+        type=probability,
         default=0.9,
         metavar="R",
         help="also store a threshold with expected recall >= R on new images (0.9; 0: none)",
@@ -57,8 +57,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
-    out, splits = read_and_check(args, "train")
-    check_method(args.method)
+    out, splits = read_and_check(args, "train", check=lambda: check_method(args.method))
     from labelgraph.data.hide_labels import label_setting_of
 
     label_setting = label_setting_of(splits["train"].targets)

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from labelgraph.cli._common import UsageError, dataset_arguments, load_split
+from labelgraph.cli._common import Parser, UsageError, dataset_arguments, load_split, probability
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="labelgraph viz", description="Figures of a trained model.")
+    p = Parser(prog="labelgraph viz", description="Figures of a trained model.")
     sub = p.add_subparsers(dest="what", required=True)
     tsne = sub.add_parser("tsne", help="t-SNE of per-class vectors (classifiers, prototypes or label embeddings)")
     tsne.add_argument("model", help="an exported model folder")
@@ -19,7 +19,7 @@ def run(argv: list[str]) -> int:
     tsne.add_argument("--out", required=True, help="output PNG")
     graph = sub.add_parser("graph", help="the label graph (co-occurrence) of a model or a graph file")
     graph.add_argument("source", help="an exported model folder or a .safetensors graph file")
-    graph.add_argument("--tau", type=float, default=0.4, help="draw i -> j where P(j | i) >= tau (0.4)")
+    graph.add_argument("--tau", type=probability, default=0.4, help="draw i -> j where P(j | i) >= tau (0.4)")
     graph.add_argument("--out", required=True, help="output PNG")
     pr = sub.add_parser("pr", help="precision-recall curves and per-class AP of a model on a split")
     pr.add_argument("model", help="an exported model folder")

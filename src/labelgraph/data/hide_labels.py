@@ -49,15 +49,29 @@ def hide_labels(table: LabelTable, setting: LabelSetting, seed: int = 0) -> Labe
     rng = np.random.default_rng(seed)
     targets = table.targets.copy()
     if setting.name == "single-positive":
-        hidden = np.full_like(targets, -1)
-        for row, labels in enumerate(targets):
-            positives = np.flatnonzero(labels == 1)
-            if len(positives):
-                hidden[row, rng.choice(positives)] = 1
-        targets = hidden
+        kept = np.array([rng.choice(np.flatnonzero(row == 1)) if (row == 1).any() else -1 for row in targets])
+        targets = np.full_like(targets, -1)
+        rows = np.flatnonzero(kept >= 0)
+        targets[rows, keep_every_class(table.targets, kept)[rows]] = 1
     elif setting.keep is not None:
         targets[rng.random(targets.shape) >= setting.keep] = -1
     return LabelTable(list(table.images), list(table.class_names), targets, table.root, table.source)
+
+
+def keep_every_class(targets: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``kept`` (the positive each image keeps, -1 for none) changed where needed so that every class with a positive
+    keeps one: a class left without is given the image of its first positive whose kept class is kept elsewhere too.
+    Drawn at random, a rare class that always appears beside common ones would otherwise lose every known positive,
+    and nothing could be learnt of it."""
+    kept = kept.copy()
+    for c in np.flatnonzero((targets == 1).any(axis=0)):
+        if (kept == c).any():
+            continue
+        counts = np.bincount(kept[kept >= 0], minlength=targets.shape[1])
+        donors = [r for r in np.flatnonzero(targets[:, c] == 1) if counts[kept[r]] > 1]
+        if donors:
+            kept[donors[0]] = c
+    return kept
 
 
 def hidden_counts(before: LabelTable, after: LabelTable) -> dict[str, dict[str, int]]:

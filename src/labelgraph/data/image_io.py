@@ -19,6 +19,8 @@ inflating. Floating-point images with NaN or infinite pixels are refused too (th
 from __future__ import annotations
 
 import io
+import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,9 +39,14 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvisi
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_END = b"\xff\xd9"
+OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+ORIENTATION = 0x0112  # the EXIF tag exif_transpose reads
 #: what one decode may hold unless a caller says otherwise (a 16-bit RGB image of ~13,000 x 13,000 pixels); the server
 #: sets its own, lower limit (``labelgraph serve --max-decoded-mb``)
 DEFAULT_MAX_DECODED_BYTES = 1 << 30
+#: scans a JPEG may have: progressive encoders write about 10, and every scan is one more pass over the whole image's
+#: coefficients (a 40 KB file of 1,000 scans takes seconds to decode); libjpeg-turbo's ``djpeg -maxscans`` is the model
+MAX_JPEG_SCANS = 100
 
 
 class ImageLoadError(LabelgraphError, OSError):
@@ -59,7 +66,9 @@ def load_image(path: str | Path, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BY
     """
     path = Path(path)
     with _errors_named(path):
-        img = Image.open(path)
+        data = path.read_bytes()
+        check_jpeg_scans(data, path)
+        img = Image.open(io.BytesIO(data))
         check_decode_cost(img, None, max_decoded_bytes, path)
         return _decode_pil(img, None)
 
@@ -92,6 +101,7 @@ def decode_image(
     with _errors_named(name):
         if not data:
             raise ValueError("empty file")
+        check_jpeg_scans(data, name)
         img = Image.open(io.BytesIO(data))  # reads the header only
         check_decode_cost(img, min_size, max_decoded_bytes, name)
         whole_jpeg = data[:3] == JPEG_MAGIC and data[-2:] == JPEG_END  # a truncated one goes to PIL, which says so
@@ -127,13 +137,99 @@ def sample_bits(img: Image.Image) -> int:
     return 1 if img.mode == "1" else 8
 
 
+def reduction(size: tuple[int, int], min_size: tuple[int, int] | None) -> int:
+    """The integer factor an image of ``size`` is box-reduced by before its conversion to RGB: as large as keeps both
+    sides at or above ``min_size`` (1 without one)."""
+    if min_size is None:
+        return 1
+    return max(1, min(size[0] // max(min_size[0], 1), size[1] // max(min_size[1], 1)))
+
+
+#: bytes PIL holds per pixel of a decoded image: 1 for bilevel, grey and palette, 2 for 16-bit grey, else 4 (RGB and
+#: two-band modes are padded to four bytes)
+PIL_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+#: bytes held per source pixel, beyond the decoded image itself, by the full-size steps of each mode's conversion to RGB
+#: (:func:`_to_rgb`): bilevel becomes grey, a palette image RGB(A), alpha is premultiplied before the reduction, high
+#: bit-depth samples are copied out of PIL into an array
+CONVERSION_BYTES = {"1": 1, "P": 8, "PA": 8, "RGBA": 4, "LA": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+#: what the decoders' own buffers and the allocator's rounding add to any decode (measured: 5-15 MB)
+DECODE_OVERHEAD = 16 << 20
+BAND_SAMPLES = 1 << 22  # samples of high bit-depth images converted at a time (float64: 32 MB)
+
+
 def decoded_bytes(img: Image.Image, min_size: tuple[int, int] | None = None) -> int:
-    """What decoding ``img``'s first frame holds: width x height x bands x bytes per stored sample, with a JPEG's
-    sides divided by the DCT reduction it will get."""
-    width, height = img.size
+    """What decoding ``img``'s first frame and converting it to an RGB tensor hold at their peak: the decoded image
+    (width x height x the larger of the bytes the file stores per pixel and :data:`PIL_PIXEL_BYTES`, a JPEG's sides
+    divided by the DCT reduction it will get), the coefficients a progressive JPEG keeps, a copy if EXIF turns it, the
+    full-size steps of its mode's conversion (:data:`CONVERSION_BYTES`), the image after the box reduction on its way
+    to RGB (:func:`reduced_bytes`) and :data:`DECODE_OVERHEAD`. ``benchmarks/bench_decode_modes.py`` measures every
+    mode against it."""
     scale = draft_scale(img.size, min_size) if img.format == "JPEG" else 1
-    bands = len(img.getbands())
-    return -(-width // scale) * -(-height // scale) * bands * max(sample_bits(img), 8) // 8
+    width, height = -(-img.size[0] // scale), -(-img.size[1] // scale)
+    as_stored = len(img.getbands()) * max(sample_bits(img), 8) // 8
+    stored = width * height * max(as_stored, PIL_PIXEL_BYTES.get(img.mode, 4))
+    extra = stored if orientation(img) != 1 else 0  # the copy exif_transpose makes
+    if img.format == "TIFF":  # libtiff is handed the whole file, read into memory
+        extra += encoded_size(img)
+    converted = width * height * CONVERSION_BYTES.get(img.mode, 0)
+    if img.mode == "P" and "transparency" not in img.info:
+        converted = width * height * 4  # straight to RGB, never premultiplied
+    if img.format == "JPEG" and img.info.get("progressive"):
+        converted += coefficient_bytes(img)
+    k = reduction((width, height), min_size)
+    high = img.mode.startswith("I") or img.mode == "F"
+    band = min(width * height, BAND_SAMPLES) * 8 if high else 0
+    reduced = (width // k) * (height // k) * reduced_bytes(img.mode, k)
+    return stored + extra + converted + band + reduced + DECODE_OVERHEAD
+
+
+def encoded_size(img: Image.Image) -> int:
+    """Bytes of the file ``img`` was opened from."""
+    fp = getattr(img, "fp", None)
+    if fp is None:
+        return 0
+    here = fp.tell()
+    size = fp.seek(0, os.SEEK_END)
+    fp.seek(here)
+    return size
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation the header declares (1: upright), without decoding: ``Image.getexif`` decodes a whole PNG
+    to look for EXIF after its pixels."""
+    tags = getattr(img, "tag_v2", None)  # TIFF
+    if tags is not None:
+        return int(tags.get(ORIENTATION, 1) or 1)
+    if "exif" not in img.info:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(img.info["exif"])
+    except (SyntaxError, ValueError, OSError, TypeError):
+        return 1
+    return int(exif.get(ORIENTATION, 1) or 1)
+
+
+def coefficient_bytes(img: Image.Image) -> int:
+    """What a progressive JPEG's decoder keeps until its last scan: every DCT coefficient of every component at full
+    size, 2 bytes each, whatever the reduction (``img.layer``: each component's sampling factors)."""
+    layers = getattr(img, "layer", None) or [(0, 1, 1, 0)] * len(img.getbands())
+    h_max, v_max = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+    samples = sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max)  # per pixel: 1.5 for 4:2:0 colour
+    return int(img.size[0] * img.size[1] * samples * 2)
+
+
+def reduced_bytes(mode: str, k: int) -> int:
+    """Bytes per pixel of the reduced image on its way to the RGB tensor (3 bytes, the last copy; PIL's RGB images
+    take 4): float32 means, 8-bit samples and RGB for high bit depth; the premultiplied image and the composite on
+    white with alpha; else the reduced image and its RGB conversion."""
+    if mode.startswith("I") or mode == "F":
+        return 4 + 1 + 4 + 3
+    if mode in ("P", "PA", "RGBA", "LA", "RGBa", "La"):
+        return 5 * 4 + 3
+    if mode == "RGB":
+        return (4 if k > 1 else 0) + 3
+    return 4 + 4 + 3
 
 
 def check_decode_cost(img: Image.Image, min_size: tuple[int, int] | None, limit: int, name: str | Path) -> None:
@@ -147,13 +243,29 @@ def check_decode_cost(img: Image.Image, min_size: tuple[int, int] | None, limit:
         )
 
 
+def jpeg_scans(data: bytes) -> int:
+    """How many scans (start-of-scan markers) JPEG bytes hold; 0 for another format. Inside entropy-coded data a 0xFF
+    byte is always followed by 0x00, so the marker cannot occur there: counting it is exact, at memory speed."""
+    return data.count(b"\xff\xda") if data[:3] == JPEG_MAGIC else 0
+
+
+def check_jpeg_scans(data: bytes, name: str | Path) -> None:
+    """Refuse (:class:`ImageTooLargeError`) a JPEG of more than :data:`MAX_JPEG_SCANS` scans."""
+    scans = jpeg_scans(data)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageTooLargeError(
+            f"{name}: refused, a JPEG of {scans} scans (progressive JPEGs have about 10, and each scan is a pass over "
+            f"the whole image); the limit is {MAX_JPEG_SCANS}"
+        )
+
+
 def _decode_pil(img: Image.Image, min_size: tuple[int, int] | None) -> Image.Image:
     with img:
         if img.format == "JPEG" and _worth_a_draft(img.size, min_size):
             img.draft("RGB", min_size)  # DCT-domain downscale by 2, 4 or 8; both sides stay >= min_size
         img.load()  # decode now, so truncated files fail here and not inside a transform
         ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
-        return _to_rgb(img)
+        return _to_rgb(img, reduction(img.size, min_size))
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -175,24 +287,55 @@ def _errors_named(path: Path | str) -> Iterator[None]:
     except FileNotFoundError as err:
         raise ImageLoadError(f"{path}: file not found") from err
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, RuntimeError) as err:
-        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+        raise ImageLoadError(f"{path}: cannot read image ({decoder_problem(err)})") from err
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # high bit-depth grayscale: rescale to 8 bits
-        arr = np.asarray(img, dtype=np.float64)
-        if not np.isfinite(arr).all():  # min/max would be NaN and every pixel black
-            bad = int((~np.isfinite(arr)).sum())
-            raise ValueError(f"{bad} pixel(s) are NaN or infinite")
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
+def decoder_problem(err: BaseException) -> str:
+    """``Type: message`` of a decoder's error, without the ``repr`` of the in-memory file PIL names (``<_io.BytesIO
+    object at 0x7f...>``: an address of the server's memory, nothing the sender can use)."""
+    return f"{type(err).__name__}: " + OBJECT_REPR.sub("the data", str(err))
+
+
+def _to_rgb(img: Image.Image, k: int = 1) -> Image.Image:
+    """``img`` as RGB, box-reduced by ``k`` in its own mode (or the cheapest one that averages right) before the
+    conversion: no full-size copy beyond :data:`CONVERSION_BYTES`, none in floating point."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # high bit depth: reduced in chunks, rescaled to 8 bits
+        return Image.fromarray(_rescale_to_uint8(_block_mean(np.asarray(img), k))).convert("RGB")
+    if img.mode == "1":
+        img = img.convert("L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
+    if img.mode == "PA":
+        img = img.convert("RGBA")
+    alpha = {"RGBA": "RGBa", "LA": "La", "RGBa": "RGBa", "La": "La"}.get(img.mode)
+    if alpha:  # premultiplied, so that averaging and compositing on white commute
+        img = img.convert(alpha) if img.mode != alpha else img
+    small = img.reduce(k) if k > 1 else img
+    if alpha:
+        rgba = small.convert("LA" if small.mode == "La" else "RGBA").convert("RGBA")  # (PIL has no La -> RGBA)
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return small if small.mode == "RGB" else small.convert("RGB")  # L, CMYK, YCbCr, LAB, HSV
+
+
+def _block_mean(arr: np.ndarray, k: int) -> np.ndarray:
+    """(H, W) samples -> (H // k, W // k) float32 means of k x k blocks, a band of rows at a time (no full-size float
+    copy); refuses NaN or infinite samples, which would turn the rescaled image black."""
+    h, w = arr.shape[0] // k * k, arr.shape[1] // k * k
+    out = np.empty((h // k, w // k), np.float32)
+    rows = max(1, BAND_SAMPLES // max(w * k, 1))  # output rows per band
+    bad = 0
+    for r in range(0, h // k, rows):
+        band = arr[r * k : min((r + rows) * k, h), :w].astype(np.float64)
+        bad += int(band.size - np.isfinite(band).sum()) if arr.dtype.kind == "f" else 0
+        out[r : r + rows] = band.reshape(-1, k, w // k, k).mean(axis=(1, 3))
+    if bad:
+        raise ValueError(f"{bad} pixel(s) are NaN or infinite")
+    return out
+
+
+def _rescale_to_uint8(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, np.uint8)
+    return ((arr - lo) * (255 / (hi - lo))).astype(np.uint8)

@@ -6,7 +6,8 @@ rule, also in ``docs/your_own_data.md``:
 - **refused** (the run does not start; exit status 2): an image file that is missing, unreadable or too costly to
   decode; an image listed twice in one split; an image in two splits (the held-out numbers would be measured on
   training images); a split with no image; a class without a single positive in the training split (nothing to learn
-  it from).
+  it from); a held-out split without a single known negative entry (single-positive labels held out of the training
+  split: every score would rank perfectly, mAP 100).
 - **warned** (the run goes on): a class with fewer than ``RARE`` training positives (its AP and threshold rest on a
   handful of images); a class without a positive in the validation split (no AP; its threshold stays 0.5); images
   without any label (they teach "none of these classes"), or with every label unknown; unknown entries (``?name``,
@@ -121,6 +122,12 @@ def check_class_counts(splits: dict[str, LabelTable], found: Preflight) -> None:
         found.warned.append(
             f"{train_name}: {len(rare)} class(es) with fewer than {RARE} positive images: {named(rare)}"
         )
+    for name, table in held_out:  # measured on: without known negatives every score ranks perfectly (AP 100)
+        if len(table) and not (table.targets == 0).any():
+            found.refused.append(
+                f"{name}: no known negative entry (single-positive labels?): its mAP and F1 would be 100 and its "
+                "thresholds meaningless; give a fully labelled validation split (--val) and --test"
+            )
     for name, table in held_out[:1]:  # the validation split: calibration and early stopping read it
         none = [n for n, k in zip(table.class_names, (table.targets == 1).sum(axis=0), strict=True) if k == 0]
         if none:

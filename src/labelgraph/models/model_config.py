@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from labelgraph.data.classes import MAX_CLASSES
 from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
 from labelgraph.models._registry import get_model_builder
@@ -274,8 +276,10 @@ class FieldCheck:
         names = self.required(data, "class_names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
             raise self.fail("class_names", "expected a non-empty list of non-empty strings")
+        if len(names) > MAX_CLASSES:
+            raise self.fail("class_names", f"{len(names)} classes; at most {MAX_CLASSES} are supported")
         if len(set(names)) != len(names):
-            repeated = sorted({n for n in names if names.count(n) > 1})
+            repeated = sorted(n for n, k in Counter(names).items() if k > 1)
             raise self.fail("class_names", f"repeated names {repeated[:5]}")
         return list(names)
 

@@ -29,6 +29,8 @@ from labelgraph.models.model_config import (
     config_from_legacy_checkpoint,
 )
 
+MAX_CONFIG_BYTES = 32 * 2**20  # a config.json of 20,000 classes with every per-class record is about 10 MB
+
 
 class CheckpointError(InvalidInputError):
     """A checkpoint that cannot be read safely; the message names the file."""
@@ -114,6 +116,9 @@ def read_model_config(folder: Path) -> ModelConfig:
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: not an exported labelgraph model (no {CONFIG_FILE})")
+    if (size := path.stat().st_size) > MAX_CONFIG_BYTES:
+        limit = f"{MAX_CONFIG_BYTES / 2**20:.0f} MB"
+        raise ConfigError(f"{path}: {size / 2**20:.0f} MB, more than a model's config can be ({limit}); not read")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

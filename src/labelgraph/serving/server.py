@@ -34,6 +34,7 @@ from labelgraph.apis.predict import Predictor
 from labelgraph.errors import InvalidInputError
 from labelgraph.serving.access import BearerKeyMiddleware, is_loopback, resolve_api_key
 from labelgraph.serving.connections import InflightBudget, deadline_protocol, default_inflight_bytes
+from labelgraph.serving.decode_pool import DecodeInSubprocesses, ImagePreparer, default_pool_size
 from labelgraph.serving.lifecycle import ExitWithParent, end_children, stop_on_sigterm, stop_worker_monitor
 from labelgraph.serving.tagging_api import TaggingAPI
 from labelgraph.serving.uploads import RequestRefused, UploadLimits
@@ -66,7 +67,9 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
             "max_decoded_mb": limits.max_decoded_bytes / 2**20,
             "max_inflight_mb": inflight_bytes(limits) / 2**20,
             "decode_timeout_s": limits.decode_timeout,
+            "decode_processes": limits.decode_processes or default_pool_size(),
             "read_timeout_s": limits.read_timeout,
+            "min_upload_kb_per_s": limits.min_upload_rate / 1024,
         },
     }
 
@@ -94,12 +97,12 @@ def build_server(
         top_k,
         max_batch_size=max_batch_size,
         batch_timeout=batch_timeout,
-        max_decoded_bytes=limits.max_decoded_bytes,
-        decode_timeout=limits.decode_timeout,
         log_batches=log_batches,
     )
     budget = inflight_bytes(limits) // workers  # one HTTP process per worker, each with its share
-    middlewares = [(ExitWithParent, {}), (InflightBudget, {"budget": budget})]
+    preparer = ImagePreparer(predictor.image_size, predictor.config.eval_transform, limits.max_decoded_bytes)
+    decoding = {"preparer": preparer, "size": limits.decode_processes or default_pool_size()}
+    middlewares = [(ExitWithParent, {}), (DecodeInSubprocesses, decoding), (InflightBudget, {"budget": budget})]
     middlewares += [(BearerKeyMiddleware, {"key": api_key})] if api_key else []
     server = ls.LitServer(
         api,
@@ -119,7 +122,7 @@ def build_server(
 
 
 def inflight_bytes(limits: UploadLimits) -> int:
-    return limits.max_inflight_bytes or default_inflight_bytes(limits.max_request_bytes)
+    return limits.max_inflight_bytes or default_inflight_bytes()
 
 
 def add_routes(server: ls.LitServer, meta: dict[str, Any], limits: UploadLimits) -> None:
@@ -161,7 +164,7 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, i
             port=port,
             generate_client_file=False,
             log_level="warning",
-            http=deadline_protocol(limits.read_timeout),
+            http=deadline_protocol(limits.read_timeout, limits.min_upload_rate),
         )
     finally:
         end_children()

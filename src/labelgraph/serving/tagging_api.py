@@ -1,18 +1,18 @@
 """The inference side of ``labelgraph serve``: a LitServe ``LitAPI`` that tags the images of batched requests.
 
 LitServe collects up to ``max_batch_size`` requests (waiting at most ``batch_timeout`` seconds) and hands them to
-:meth:`TaggingAPI.predict` together; their images -- a request may carry several -- are decoded, transformed and
-scored in chunks of ``max_batch_size`` images through the same :class:`~labelgraph.apis.Predictor` methods as
-``labelgraph predict``, so a served image gets the same numbers as a predicted file. An image that fails to decode
-(a truncated file) is an error entry of its own request; a request none of whose images could be read is answered
-with the first image's status (a 4xx), never with an exception that would fail the other requests of its batch.
+:meth:`TaggingAPI.predict` together; their images -- a request may carry several, already decoded and transformed to
+the model's input by the HTTP process's decode pool (:mod:`~labelgraph.serving.decode_pool`) -- are scored in chunks
+of ``max_batch_size`` images through the same :class:`~labelgraph.apis.Predictor` methods as ``labelgraph predict``,
+so a served image gets the same numbers as a predicted file. An image that failed to decode (a truncated file) is an
+error entry of its own request; a request none of whose images could be read is answered with the first image's
+status (a 4xx), never with an exception that would fail the other requests of its batch.
 """
 
 # No ``from __future__ import annotations`` here: LitServe and FastAPI read ``decode_request``'s annotation as a
 # live object (the dependency that parses the upload).
 import base64
 import io
-import time
 from typing import Annotated, Any
 
 import litserve as ls
@@ -24,17 +24,9 @@ from PIL import Image
 
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.dataset import stack_images
-from labelgraph.data.image_io import DEFAULT_MAX_DECODED_BYTES, ImageLoadError, ImageTooLargeError
-from labelgraph.data.transforms import eval_view
 from labelgraph.serving.lifecycle import exit_with_parent
 from labelgraph.serving.uploads import read_upload
 from labelgraph.visualization.explain import overlays
-
-OVERLAY_SIDE = 384  # overlays are drawn on the image shrunk to at most this side (a PNG per label)
-
-
-class DecodeDeadline(ImageLoadError):
-    """An image left undecoded because its request's decode time was spent."""
 
 
 class TaggingAPI(ls.LitAPI):
@@ -46,9 +38,6 @@ class TaggingAPI(ls.LitAPI):
             ``"calibrated"`` or ``"recall"``; a request may override it (``?threshold=``).
         top_k: the default cap on labels per image (``?top_k=`` overrides).
         max_batch_size, batch_timeout: LitServe's dynamic batching (requests per batch, seconds to wait).
-        max_decoded_bytes: refuse (413) an image whose decode would hold more (estimated from its header).
-        decode_timeout: seconds a request's images may take to decode; the images left when it is spent are
-            answered as errors (503) instead of holding the worker (and every other client) longer.
         log_batches: print one line per batch the worker runs.
     """
 
@@ -59,45 +48,30 @@ class TaggingAPI(ls.LitAPI):
         top_k: int | None = None,
         max_batch_size: int = 16,
         batch_timeout: float = 0.01,
-        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
-        decode_timeout: float = 10.0,
         log_batches: bool = True,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.model_dir = str(model_dir)
         self.threshold = threshold
         self.top_k = top_k
-        self.max_decoded_bytes, self.decode_timeout, self.log_batches = max_decoded_bytes, decode_timeout, log_batches
+        self.log_batches = log_batches
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:
         exit_with_parent()  # an orphaned worker would serve on (kill -9 of the main process)
         self.predictor = Predictor.load(self.model_dir, device)
-        self.predictor.max_decoded_bytes = self.max_decoded_bytes
 
     def decode_request(self, request: Annotated[dict, Depends(read_upload)]) -> dict[str, Any]:
-        """The checked upload -> decoded images, ``(3, S, S)`` uint8 each; decode failures join the errors."""
-        predictor = self.predictor
-        decoded = {"names": [], "indices": [], "inputs": [], "originals": [], "errors": list(request["errors"])}
-        deadline = time.monotonic() + self.decode_timeout
-        for image in request["images"]:
-            try:
-                if time.monotonic() > deadline:
-                    spent = f"this request's images took longer than {self.decode_timeout:g} s to decode"
-                    raise DecodeDeadline(f"{image['name']}: not decoded, {spent}; send fewer or smaller ones")
-                pixels = predictor.read(image["data"], image["name"])
-            except ImageLoadError as err:
-                status = {DecodeDeadline: 503, ImageTooLargeError: 413}.get(type(err), 400)
-                decoded["errors"].append(
-                    {"index": image["index"], "image": image["name"], "error": str(err), "status": status}
-                )
-                continue
-            decoded["names"].append(image["name"])
-            decoded["indices"].append(image["index"])
-            decoded["inputs"].append(predictor.transform(pixels))
-            decoded["originals"].append(pixels if request["options"].get("maps") else None)
-        decoded["errors"].sort(key=lambda e: e["index"])
-        return {**decoded, "options": request["options"]}
+        """The upload, decoded in the HTTP process's decode pool -> the model inputs, ``(3, S, S)`` uint8 each."""
+        images = request["images"]
+        return {
+            "names": [image["name"] for image in images],
+            "indices": [image["index"] for image in images],
+            "inputs": [torch.from_numpy(image["input"]) for image in images],
+            "overlays": [image["overlay"] for image in images],
+            "errors": request["errors"],
+            "options": request["options"],
+        }
 
     def predict(self, requests: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
         """All images of all requests of a batch scored together, in chunks of ``max_batch_size``."""
@@ -125,18 +99,18 @@ class TaggingAPI(ls.LitAPI):
         for i, (name, index) in enumerate(zip(request["names"], request["indices"], strict=True)):
             prediction = {"index": index, "image": name, **self.predictor.tag(probs[i], thresholds, top_k)}
             if options.get("maps"):
-                prediction.update(self.maps(request["inputs"][i], request["originals"][i], prediction))
+                prediction.update(self.maps(request["inputs"][i], request["overlays"][i], prediction))
             predictions.append(prediction)
         return {"predictions": predictions, "errors": request["errors"]}
 
-    def maps(self, x: torch.Tensor, original: torch.Tensor, prediction: dict[str, Any]) -> dict[str, Any]:
+    def maps(self, x: torch.Tensor, picture: np.ndarray, prediction: dict[str, Any]) -> dict[str, Any]:
         """The method's own class maps (or Grad-CAM) of the predicted labels (the most probable class if none), as
-        base64 PNG overlays on the image: ``{"maps": {class: "data:image/png;base64,..."}, "maps_kind": ...}``."""
+        base64 PNG overlays on ``picture`` (the region the model saw, (h, w, 3) uint8): ``{"maps": {class:
+        "data:image/png;base64,..."}, "maps_kind": ...}``."""
         scores = prediction["scores"]
         names = prediction["labels"] or [max(scores, key=scores.get)]
         classes = [self.predictor.classes.index(n) for n in names]
-        image = Image.fromarray(eval_view(original, self.predictor.config.eval_transform).permute(1, 2, 0).numpy())
-        image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
+        image = Image.fromarray(picture)
         drawn, kind = overlays(self.predictor.model, x[None].to(self.predictor.device), image, classes)
         encoded = {}
         for name, picture in zip(names, drawn, strict=True):

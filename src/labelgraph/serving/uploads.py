@@ -15,7 +15,9 @@ declare gigapixels), a decode that would hold more than ``max_decoded_mb`` (widt
 stored sample, after the reduction a JPEG is decoded at: a 500 KB 16-bit PNG can declare half a gigabyte) -- and a
 bad one becomes an error entry naming it, so a request with one bad image of several is still answered for the
 others. A request with no good image, an unknown field, a wrong content type or a bad option is refused here with a
-4xx (:class:`RequestRefused`). Nothing is written to disk: multipart files are kept in memory (starlette's parser
+4xx (:class:`RequestRefused`). The images that pass are decoded and brought to the model's input here too, in this HTTP
+process's decode pool (:mod:`~labelgraph.serving.decode_pool`), so the model worker receives small tensors and never
+spends a moment decoding. Nothing is written to disk: multipart files are kept in memory (starlette's parser
 would spool parts over 1 MB to a temporary file), each part released as soon as it is read. A client that hangs up
 mid-upload costs one log line.
 """
@@ -27,6 +29,7 @@ import binascii
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +38,9 @@ from PIL import Image, UnidentifiedImageError
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from labelgraph.data.image_io import ImageTooLargeError, check_decode_cost
+from labelgraph.data.image_io import ImageTooLargeError, check_decode_cost, check_jpeg_scans, decoder_problem
 from labelgraph.errors import InvalidInputError
+from labelgraph.serving.decode_pool import DecodeFailed
 
 log = logging.getLogger("labelgraph.serve")
 
@@ -52,10 +56,14 @@ class UploadLimits:
     Args:
         max_image_bytes, max_images, max_pixels: one file's size, a request's image count, one image's pixels.
         max_decoded_bytes: what decoding one image may hold (estimated from its header).
-        decode_timeout: seconds the worker spends decoding one request's images before refusing the rest (503).
-        read_timeout: seconds a client has to send a whole request (headers and body).
+        decode_timeout: seconds one request's images may take to decode (in the decode pool, whose process is killed
+            when they are spent); the image being decoded then and those left are answered 503.
+        read_timeout: seconds a client has to send its request line and headers, and the window over which its body
+            must keep ``min_upload_rate`` (else 408).
+        min_upload_rate: bytes a second a body must arrive at, at least, over every ``read_timeout`` window.
         max_inflight_bytes: request bodies the server holds at once (None: an eighth of the machine's memory,
             within 256 MB - 4 GB); beyond it requests are answered 503 with ``Retry-After``.
+        decode_processes: decoder processes per HTTP process at most (None: twice the cores, at least 4).
     """
 
     max_image_bytes: int = 20 * 2**20
@@ -64,7 +72,9 @@ class UploadLimits:
     max_decoded_bytes: int = 256 * 2**20
     decode_timeout: float = 10.0
     read_timeout: float = 30.0
+    min_upload_rate: float = 32 * 1024
     max_inflight_bytes: int | None = None
+    decode_processes: int | None = None
 
     @property
     def max_request_bytes(self) -> int:
@@ -107,17 +117,34 @@ async def read_upload(request: Request) -> dict[str, Any]:
         raise RequestRefused(422, f"no image: send one or more files in the field {IMAGE_FIELD!r}")
     if len(items) > limits.max_images:
         raise RequestRefused(413, f"{len(items)} images in one request; at most {limits.max_images}")
-    images, errors = [], []
-    decode_size = request.app.state.decode_size
-    for index, (name, media_type, data) in enumerate(items):
-        problem = check_image(data, media_type, limits, decode_size)
-        if problem:
-            errors.append({"index": index, "image": name, "error": problem[1], "status": problem[0]})
-        else:
-            images.append({"index": index, "name": name, "data": data})
+    images, errors = await prepare_images(items, request.app.state, limits, bool(options.get("maps")))
     if not images:
         raise RequestRefused(errors[0]["status"], f"no readable image: {errors[0]['error']}", errors)
     return {"images": images, "errors": errors, "options": options}
+
+
+async def prepare_images(
+    items: list[tuple[str, str, bytes | None]], state: Any, limits: UploadLimits, maps: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Check every upload's header, then decode the good ones in the decode pool within the request's
+    ``decode_timeout`` -> (images ``{"index", "name", "input", "overlay"}``, errors ``{"index", "image", "error",
+    "status"}``)."""
+    images, errors = [], []
+    deadline = time.monotonic() + limits.decode_timeout
+    for index, (name, media_type, data) in enumerate(items):
+        problem = check_image(data, media_type, limits, state.decode_size)
+        if problem is None:
+            try:
+                if (left := deadline - time.monotonic()) <= 0:
+                    spent = f"this request's images took longer than {limits.decode_timeout:g} s to decode"
+                    raise DecodeFailed(f"{name}: not decoded, {spent}; send fewer or smaller ones", 503)
+                model_input, overlay = await state.decode_pool.prepare(data, name, maps, left)
+                images.append({"index": index, "name": name, "input": model_input, "overlay": overlay})
+                continue
+            except DecodeFailed as err:
+                problem = (err.status, str(err))
+        errors.append({"index": index, "image": name, "error": problem[1], "status": problem[0]})
+    return images, errors
 
 
 def read_options(query: dict[str, str]) -> dict[str, Any]:
@@ -216,7 +243,7 @@ def check_image(
     data: bytes | None, media_type: str, limits: UploadLimits, decode_size: tuple[int, int] | None = None
 ) -> tuple[int, str] | None:
     """(status, problem) for an image that cannot be worth decoding, None for one that may be. Reads the header
-    only; a file that breaks further in (truncated) fails in the worker's full decode. ``decode_size``: the size the
+    only; a file that breaks further in (truncated) fails in its full decode. ``decode_size``: the size the
     model needs (a larger JPEG is decoded reduced, which the decode-cost estimate counts)."""
     if data is None:
         return 400, "not valid base64"
@@ -227,6 +254,7 @@ def check_image(
     if media_type.lower().startswith(NOT_IMAGE_TYPES):
         return 415, f"content type {media_type!r} is not an image"
     try:
+        check_jpeg_scans(data, "the image")
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             check_decode_cost(img, decode_size, limits.max_decoded_bytes, "the image")
@@ -235,7 +263,7 @@ def check_image(
     except Image.DecompressionBombError as err:
         return 413, f"refused as a decompression bomb ({err})"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        return 400, f"cannot read image ({type(err).__name__}: {err})"
+        return 400, f"cannot read image ({decoder_problem(err)})"
     if width * height > limits.max_pixels:
         return 413, f"{width} x {height} pixels; the limit is {limits.max_pixels} pixels"
     return None

@@ -35,6 +35,7 @@ from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.graph_build import add_extras
 from labelgraph.data.synthetic import generate_dataset
 from labelgraph.engine.callbacks import MetricHistory
+from labelgraph.engine.checkpoint_io import SafeCheckpointIO
 from labelgraph.engine.recipes import build_criterion, describe_loss, optimizer_factory, scheduler_factory
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.errors import InvalidInputError
@@ -271,6 +272,7 @@ def demo_trainer(
         callbacks=callbacks,
         gradient_clip_val=gradient_clip_val,
         log_every_n_steps=max(1, min(50, steps_per_epoch or 50)),
+        plugins=[SafeCheckpointIO()],  # atomic checkpoint writes, weights_only reads
     )
 
 

@@ -436,7 +436,7 @@ def report_results(
             "description": train.source,
             "classes": train.class_names,
             **{name: {"num_images": len(table)} for name, table in splits.items()},
-            "examples": {"split": files[held], "model": "model"},
+            "examples": {"split": f"splits/{Path(files[held]).name}", "model": "model"},  # in the run folder
             "held_out": held,
         },
         "methods": {plan.method: row},

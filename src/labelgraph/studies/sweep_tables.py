@@ -16,7 +16,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from labelgraph.files import atomic_path, save_figure, write_text
+from labelgraph.files import atomic_path, literal_text, save_figure, write_text
 from labelgraph.studies.sweep import RESULT_KEYS, Sweep  # noqa: E402
 
 SEED_KEY = "seed_everything"
@@ -115,7 +115,7 @@ def plot_sweep(sweep: Sweep, rows: list[dict], path: Path) -> None:
         if len(series) > 1:
             ax.legend(fontsize="small")
     fig.suptitle(f"sweep {sweep.name}", fontsize="medium")
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     save_figure(fig, path)
 
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from labelgraph.files import save_figure
+from labelgraph.files import literal_text, save_figure
 from labelgraph.graph import LabelGraph  # noqa: E402
 from labelgraph.models import methods_providing  # noqa: E402
 
@@ -70,7 +70,7 @@ def plot_tsne(
     if groups:
         ax.legend(fontsize="small")
     ax.set(title=title or "t-SNE of per-class vectors", xticks=[], yticks=[])
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     save_figure(fig, path, dpi=120)
     return xy
 
@@ -100,7 +100,7 @@ def plot_label_graph(graph: LabelGraph, path: str | Path, tau: float = 0.4) -> i
         ax.annotate(name, (px, py), fontsize=8, xytext=(1.12 * px, 1.12 * py), ha="center", va="center")
     ax.set(xlim=(-1.4, 1.4), ylim=(-1.4, 1.4), xticks=[], yticks=[], aspect="equal")
     ax.set_title(f"Label graph: edge i -> j where P(j | i) >= {tau} ({edges} edges, {graph.num_images} images)")
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     save_figure(fig, path, dpi=120)
     return edges
 
@@ -128,5 +128,5 @@ def pr_curves_figure(
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
     ax.legend(fontsize=6, ncol=2 if len(class_names) > 12 else 1)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     return fig

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from labelgraph.files import save_figure, write_text
+from labelgraph.files import literal_text, save_figure, write_text
 
 
 def plot_per_class_ap(
@@ -35,7 +35,7 @@ def per_class_ap_figure(per_class: dict[str, list[float]], class_names: list[str
     ax.set_ylim(0, 100)
     ax.legend(fontsize="small", ncol=min(len(methods), 4))
     ax.set_title(title)
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     return fig
 
 
@@ -65,7 +65,7 @@ def curves_figure(history: dict[str, list[dict[str, float]]]) -> plt.Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     return fig
 
 

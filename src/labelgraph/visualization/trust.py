@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from labelgraph.apis.calibration import scaling_text  # noqa: E402
+from labelgraph.files import literal_text
 
 THUMBNAIL = 160  # pixels, the longer side of an audited image's thumbnail
 KIND_WORDS = {"missing": "a missed positive? (given absent)", "spurious": "a wrong tag? (given present)"}
@@ -33,7 +34,7 @@ def png_tag(picture: Path | Image.Image | plt.Figure) -> str:
     else:
         buffer = io.BytesIO()
         if isinstance(picture, plt.Figure):
-            picture.savefig(buffer, format="png", dpi=100)
+            literal_text(picture).savefig(buffer, format="png", dpi=100)
             plt.close(picture)
         else:
             picture.save(buffer, format="PNG")
@@ -66,7 +67,7 @@ def reliability_figure(curves: dict[str, dict[str, Any]], where: str) -> plt.Fig
         ax_count.set_yscale("log")
         ax_count.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax_count.set_title("How many (image, class) entries", fontsize=9)
-    fig.tight_layout()
+    literal_text(fig).tight_layout()
     return fig
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelgraph.data.classes import check_class_count
 from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
 from labelgraph.files import atomic_path
@@ -140,6 +141,7 @@ def read_csv(
         class_names = sorted({bare_name(n) for _, _, names in rows for n in names if n != REST_UNKNOWN})
         if not class_names:
             raise AnnotationError(f"{path}: no labels found, so the class list is empty; give `classes` explicitly")
+    check_class_count(len(class_names), path)
     index = {name: i for i, name in enumerate(class_names)}
     targets = np.zeros((len(rows), len(class_names)), dtype=np.int8)
     for r, (line_no, _, names) in enumerate(rows):
