@@ -127,4 +127,3 @@ def test_card_keeps_any_class_name_as_text(tmp_path):
     html = MarkdownIt("commonmark").render(model_card(folder).split("---\n", 2)[2])
     assert "<script>" not in html and "<img" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<code>$x^$</code>" in html
-
