@@ -4,8 +4,8 @@
 
 For every mode (and the JPEG and multi-frame cases) an image of ``side`` x ``side`` pixels is written in a format
 that stores that mode, then decoded by :func:`labelgraph.data.decode_image` as the server does (``min_size``: the
-side the model needs) in a forked child, which reports its wall time and the growth of its peak resident memory
-(``VmHWM`` over its ``VmRSS`` at the start). Beside them: the estimate of :func:`labelgraph.data.image_io.decoded_bytes`
+side the model needs) in a fresh interpreter's forked child, which reports its wall time and the growth of its peak
+resident memory (``VmHWM`` over its ``VmRSS`` at the start). Beside them: the estimate of :func:`labelgraph.data.image_io.decoded_bytes`
 and its bytes per pixel. Writes ``benchmarks/results/decode_modes.json`` and prints the markdown table of
 ``docs/serving.md``.
 """
@@ -118,12 +118,28 @@ MODES = ["1", "L", "LA", "P", "PA", "I;16", "I;16B", "I", "F", "RGB", "RGB 16-bi
 
 
 def measure_mode(mode: str, side: int, min_size: int) -> dict[str, object]:
+    """Encode here, decode in a fresh interpreter (forked there, so that no freed memory of this process, resident
+    and reusable, hides what the decode allocates)."""
+    import subprocess
+    import sys
+    import tempfile
+
     data = encoded(side, mode)
     with Image.open(io.BytesIO(data)) as img:
         opened_as, estimate = img.mode, decoded_bytes(img, (min_size, min_size))
-    run = measure_in_fork(lambda: decode_image(data, (min_size, min_size), mode, max_decoded_bytes=1 << 40))
+    with tempfile.NamedTemporaryFile(suffix=".img") as file:
+        file.write(data)
+        file.flush()
+        code = f"from benchmarks.bench_decode_modes import decode_file; decode_file({file.name!r}, {min_size})"
+        run = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout)
     return {"mode": mode, "opened_as": opened_as, "file_bytes": len(data), "estimate_bytes": estimate,
             "estimate_per_pixel": estimate / side**2, **run}  # fmt: skip
+
+
+def decode_file(path: str, min_size: int) -> None:
+    """In a fresh interpreter: print :func:`measure_in_fork` of decoding the image file at ``path``."""
+    data = Path(path).read_bytes()
+    print(json.dumps(measure_in_fork(lambda: decode_image(data, (min_size, min_size), path, max_decoded_bytes=1 << 40))))
 
 
 def markdown(results: list[dict[str, object]], side: int) -> str:

@@ -306,3 +306,27 @@ def test_a_dead_worker_is_replaced_its_request_answered_and_sigterm_stops_every_
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", server.port), timeout=1)
         assert "Traceback" not in server.log()
+
+
+def test_sigterm_to_the_process_group_answers_the_request_in_flight_and_prints_no_traceback(model_dir):
+    """``kill -- -PGID`` (a container runtime stopping the group) while an upload is being decoded: its request is
+    answered 503 with Retry-After (the worker it would go to was ended by the same signal), every process exits, and
+    the log holds no traceback (LitServe's manager process used to die first, failing the orderly shutdown)."""
+    slow = many_scans_jpeg(8000, 90)  # 4.6 s to decode: still decoding when the signal comes
+    with ServerProcess(model_dir, "--quiet") as server:
+        pgid = server.process.pid
+
+        async def stopped_while_decoding() -> httpx.Response:
+            async with httpx.AsyncClient(timeout=30) as client:
+                request = asyncio.create_task(client.post(server.url + "/predict", files=[("images", ("s.jpg", slow))]))
+                await asyncio.sleep(1.5)
+                os.killpg(pgid, signal.SIGTERM)
+                return await request
+
+        answer = asyncio.run(stopped_while_decoding())
+        assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+        start = time.perf_counter()
+        while (server.process.poll() is None or group(pgid)) and time.perf_counter() - start < 15:
+            time.sleep(0.1)
+        assert group(pgid) == {} and "labelgraph serve: stopped" in server.log(), (group(pgid), server.log())
+        assert "Traceback" not in server.log() and "ERROR" not in server.log(), server.log()

@@ -149,9 +149,9 @@ def reduction(size: tuple[int, int], min_size: tuple[int, int] | None) -> int:
 #: two-band modes are padded to four bytes)
 PIL_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 #: bytes held per source pixel, beyond the decoded image itself, by the full-size steps of each mode's conversion to RGB
-#: (:func:`_to_rgb`): bilevel becomes grey, a palette image RGB(A), alpha is premultiplied before the reduction, high
-#: bit-depth samples are copied out of PIL into an array
-CONVERSION_BYTES = {"1": 1, "P": 8, "PA": 8, "RGBA": 4, "LA": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+#: (:func:`_to_rgb`): bilevel becomes grey, a palette image RGB(A), alpha is premultiplied before the reduction (high
+#: bit-depth samples are read out a band at a time: nothing at full size)
+CONVERSION_BYTES = {"1": 1, "P": 8, "PA": 8, "RGBA": 4, "LA": 4}
 #: what the decoders' own buffers and the allocator's rounding add to any decode (measured: 5-15 MB)
 DECODE_OVERHEAD = 16 << 20
 BAND_SAMPLES = 1 << 22  # samples of high bit-depth images converted at a time (float64: 32 MB)
@@ -169,8 +169,8 @@ def decoded_bytes(img: Image.Image, min_size: tuple[int, int] | None = None) -> 
     as_stored = len(img.getbands()) * max(sample_bits(img), 8) // 8
     stored = width * height * max(as_stored, PIL_PIXEL_BYTES.get(img.mode, 4))
     extra = stored if orientation(img) != 1 else 0  # the copy exif_transpose makes
-    if img.format == "TIFF":  # libtiff is handed the whole file, read into memory
-        extra += encoded_size(img)
+    if img.format == "TIFF":  # libtiff is handed the whole file, read into memory, and decodes into its own buffer
+        extra += encoded_size(img) + stored
     converted = width * height * CONVERSION_BYTES.get(img.mode, 0)
     if img.mode == "P" and "transparency" not in img.info:
         converted = width * height * 4  # straight to RGB, never premultiplied
@@ -178,7 +178,7 @@ def decoded_bytes(img: Image.Image, min_size: tuple[int, int] | None = None) -> 
         converted += coefficient_bytes(img)
     k = reduction((width, height), min_size)
     high = img.mode.startswith("I") or img.mode == "F"
-    band = min(width * height, BAND_SAMPLES) * 8 if high else 0
+    band = min(width * height, BAND_SAMPLES) * 20 if high else 0  # float64 samples, the crop, its bytes, copies
     reduced = (width // k) * (height // k) * reduced_bytes(img.mode, k)
     return stored + extra + converted + band + reduced + DECODE_OVERHEAD
 
@@ -300,7 +300,7 @@ def _to_rgb(img: Image.Image, k: int = 1) -> Image.Image:
     """``img`` as RGB, box-reduced by ``k`` in its own mode (or the cheapest one that averages right) before the
     conversion: no full-size copy beyond :data:`CONVERSION_BYTES`, none in floating point."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # high bit depth: reduced in chunks, rescaled to 8 bits
-        return Image.fromarray(_rescale_to_uint8(_block_mean(np.asarray(img), k))).convert("RGB")
+        return Image.fromarray(_rescale_to_uint8(_block_mean(img, k))).convert("RGB")
     if img.mode == "1":
         img = img.convert("L")
     if img.mode == "P":
@@ -318,17 +318,18 @@ def _to_rgb(img: Image.Image, k: int = 1) -> Image.Image:
     return small if small.mode == "RGB" else small.convert("RGB")  # L, CMYK, YCbCr, LAB, HSV
 
 
-def _block_mean(arr: np.ndarray, k: int) -> np.ndarray:
-    """(H, W) samples -> (H // k, W // k) float32 means of k x k blocks, a band of rows at a time (no full-size float
-    copy); refuses NaN or infinite samples, which would turn the rescaled image black."""
-    h, w = arr.shape[0] // k * k, arr.shape[1] // k * k
+def _block_mean(img: Image.Image, k: int) -> np.ndarray:
+    """A high bit-depth image -> (H // k, W // k) float32 means of its k x k blocks, read out of PIL a band of rows at a
+    time (no full-size copy: ``np.asarray`` of a whole image copies it twice); refuses NaN or infinite samples, which
+    would turn the rescaled image black."""
+    w, h = img.size[0] // k * k, img.size[1] // k * k
     out = np.empty((h // k, w // k), np.float32)
-    rows = max(1, BAND_SAMPLES // max(w * k, 1))  # output rows per band
+    rows = max(k, BAND_SAMPLES // max(w, 1) // k * k)  # input rows per band, a multiple of k
     bad = 0
-    for r in range(0, h // k, rows):
-        band = arr[r * k : min((r + rows) * k, h), :w].astype(np.float64)
-        bad += int(band.size - np.isfinite(band).sum()) if arr.dtype.kind == "f" else 0
-        out[r : r + rows] = band.reshape(-1, k, w // k, k).mean(axis=(1, 3))
+    for top in range(0, h, rows):
+        band = np.asarray(img.crop((0, top, w, min(top + rows, h))), dtype=np.float64)
+        bad += int(band.size - np.isfinite(band).sum()) if img.mode == "F" else 0
+        out[top // k : (top + band.shape[0]) // k] = band.reshape(-1, k, w // k, k).mean(axis=(1, 3))
     if bad:
         raise ValueError(f"{bad} pixel(s) are NaN or infinite")
     return out

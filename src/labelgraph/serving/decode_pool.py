@@ -79,11 +79,12 @@ class ImagePreparer:
         return model_input, np.asarray(picture)
 
 
-def decoder_main(conn: Any, preparer: ImagePreparer) -> None:
+def decoder_main(conn: Any, preparer: ImagePreparer, http_process: int) -> None:
     """A decoder process: jobs ``(bytes, name, maps)`` in, ``("ok", result)`` or ``("error", status, message)`` out,
     until the HTTP process closes its end."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the HTTP process ends this one
-    exit_with_parent()  # the forkserver exits with its HTTP process; a decoder mid-decode follows within a second
+    for signum in (signal.SIGINT, signal.SIGTERM):  # sent to the whole group: the HTTP process ends this one, once
+        signal.signal(signum, signal.SIG_IGN)  # the request it is decoding has been answered or has run out of time
+    exit_with_parent(parent=http_process)  # its HTTP process gone (however), a decoder mid-decode follows in 0.5 s
     torch.set_num_threads(1)
     while True:
         try:
@@ -106,7 +107,7 @@ class Decoder:
 
     def __init__(self, context: Any, preparer: ImagePreparer) -> None:
         self.conn, child_end = context.Pipe()
-        self.process = context.Process(target=decoder_main, args=(child_end, preparer), daemon=True)
+        self.process = context.Process(target=decoder_main, args=(child_end, preparer, os.getpid()), daemon=True)
         self.process.start()
         child_end.close()
 
@@ -165,7 +166,8 @@ class DecodePool:
                 raise DecodeFailed(f"{name}: not decoded within the request's decode time; stopped", 503) from None
             except (EOFError, OSError) as err:
                 decoder.kill()
-                raise DecodeFailed(f"{name}: its decoder died while decoding it ({type(err).__name__})", 400) from err
+                message = f"{name}: its decoder process ended while decoding it (killed: out of memory?); retry later"
+                raise DecodeFailed(message, 503) from err
             except BaseException:  # cancelled (the client went away): the process may be mid-decode
                 decoder.kill()
                 raise

@@ -28,13 +28,18 @@ from typing import Any
 
 def stop_on_sigterm(before: Callable[[], None] | None = None) -> None:
     """In the main process: SIGTERM (and Ctrl-C) call ``before`` and raise ``KeyboardInterrupt``, so LitServe shuts
-    down as on Ctrl-C. A forked child inherits the handler; there the signal keeps its default meaning (uvicorn
-    re-raises the signal it stopped on)."""
+    down as on Ctrl-C. A forked child inherits the handler. There SIGTERM is ignored: sent to the whole process
+    group (``kill -- -PGID``, a container runtime), it killed LitServe's manager process at once, and the shutdown
+    the main process orders then failed with three tracebacks; the main process ends every child in order instead
+    (uvicorn's HTTP processes install their own handler and finish their requests first). Ctrl-C keeps its default
+    meaning there."""
     main = os.getpid()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if os.getpid() != main:
-            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+            if signum == signal.SIGTERM:
+                return
+            signal.signal(signum, signal.default_int_handler)
             os.kill(os.getpid(), signum)
             return
         if before is not None:
@@ -67,12 +72,24 @@ def end_children(wait: float = 3.0) -> None:
             child.kill()
 
 
-def exit_with_parent(interval: float = 0.5) -> None:
-    """In a child process: exit as soon as the parent is gone (re-parented to init or a subreaper)."""
-    parent = os.getppid()
+def exit_with_parent(interval: float = 0.5, parent: int | None = None) -> None:
+    """In a child process: exit as soon as the parent is gone (re-parented to init or a subreaper); ``parent``: watch
+    that process instead (a decoder forked by a forkserver watches its HTTP process)."""
+    watched = parent or os.getppid()
+
+    def alive() -> bool:
+        if parent is None:
+            return os.getppid() == watched
+        try:
+            os.kill(watched, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while alive():
             time.sleep(interval)
         os._exit(1)
 
@@ -90,3 +107,56 @@ class ExitWithParent:
             self.watching = True
             exit_with_parent()
         await self.app(scope, receive, send)
+
+
+class AnswerWhenStopping:
+    """ASGI middleware: when the HTTP process is told to stop (SIGTERM), the requests still unanswered ``grace``
+    seconds later are answered 503 with ``Retry-After`` -- before uvicorn's own graceful timeout cancels them and
+    their clients get a closed connection and no answer (a request waiting on a worker the same signal ended)."""
+
+    def __init__(self, app: Any, grace: float = 4.0) -> None:
+        self.app, self.grace = app, grace
+        self.unanswered: dict[int, tuple[dict[str, bool], Any]] = {}
+        self.watching = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and not self.watching:
+            self.watching = True
+            self.watch_sigterm()
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = {"started": False, "ours": False}
+
+        async def guarded(message: dict[str, Any]) -> None:
+            if state["ours"]:  # answered 503 already: the app's late answer has no one to go to
+                return
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            await send(message)
+
+        self.unanswered[id(state)] = (state, send)
+        try:
+            await self.app(scope, receive, guarded)
+        finally:
+            self.unanswered.pop(id(state), None)
+
+    def watch_sigterm(self) -> None:
+        """Wrap the SIGTERM handler uvicorn installed (this runs inside its ``capture_signals``)."""
+        import asyncio
+
+        loop, previous = asyncio.get_running_loop(), signal.getsignal(signal.SIGTERM)
+
+        def stopping(signum: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(loop.call_later, self.grace, lambda: loop.create_task(self.answer_all()))
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, stopping)
+
+    async def answer_all(self) -> None:
+        from labelgraph.serving.connections import answer
+
+        for state, send in list(self.unanswered.values()):
+            if not state["started"] and not state["ours"]:  # (a second SIGTERM schedules this again)
+                state["ours"] = True
+                message = "the server is shutting down; retry in a moment (another instance may take it)"
+                await answer(send, 503, message, [(b"retry-after", b"1")])

@@ -35,11 +35,18 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.serving.access import BearerKeyMiddleware, is_loopback, resolve_api_key
 from labelgraph.serving.connections import InflightBudget, deadline_protocol, default_inflight_bytes
 from labelgraph.serving.decode_pool import DecodeInSubprocesses, ImagePreparer, default_pool_size
-from labelgraph.serving.lifecycle import ExitWithParent, end_children, stop_on_sigterm, stop_worker_monitor
+from labelgraph.serving.lifecycle import (
+    AnswerWhenStopping,
+    ExitWithParent,
+    end_children,
+    stop_on_sigterm,
+    stop_worker_monitor,
+)
 from labelgraph.serving.tagging_api import TaggingAPI
 from labelgraph.serving.uploads import RequestRefused, UploadLimits
 from labelgraph.serving.worker_watch import FailRequestsOfDeadWorkers
 
+GRACEFUL_SECONDS = 5  # an HTTP process told to stop finishes its requests within this; those left are answered 503
 LITSERVE_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "0.0.0.0": "0.0.0.0", "::": "::"}
 
 
@@ -102,7 +109,8 @@ def build_server(
     budget = inflight_bytes(limits) // workers  # one HTTP process per worker, each with its share
     preparer = ImagePreparer(predictor.image_size, predictor.config.eval_transform, limits.max_decoded_bytes)
     decoding = {"preparer": preparer, "size": limits.decode_processes or default_pool_size()}
-    middlewares = [(ExitWithParent, {}), (DecodeInSubprocesses, decoding), (InflightBudget, {"budget": budget})]
+    middlewares = [(ExitWithParent, {}), (AnswerWhenStopping, {"grace": GRACEFUL_SECONDS - 1})]
+    middlewares += [(DecodeInSubprocesses, decoding), (InflightBudget, {"budget": budget})]
     middlewares += [(BearerKeyMiddleware, {"key": api_key})] if api_key else []
     server = ls.LitServer(
         api,
@@ -115,7 +123,7 @@ def build_server(
     )
     server.monitor_internal = 0.5  # how often LitServe looks for a dead worker (its default: 2 s)
     server.app.add_middleware(FailRequestsOfDeadWorkers, server=server)  # their requests: 503 at once
-    server.uvicorn_graceful_timeout = 5  # seconds an HTTP process gets to finish its requests at shutdown (30)
+    server.uvicorn_graceful_timeout = GRACEFUL_SECONDS  # (LitServe's default: 30)
     add_routes(server, metadata(predictor, api, limits), limits)
     server.app.state.decode_size = predictor.decode_size
     return server
