@@ -5,9 +5,9 @@
 For every mode (and the JPEG and multi-frame cases) an image of ``side`` x ``side`` pixels is written in a format
 that stores that mode, then decoded by :func:`labelgraph.data.decode_image` as the server does (``min_size``: the
 side the model needs) in a fresh interpreter's forked child, which reports its wall time and the growth of its peak
-resident memory (``VmHWM`` over its ``VmRSS`` at the start). Beside them: the estimate of :func:`labelgraph.data.image_io.decoded_bytes`
-and its bytes per pixel. Writes ``benchmarks/results/decode_modes.json`` and prints the markdown table of
-``docs/serving.md``.
+resident memory (``VmHWM`` over its ``VmRSS`` at the start). Beside them: the estimate of
+:func:`labelgraph.data.image_io.decoded_bytes` and its bytes per pixel. Writes
+``benchmarks/results/decode_modes.json`` and prints the markdown table of ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def measure_mode(mode: str, side: int, min_size: int) -> dict[str, object]:
 def decode_file(path: str, min_size: int) -> None:
     """In a fresh interpreter: print :func:`measure_in_fork` of decoding the image file at ``path``."""
     data = Path(path).read_bytes()
-    print(json.dumps(measure_in_fork(lambda: decode_image(data, (min_size, min_size), path, max_decoded_bytes=1 << 40))))
+    run = measure_in_fork(lambda: decode_image(data, (min_size, min_size), path, max_decoded_bytes=1 << 40))
+    print(json.dumps(run))
 
 
 def markdown(results: list[dict[str, object]], side: int) -> str:

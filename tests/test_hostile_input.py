@@ -326,7 +326,7 @@ def test_sigterm_stops_fit_with_status_143_and_keeps_its_checkpoints(tiny_datase
 def test_a_class_count_or_a_config_too_large_for_memory_is_one_line_before_allocating(tmp_path, capsys):
     """Break: the targets (N x C) allocated before the class count is checked -- 100,000 images of 100,000 classes
     (a 1.3 MB CSV, 10 GB of targets) ended in the out-of-memory killer; an oversized config.json read whole."""
-    from labelgraph.data.classes import MAX_CLASSES
+    from labelgraph.graph.label_graph import MAX_CLASSES
 
     split = tmp_path / "many.csv"
     split.write_text("image,labels\n" + "".join(f"{i}.png,c{i}\n" for i in range(100_000)), encoding="utf-8")

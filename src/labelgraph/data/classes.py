@@ -4,20 +4,6 @@ from __future__ import annotations
 
 from labelgraph.errors import InvalidInputError
 
-#: classes a dataset or a model may have. Open Images' 9,605 fit; past this the C x C label graph (1.6 GB at 20,000
-#: classes in float32) and the N x C targets no longer fit an ordinary machine, so the count is refused before anything
-#: of that size is allocated.
-MAX_CLASSES = 20_000
-
-
-def check_class_count(count: int, source: object) -> None:
-    """Refuse (:class:`InvalidInputError`, naming ``source``) more than :data:`MAX_CLASSES` classes."""
-    if count > MAX_CLASSES:
-        raise InvalidInputError(
-            f"{source}: {count} classes; at most {MAX_CLASSES} are supported (a label graph over {count} classes "
-            f"would take {count * count * 4 / 2**30:.0f} GB)"
-        )
-
 
 def class_mismatch_message(a: list[str], b: list[str], a_name: str, b_name: str) -> str:
     """Say how two class lists differ (count, names, or order)."""

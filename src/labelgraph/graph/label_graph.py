@@ -11,8 +11,23 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from labelgraph.errors import InvalidInputError
 from labelgraph.files import atomic_path
 from labelgraph.graph.knowledge import KnowledgeGraph
+
+#: classes a dataset or a model may have. Open Images' 9,605 fit; past this the C x C label graph (1.6 GB at 20,000
+#: classes in float32) and the N x C targets no longer fit an ordinary machine, so the count is refused before anything
+#: of that size is allocated.
+MAX_CLASSES = 20_000
+
+
+def check_class_count(count: int, source: object) -> None:
+    """Refuse (:class:`InvalidInputError`, naming ``source``) more than :data:`MAX_CLASSES` classes."""
+    if count > MAX_CLASSES:
+        raise InvalidInputError(
+            f"{source}: {count} classes; at most {MAX_CLASSES} are supported (a label graph over {count} classes "
+            f"would take {count * count * 4 / 2**30:.0f} GB)"
+        )
 
 
 @dataclass

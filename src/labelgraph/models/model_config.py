@@ -26,9 +26,9 @@ from typing import Any
 
 import torch.nn as nn
 
-from labelgraph.data.classes import MAX_CLASSES
 from labelgraph.errors import InvalidInputError
 from labelgraph.graph import LabelGraph
+from labelgraph.graph.label_graph import MAX_CLASSES
 from labelgraph.models._registry import get_model_builder
 
 FORMAT_VERSION = 2

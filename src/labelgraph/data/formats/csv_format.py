@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from labelgraph.data.classes import check_class_count
 from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
 from labelgraph.files import atomic_path
+from labelgraph.graph.label_graph import check_class_count
 
 UNKNOWN_PREFIX = "?"
 ABSENT_PREFIX = "!"
