@@ -138,9 +138,11 @@ def test_every_mode_decodes_within_its_estimate_and_just_over_it_is_refused_at_o
     data, need = encoded(3000, mode), (224, 224)
     with Image.open(io.BytesIO(data)) as img:
         estimate = decoded_bytes(img, need)
-    run = measure_in_fork(lambda: decode_image(data, need, mode, max_decoded_bytes=estimate))
+    small = encoded(448, mode)  # decoded first, unmeasured: the decoder's code and tables are loaded once a process
+    run = measure_in_fork(lambda: decode_image(data, need, mode, estimate), lambda: decode_image(small, need))
     assert "error" not in run and run["seconds"] < 3, run
-    assert run["peak_bytes"] <= estimate, (run["peak_bytes"] / 2**20, estimate / 2**20)
+    slack = 8 * 2**20  # pages a process touches once (allocator arenas, library code): seen up to 6.5 MB in CI
+    assert run["peak_bytes"] <= estimate + slack, (run["peak_bytes"] / 2**20, estimate / 2**20)
     start = time.perf_counter()
     with pytest.raises(ImageTooLargeError, match="refused, decoding it would take"):
         decode_image(data, need, mode, max_decoded_bytes=estimate - 1)
