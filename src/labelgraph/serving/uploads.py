@@ -254,8 +254,8 @@ def check_image(
     if media_type.lower().startswith(NOT_IMAGE_TYPES):
         return 415, f"content type {media_type!r} is not an image"
     try:
-        check_jpeg_scans(data, "the image")
         with Image.open(io.BytesIO(data)) as img:
+            check_jpeg_scans(data, img, "the image")
             width, height = img.size
             check_decode_cost(img, decode_size, limits.max_decoded_bytes, "the image")
     except ImageTooLargeError as err:
