@@ -20,7 +20,6 @@ PIL): a new decoder starts in milliseconds, and none inherits the HTTP process's
 from __future__ import annotations
 
 import asyncio
-import logging
 import multiprocessing
 import os
 import signal
@@ -36,7 +35,6 @@ from labelgraph.data.image_io import ImageLoadError, ImageTooLargeError, decode_
 from labelgraph.data.transforms import decode_size, eval_transform, eval_view
 from labelgraph.serving.lifecycle import exit_with_parent
 
-log = logging.getLogger("labelgraph.serve")
 OVERLAY_SIDE = 384  # overlays are drawn on the image shrunk to at most this side (a PNG per label)
 
 
