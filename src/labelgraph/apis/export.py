@@ -19,7 +19,7 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.files import atomic_path, write_text
 from labelgraph.graph import LabelGraph
 from labelgraph.models import ModelConfig, load_trained_model
-from labelgraph.models.model_config import CONFIG_FILE, GRAPH_FILE, WEIGHTS_FILE
+from labelgraph.models.model_config import CONFIG_FILE, GRAPH_FILE, ONNX_FILE, WEIGHTS_FILE
 from labelgraph.models.weights import read_model_config
 
 
@@ -39,6 +39,7 @@ def write_model(model: nn.Module, out_dir: str | Path, config: ModelConfig, labe
         raise ValueError("the config's label graph summary does not match the label graph given")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / ONNX_FILE).unlink(missing_ok=True)  # exported from the weights being replaced
     if label_graph is not None:
         label_graph.save(out / GRAPH_FILE)  # (atomically)
     with atomic_path(out / WEIGHTS_FILE) as tmp:
@@ -92,7 +93,20 @@ def update_config(model_dir: str | Path, **fields: Any) -> ModelConfig:
     config = read_model_config(folder).replace(**fields)
     config = ModelConfig.from_dict(config.to_dict(), folder / CONFIG_FILE)
     write_config(folder, config)
+    if (folder / ONNX_FILE).is_file() and ("temperature" in fields or "logit_bias" in fields):
+        rescale_onnx_file(folder, config)
     return config
+
+
+def rescale_onnx_file(folder: Path, config: ModelConfig) -> None:
+    """The folder's ``model.onnx`` given the config's scaling, so that it keeps computing ``predict``'s logits; without
+    the ``onnx`` package it keeps the old one (its metadata says which, and labelgraph's runtime undoes it)."""
+    from labelgraph.apis.onnx import rescale_onnx
+
+    try:
+        rescale_onnx(folder / ONNX_FILE, config.temperature, config.logit_bias)
+    except ImportError:
+        print(f"note: {folder / ONNX_FILE} keeps its old scaling (install the onnx extra, or export it again)")
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, image_size: int | None = None) -> Path:

@@ -1,17 +1,42 @@
-"""ONNX export of an exported model, checked against PyTorch on real inputs (``labelgraph export --onnx``).
+"""ONNX: the exported graph of a model folder (``labelgraph export`` writes it) and ONNX Runtime behind ``predict``,
+``serve``, ``evaluate`` and ``calibrate``.
 
-The graph takes images in [0, 1] (normalisation is inside, as in PyTorch) with a dynamic batch size at the
-model's image size, and returns logits -- scaled as ``labelgraph calibrate`` fitted them (``logit / temperature +
-bias``), so that their sigmoid is the probability ``labelgraph predict`` gives. Needs the ``onnx`` extra (onnx,
-onnxscript, onnxruntime).
+The graph (``model.onnx`` beside the weights) takes images in [0, 1] (normalisation is inside, as in PyTorch) with a
+dynamic batch size at the model's image size, and returns logits scaled as ``labelgraph calibrate`` fitted them
+(``logit / temperature + bias``: initializers ``temperature`` and ``bias``), so that their sigmoid is the probability
+``labelgraph predict`` gives. ``calibrate`` rewrites those two initializers when it refits them. The file's metadata
+records the SHA-256 of the ``model.safetensors`` it was exported from and the scaling it holds: a file exported from
+other weights is never run in their place, and the runtime can undo a scaling that the config has since changed.
+
+Runtimes (``--runtime``): ``torch`` (eager PyTorch), ``onnx`` (ONNX Runtime on the CPU; an error when the folder has
+no current ``model.onnx`` or the ``onnx`` extra is missing), ``auto`` (the default: ONNX Runtime where ``onnx`` would
+work and the device is the CPU, else PyTorch). Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from labelgraph.errors import InvalidInputError
+from labelgraph.files import atomic_path
+from labelgraph.models.model_config import ONNX_FILE, WEIGHTS_FILE
+
+DIGEST_KEY = "labelgraph.weights_sha256"
+SCALING_KEY = "labelgraph.scaling"
+RUNTIMES = ("auto", "onnx", "torch")
+MAX_DIFFERENCE = 1e-3  # largest |logit difference| to PyTorch an exported graph may show on random images
+
+
+class OnnxMismatchError(InvalidInputError):
+    """An exported graph whose logits differ from PyTorch's."""
 
 
 class ScaledLogits(torch.nn.Module):
@@ -28,13 +53,29 @@ class ScaledLogits(torch.nn.Module):
         return self.model(images) / self.temperature + self.bias  # (B, C) with (1, C or 1)
 
 
-def onnx_module(
-    model: torch.nn.Module, temperature: float | list[float] = 1.0, bias: float | list[float] = 0.0
-) -> torch.nn.Module:
-    """The module the ONNX graph is traced from: the model, with its logits' scaling when it has one."""
-    if temperature == 1.0 and bias == 0.0:
-        return model.eval()
-    return ScaledLogits(model, temperature, bias).eval()
+def weights_digest(folder: str | Path) -> str:
+    """SHA-256 of an exported folder's ``model.safetensors`` (what its ``model.onnx`` must have been exported from)."""
+    digest = hashlib.sha256()
+    with open(Path(folder) / WEIGHTS_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scaling_record(temperature: float | list[float], bias: float | list[float]) -> str:
+    return json.dumps({"temperature": temperature, "bias": bias})
+
+
+@contextmanager
+def quiet_exporter():
+    """The exporter's optimiser logs a warning per multi-output op it does not fold: nothing a user can act on."""
+    logger = logging.getLogger("onnxscript.optimizer._constant_folding")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_onnx(
@@ -43,22 +84,143 @@ def export_onnx(
     out: str | Path,
     temperature: float | list[float] = 1.0,
     bias: float | list[float] = 0.0,
+    weights_sha256: str | None = None,
 ) -> Path:
-    """Write ``out`` (``images`` (B, 3, S, S) -> ``logits`` (B, C), scaled: ``logit / temperature + bias``) with
-    torch's exporter."""
-    model = onnx_module(model, temperature, bias)
+    """Write ``out`` (``images`` (B, 3, S, S) in [0, 1] -> ``logits`` (B, C) = ``logit / temperature + bias``) with
+    torch's exporter, atomically; ``weights_sha256``: the weights file it stands for (:func:`weights_digest`)."""
+    module = ScaledLogits(model.eval(), temperature, bias).eval()
     example = torch.rand(2, 3, image_size, image_size)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(out),
-        input_names=["images"],
-        output_names=["logits"],
-        dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=1024)}},
-        dynamo=True,
-        verbose=False,
-    )
+    with quiet_exporter():
+        program = torch.onnx.export(
+            module,
+            (example,),
+            None,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=1024)}},
+            dynamo=True,
+            verbose=False,
+        )
+    program.model.metadata_props[SCALING_KEY] = scaling_record(temperature, bias)
+    if weights_sha256:
+        program.model.metadata_props[DIGEST_KEY] = weights_sha256
+    with atomic_path(out) as tmp:
+        program.save(str(tmp))
     return Path(out)
+
+
+def rescale_onnx(path: str | Path, temperature: float | list[float], bias: float | list[float]) -> Path:
+    """Set the scaling of an exported graph (its ``temperature`` and ``bias`` initializers and the metadata that
+    records them), atomically: what ``calibrate`` does after refitting them."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    values = {"temperature": temperature, "bias": bias}
+    for i, init in enumerate(model.graph.initializer):
+        if init.name in values:
+            array = np.asarray(values[init.name], dtype=np.float32).reshape(1, -1)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, init.name))
+    props = {p.key: p.value for p in model.metadata_props}
+    props[SCALING_KEY] = scaling_record(temperature, bias)
+    onnx.helper.set_model_props(model, props)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return Path(path)
+
+
+class OnnxModel(torch.nn.Module):
+    """A folder's ``model.onnx`` under ONNX Runtime, called as the PyTorch model is: (B, 3, S, S) uint8, or float in
+    [0, 1] -> (B, C) the network's logits (the file's scaling undone; :meth:`scaled` keeps it)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.weights_sha256: str | None = meta.get(DIGEST_KEY)
+        scaling = json.loads(meta.get(SCALING_KEY, scaling_record(1.0, 0.0)))
+        self.temperature = np.asarray(scaling["temperature"], dtype=np.float32).reshape(1, -1)  # (1, C or 1)
+        self.bias = np.asarray(scaling["bias"], dtype=np.float32).reshape(1, -1)
+
+    def scaled(self, images: torch.Tensor) -> np.ndarray:
+        """(B, 3, S, S) -> (B, C) ``logit / temperature + bias`` with the file's scaling (``scaled_as``)."""
+        x = images.float().div(255) if images.dtype == torch.uint8 else images.float()
+        return self.session.run(None, {"images": x.contiguous().numpy()})[0]
+
+    def scaled_as(self, temperature: np.ndarray, bias: np.ndarray) -> bool:
+        """Whether the file scales as ``temperature`` and ``bias`` ((C,) each) do."""
+        size = max(len(temperature), self.temperature.shape[1], self.bias.shape[1])
+        ours = (np.broadcast_to(v, (1, size)) for v in (self.temperature, self.bias))
+        theirs = (np.broadcast_to(np.asarray(v, dtype=np.float32), (1, size)) for v in (temperature, bias))
+        return all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy((self.scaled(images) - self.bias) * self.temperature)  # (B, C)
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_problem(folder: Path) -> str | None:
+    """Why ``folder``'s ``model.onnx`` cannot stand for its weights (None: it can)."""
+    path = folder / ONNX_FILE
+    if not path.is_file():
+        return f"{folder} has no {ONNX_FILE} (write one with `labelgraph export {folder} --onnx`)"
+    if not onnx_available():
+        return "ONNX Runtime is not installed (pip install 'labelgraph[onnx]')"
+    return None
+
+
+def choose_runtime(
+    folder: str | Path | None, model: torch.nn.Module, runtime: str = "auto", device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, str]:
+    """The module that computes ``model``'s logits under ``runtime`` (:data:`RUNTIMES`), and its name (``torch`` or
+    ``onnxruntime``). ``folder``: the exported folder ``model`` was loaded from (None: a checkpoint, PyTorch only)."""
+    if runtime not in RUNTIMES:
+        raise InvalidInputError(f"unknown runtime {runtime!r}; available: {', '.join(RUNTIMES)}")
+    if runtime == "torch" or (runtime == "auto" and (folder is None or torch.device(device).type != "cpu")):
+        return model, "torch"
+    if folder is None or torch.device(device).type != "cpu":
+        where = "a checkpoint" if folder is None else f"device {device}"
+        raise InvalidInputError(f"--runtime onnx runs an exported folder's {ONNX_FILE} on the CPU, not {where}")
+    folder = Path(folder)
+    problem = onnx_problem(folder)
+    if problem is None:
+        session = OnnxModel(folder / ONNX_FILE)
+        if session.weights_sha256 != weights_digest(folder):
+            problem = f"{folder / ONNX_FILE} was exported from other weights (export it again with --onnx)"
+        else:
+            return session, "onnxruntime"
+    if runtime == "onnx":
+        raise InvalidInputError(f"--runtime onnx: {problem}")
+    if (folder / ONNX_FILE).is_file() and onnx_available():
+        logging.getLogger(__name__).warning("running PyTorch: %s", problem)
+    return model, "torch"
+
+
+def export_folder_onnx(folder: str | Path, check_images: int = 4) -> tuple[Path, float]:
+    """Write an exported folder's ``model.onnx`` from its weights and config (scaling, input size) and check it on
+    random images: the path and the largest |logit difference| to PyTorch. A graph that differs by more than
+    :data:`MAX_DIFFERENCE` is removed and :class:`OnnxMismatchError` raised."""
+    from labelgraph.models import load_model
+
+    folder = Path(folder)
+    model, config = load_model(folder)
+    size, scaling = config.image_size, (config.temperature, config.logit_bias)
+    path = export_onnx(model, size, folder / ONNX_FILE, *scaling, weights_sha256=weights_digest(folder))
+    diff = check_onnx(model, path, torch.rand(check_images, 3, size, size), *scaling)
+    if diff > MAX_DIFFERENCE:
+        path.unlink()
+        raise OnnxMismatchError(f"{path}: the ONNX graph's logits differ from PyTorch's by {diff:.2e}; removed")
+    return path, diff
 
 
 def check_onnx(
@@ -68,13 +230,9 @@ def check_onnx(
     temperature: float | list[float] = 1.0,
     bias: float | list[float] = 0.0,
 ) -> float:
-    """Run the ONNX file with onnxruntime on ``images`` and return the largest |logit difference| to PyTorch (the
+    """Run the ONNX file with ONNX Runtime on ``images`` and return the largest |logit difference| to PyTorch (the
     model's logits scaled the same way)."""
-    model = onnx_module(model, temperature, bias)
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    onnx_logits = session.run(None, {"images": images.numpy().astype(np.float32)})[0]
+    onnx_logits = OnnxModel(onnx_path).scaled(images)
     with torch.no_grad():
-        torch_logits = model.eval()(images).numpy()
+        torch_logits = ScaledLogits(model.eval(), temperature, bias).eval()(images).numpy()
     return float(np.abs(onnx_logits - torch_logits).max())

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from labelgraph.apis.onnx import OnnxModel, choose_runtime
 from labelgraph.data.dataset import stack_images
 from labelgraph.data.image_io import (
     DEFAULT_MAX_DECODED_BYTES,
@@ -37,6 +38,7 @@ from labelgraph.errors import InvalidInputError
 from labelgraph.evaluation.scoring import split_scores
 from labelgraph.files import write_text
 from labelgraph.models import ModelConfig, load_model
+from labelgraph.models.hub_source import model_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -79,12 +81,23 @@ class Predictor:
             the network's own).
         recall_rule: the stored recall-guaranteed rule (``threshold``, ``recall``, ...), or None.
         transform: the eval transform the model records (uint8 (3, H, W) -> (3, S, S)).
+        runtime: what computes the logits: ``torch``, or ``onnxruntime`` (the folder's ``model.onnx``, see
+            :mod:`labelgraph.apis.onnx`); class maps and explanations always run the PyTorch model.
     """
 
-    def __init__(self, model: torch.nn.Module, config: ModelConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: ModelConfig,
+        device: str | torch.device = "cpu",
+        scorer: torch.nn.Module | None = None,
+        runtime: str = "torch",
+    ) -> None:
         if not config.image_size:
             raise InvalidInputError(f"{config.method}: the model does not record its input size; export it with one")
         self.model = model.eval().to(device)
+        self.scorer = self.model if scorer is None else scorer  # what computes the logits (the same, or ONNX)
+        self.runtime = runtime
         self.config = config
         self.device = torch.device(device)
         self.classes: list[str] = list(config.class_names)
@@ -102,9 +115,13 @@ class Predictor:
         self.max_decoded_bytes = DEFAULT_MAX_DECODED_BYTES  # an image whose decode would hold more is refused
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
-        model, config = load_model(model_dir)
-        return cls(model, config, device)
+    def load(cls, model_dir: str | Path, device: str | torch.device = "cpu", runtime: str = "auto") -> Predictor:
+        """An exported folder (or ``hf-hub:`` name); ``runtime``: ``auto``, ``onnx`` or ``torch``
+        (:func:`labelgraph.apis.onnx.choose_runtime`)."""
+        folder = model_folder(model_dir)
+        model, config = load_model(folder)
+        scorer, name = choose_runtime(folder if folder.is_dir() else None, model, runtime, device)
+        return cls(model, config, device, scorer, name)
 
     def score_classes(self, class_names: list[str], embeddings: str) -> Predictor:
         """Zero-shot: score ``class_names`` from now on, each through a query made from its word vector
@@ -117,6 +134,7 @@ class Predictor:
             raise InvalidInputError("no class names to score")
         vectors, _ = embeddings_from_source(embeddings, class_names)
         self.model.score_new_classes(vectors)
+        self.scorer, self.runtime = self.model, "torch"  # the ONNX graph has the trained classes built in
         stored = self.config.thresholds
         self.classes = list(class_names)
         self.thresholds = np.full(len(self.classes), 0.5 if isinstance(stored, list) else float(stored))
@@ -146,12 +164,14 @@ class Predictor:
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) the network's logits (before any scaling)."""
-        return self.model(images.to(self.device)).float().cpu().numpy()
+        return self.scorer(images.to(self.device)).float().cpu().numpy()
 
     @torch.no_grad()
     def scores(self, images: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities: sigmoid(logits / temperature + bias)."""
-        logits = self.model(images.to(self.device)).float()
+        if isinstance(self.scorer, OnnxModel) and self.scorer.scaled_as(self.temperature, self.logit_bias):
+            return 1 / (1 + np.exp(-self.scorer.scaled(images)))  # the graph scales as the config does
+        logits = self.scorer(images.to(self.device)).float()
         t, b = (torch.from_numpy(v).to(logits.device) for v in (self.temperature, self.logit_bias))
         return torch.sigmoid(logits / t + b).cpu().numpy()
 
@@ -190,8 +210,8 @@ class Predictor:
 
         Returns:
             ``{"classes": [...], "predictions": [{"image", "scores": {class: p}, "labels": [...]}],
-            "errors": [{"image", "error"}]}``; ``labels`` are the classes at or above their threshold, sorted by
-            probability, at most ``top_k`` of them.
+            "errors": [{"image", "error"}], "runtime": "torch" | "onnxruntime"}``; ``labels`` are the classes at or
+            above their threshold, sorted by probability, at most ``top_k`` of them.
         """
         thresholds = self.resolve_thresholds(threshold)
         predictions: list[dict[str, Any]] = []
@@ -215,12 +235,13 @@ class Predictor:
                 continue
             for name, probs in zip(names, self.scores(stack_images(tensors)), strict=True):
                 predictions.append({"image": name, **self.tag(probs, thresholds, top_k)})
-        return {"classes": self.classes, "predictions": predictions, "errors": errors}
+        return {"classes": self.classes, "predictions": predictions, "errors": errors, "runtime": self.runtime}
 
 
-def load(model_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
-    """Load an exported model folder as a :class:`Predictor` (``labelgraph.load``)."""
-    return Predictor.load(model_dir, device)
+def load(model_dir: str | Path, device: str | torch.device = "cpu", runtime: str = "auto") -> Predictor:
+    """Load an exported model folder as a :class:`Predictor` (``labelgraph.load``); ``runtime``: ``auto`` (ONNX
+    Runtime where the folder has a current ``model.onnx``), ``onnx`` or ``torch``."""
+    return Predictor.load(model_dir, device, runtime)
 
 
 def write_predictions(result: dict[str, Any], out: str | Path) -> None:

@@ -129,6 +129,17 @@ def threshold_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+def runtime_argument(p: argparse.ArgumentParser) -> None:
+    """``--runtime``: what computes an exported model's logits (:mod:`labelgraph.apis.onnx`)."""
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "onnx", "torch"),
+        help="auto (default): ONNX Runtime where the model folder has a current model.onnx and the device is the "
+        "CPU, else PyTorch; onnx: ONNX Runtime or fail; torch: PyTorch",
+    )
+
+
 SCALINGS = ("platt", "platt-per-class", "temperature", "temperature-per-class", "none")
 
 

@@ -15,6 +15,7 @@ from labelgraph.cli._common import (
     non_negative_float,
     positive_int,
     probability,
+    runtime_argument,
     scaling_argument,
 )
 
@@ -50,6 +51,7 @@ def calibrate_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--folds", type=positive_int, default=5, help="cross-fitting folds (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=32)
+    runtime_argument(p)
     p.add_argument("--json", default=None, metavar="FILE", help="write the whole report to FILE")
     p.add_argument("--dry-run", action="store_true", help="report only; do not store anything")
     return p
@@ -73,7 +75,7 @@ def run(argv: list[str]) -> int:
         raise UsageError(str(err)) from None
     if args.folds < 2:
         raise UsageError(f"--folds {args.folds}: 2 or more")
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, runtime=args.runtime)
     table = load_split(args, args.split, predictor.classes)
     eval_table = load_split(args, args.eval_split, predictor.classes) if args.eval_split else None
     names = (args.split, args.eval_split)

@@ -14,6 +14,7 @@ from labelgraph.cli._common import (
     load_split,
     non_negative_int,
     positive_int,
+    runtime_argument,
 )
 
 
@@ -25,6 +26,7 @@ def run(argv: list[str]) -> int:
     from labelgraph.models import load_trained_model
 
     loaded = [(path, *load_trained_model(path)) for path in args.models]
+    loaded = [(path, runtime_of(path, model, config, args), config) for path, model, config in loaded]
     table = load_split(args, args.split, loaded[0][2].class_names)
     for path, _, config in loaded:
         check_same_classes(config.class_names, table.class_names, f"model {path}", f"split {table.source}")
@@ -52,6 +54,24 @@ def run(argv: list[str]) -> int:
         )
     write_outputs(args, table, results, corruptions, severities)
     return 0
+
+
+def runtime_of(path: str, model: Any, config: Any, args: argparse.Namespace) -> Any:
+    """The module that computes ``model``'s logits under ``--runtime`` (ONNX Runtime only for an exported folder at
+    its own resolution: the graph's input size is fixed)."""
+    from pathlib import Path
+
+    from labelgraph.apis.onnx import choose_runtime
+    from labelgraph.models.hub_source import model_folder
+
+    folder = model_folder(path)
+    own_size = args.image_size in (None, config.image_size)
+    if args.runtime == "onnx" and not own_size:
+        raise UsageError(f"--runtime onnx: {path}'s ONNX graph takes {config.image_size} px, not --image-size")
+    exported = folder if Path(folder).is_dir() and own_size else None
+    scorer, name = choose_runtime(exported, model, args.runtime, args.device)
+    print(f"{path}: {name}")
+    return scorer
 
 
 def models_by_input(loaded: list[tuple], image_size: int | None) -> tuple[dict, dict]:
@@ -118,6 +138,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=non_negative_int, default=0)
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the corruptions' random draws")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    runtime_argument(p)
     p.add_argument("--out", default=None, help="write every number to this JSON file")
     p.add_argument("--reliability", default=None, metavar="PNG", help="draw the models' reliability diagram here")
     p.add_argument("--markdown", default=None, help="write the tables to this Markdown file")

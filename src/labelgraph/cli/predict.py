@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from labelgraph.cli._common import Parser, UsageError, positive_int, threshold_argument
+from labelgraph.cli._common import Parser, UsageError, positive_int, runtime_argument, threshold_argument
 
 
 def run(argv: list[str]) -> int:
@@ -17,6 +17,7 @@ def run(argv: list[str]) -> int:
     p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
+    runtime_argument(p)
     p.add_argument(
         "--classes",
         default=None,
@@ -33,7 +34,7 @@ def run(argv: list[str]) -> int:
 
     from labelgraph.apis.predict import Predictor, expand_paths, write_predictions
 
-    predictor = Predictor.load(args.model, args.device)
+    predictor = Predictor.load(args.model, args.device, args.runtime)
     if args.classes:
         if not args.embeddings:
             raise UsageError("--classes needs --embeddings (the word vectors the model was trained with)")

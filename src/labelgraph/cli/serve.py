@@ -11,6 +11,7 @@ from labelgraph.cli._common import (
     port_number,
     positive_float,
     positive_int,
+    runtime_argument,
     threshold_argument,
 )
 
@@ -31,6 +32,7 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=positive_int, default=1, help="inference worker processes per device (1)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    runtime_argument(p)
     threshold_argument(p)
     p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
     limit_arguments(p)
@@ -112,6 +114,7 @@ def run(argv: list[str]) -> int:
         batch_timeout=args.batch_timeout,
         workers=args.workers,
         device=args.device,
+        runtime=args.runtime,
         threshold=args.threshold,
         top_k=args.top_k,
         limits=limits,

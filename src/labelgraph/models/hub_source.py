@@ -14,7 +14,7 @@ from pathlib import Path
 from labelgraph.errors import InvalidInputError
 
 HF_HUB_PREFIX = "hf-hub:"
-MODEL_FILES = ["config.json", "*.safetensors", "README.md"]  # what a model folder needs (and its card)
+MODEL_FILES = ["config.json", "*.safetensors", "README.md", "model.onnx"]  # what a model folder holds (+ card, ONNX)
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 
 

@@ -33,6 +33,7 @@ from labelgraph.models._registry import get_model_builder
 
 FORMAT_VERSION = 2
 CONFIG_FILE, WEIGHTS_FILE, GRAPH_FILE = "config.json", "model.safetensors", "label_graph.safetensors"
+ONNX_FILE = "model.onnx"  # the ONNX graph of the weights beside it (labelgraph.apis.onnx)
 #: the eval preprocessing a model can record (``labelgraph.data.transforms`` implements each): squash-resize to S x S,
 #: or resize the shorter side to 10/9 S and take the central S x S (SSGRL's 640 -> 576)
 EVAL_TRANSFORMS = ("resize", "center_crop")

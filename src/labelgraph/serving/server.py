@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import litserve as ls
+import torch
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -63,6 +64,7 @@ def metadata(predictor: Predictor, api: TaggingAPI, limits: UploadLimits) -> dic
         "logit_bias": [float(b) for b in predictor.logit_bias],
         "recall_rule": predictor.recall_rule,
         "preprocessing": config.preprocessing,
+        "runtime": predictor.runtime,
         "maps": "class maps" if predictor.model.head.provides("class_maps") else "Grad-CAM",
         "labelgraph_version": version("labelgraph"),
         "defaults": {"threshold": api.threshold, "top_k": api.top_k},
@@ -88,6 +90,7 @@ def build_server(
     batch_timeout: float = 0.01,
     workers: int = 1,
     device: str = "auto",
+    runtime: str = "auto",
     threshold: float | str | None = None,
     top_k: int | None = None,
     limits: UploadLimits | None = None,
@@ -96,7 +99,9 @@ def build_server(
 ) -> ls.LitServer:
     """The LitServer for one exported model, routes and checks in place (``run`` it to serve)."""
     limits = limits or UploadLimits()
-    predictor = Predictor.load(model_dir)  # fail here, with the file named, rather than in a worker
+    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    # fail here, with the file named, rather than in a worker (--runtime onnx without a model.onnx too)
+    predictor = Predictor.load(model_dir, runtime=runtime if on_cpu else "torch")
     predictor.resolve_thresholds(threshold)  # 'calibrated' / 'recall' on a model without them is refused now
     api = TaggingAPI(
         str(model_dir),
@@ -105,6 +110,7 @@ def build_server(
         max_batch_size=max_batch_size,
         batch_timeout=batch_timeout,
         log_batches=log_batches,
+        runtime=runtime,
     )
     budget = inflight_bytes(limits) // workers  # one HTTP process per worker, each with its share
     preparer = ImagePreparer(predictor.image_size, predictor.config.eval_transform, limits.max_decoded_bytes)

@@ -49,9 +49,11 @@ class TaggingAPI(ls.LitAPI):
         max_batch_size: int = 16,
         batch_timeout: float = 0.01,
         log_batches: bool = True,
+        runtime: str = "auto",
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.model_dir = str(model_dir)
+        self.runtime = runtime
         self.threshold = threshold
         self.top_k = top_k
         self.log_batches = log_batches
@@ -59,7 +61,7 @@ class TaggingAPI(ls.LitAPI):
 
     def setup(self, device: str) -> None:
         exit_with_parent()  # an orphaned worker would serve on (kill -9 of the main process)
-        self.predictor = Predictor.load(self.model_dir, device)
+        self.predictor = Predictor.load(self.model_dir, device, self.runtime)
 
     def decode_request(self, request: Annotated[dict, Depends(read_upload)]) -> dict[str, Any]:
         """The upload, decoded in the HTTP process's decode pool -> the model inputs, ``(3, S, S)`` uint8 each."""

@@ -331,6 +331,7 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     per_class = row.pop("per_class_AP")
     model_dir = out / "model"
     recipe = export_trained(task, dm, plan, recipe, model_dir, {held: row}, files["train"])
+    export_runtime_graph(model_dir)
     print("calibrating on the validation split ...", flush=True)
     predictor = Predictor.load(model_dir)
     trust = trust_record(
@@ -356,6 +357,20 @@ def fine_tune(splits: dict[str, LabelTable], plan: TrainPlan, out: Path, progres
     print("writing the report ...", flush=True)
     write_html_report(out)
     return metrics
+
+
+def export_runtime_graph(model_dir: Path) -> None:
+    """``model.onnx`` beside the weights, so that predict, serve and the calibration below run ONNX Runtime; a model
+    the exporter cannot trace (or a machine without the onnx extra) keeps PyTorch, said in one line."""
+    from labelgraph.apis.onnx import export_folder_onnx, onnx_available
+
+    if not onnx_available():
+        return
+    print("exporting to ONNX ...", flush=True)
+    try:
+        export_folder_onnx(model_dir)
+    except Exception as err:  # the exporter's errors have no common type
+        print(f"note: no model.onnx ({str(err).splitlines()[0][:200]}); predict and serve will run PyTorch")
 
 
 def export_trained(
