@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,12 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out, kind="shapes", seed=0, sizes={"train": 48, "val": 16, "test": 16}, config=SceneConfig(grid=2, cell=16)
     )
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What labelgraph keeps between runs (the demo's stand-in backbone) goes to a folder of this session's."""
+    os.environ["LABELGRAPH_CACHE"] = str(tmp_path_factory.mktemp("user_cache"))
 
 
 @pytest.fixture(autouse=True)

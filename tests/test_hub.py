@@ -68,7 +68,8 @@ def test_export_pushes_folder_and_card_to_the_hub(checkpoint, tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
     uploaded = hub.repos[REPO]
     assert uploaded["private"] and uploaded["commits"] == ["Upload labelgraph model"]
-    assert set(uploaded["files"]) == {"config.json", "model.safetensors", "label_graph.safetensors", "README.md"}
+    assert set(uploaded["files"]) == {"config.json", "model.safetensors", "label_graph.safetensors", "README.md",
+                                      "model.onnx"}  # fmt: skip
     for name, data in uploaded["files"].items():
         assert data == (out / name).read_bytes(), name  # byte for byte what was exported
     assert set(hub.authorizations) == {"Bearer hf_test_token"}

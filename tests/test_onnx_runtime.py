@@ -3,12 +3,14 @@ for every registered method, and is never run in place of weights it was not exp
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from labelgraph import create_model, list_models
 from labelgraph.apis import save_model
@@ -89,10 +91,13 @@ def test_cli_exports_onnx_by_default_and_predict_says_which_runtime_ran(tiny_mod
     assert (ckpt_free / "model.onnx").is_file()
     assert cli_main(["export", str(tiny_model), "--out", str(tmp_path / "plain"), "--no-onnx"]) == 0
     assert not (tmp_path / "plain" / "model.onnx").exists()
+    assert "**Runtime**: `model.onnx`" in (ckpt_free / "README.md").read_text()  # the card says what will run
+    assert "**Runtime**: PyTorch" in (tmp_path / "plain" / "README.md").read_text()
     assert cli_main(["predict", str(tmp_path / "plain"), str(tiny_dataset / "images"), "--runtime", "onnx"]) != 0
     assert "has no model.onnx" in capsys.readouterr().err
     assert cli_main(["export", str(tmp_path / "plain"), "--onnx"]) == 0  # what the message says to run
     assert (tmp_path / "plain" / "model.onnx").is_file()
+    assert "**Runtime**: `model.onnx`" in (tmp_path / "plain" / "README.md").read_text()
     outputs = {}
     for runtime in ("onnx", "torch"):
         out = tmp_path / f"{runtime}.json"
@@ -124,3 +129,20 @@ def test_calibrate_and_evaluate_on_onnx_runtime_give_pytorchs_numbers(tiny_model
     clean_onnx, clean_torch = onnx["baseline"]["clean"], eager["baseline"]["clean"]
     assert clean_onnx["mAP"] == pytest.approx(clean_torch["mAP"], abs=1e-3)
     assert clean_onnx["ECE"] == pytest.approx(clean_torch["ECE"], abs=1e-3)
+
+
+def test_serve_runs_the_graph_and_answers_what_pytorch_computes(tmp_path):
+    import httpx
+
+    from labelgraph.serving.process import ServerProcess
+
+    folder = exported("query2label", tmp_path / "m")
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    eager = Predictor.load(folder, runtime="torch").predict([picture])["predictions"][0]["scores"]
+    with ServerProcess(folder, "--runtime", "onnx", "--device", "cpu", "--quiet") as server:
+        assert httpx.get(server.url + "/metadata").json()["runtime"] == "onnxruntime"
+        answer = httpx.post(server.url + "/predict", files=[("images", ("a.png", buffer.getvalue(), "image/png"))])
+    served = answer.json()["predictions"][0]["scores"]
+    assert max(abs(served[c] - eager[c]) for c in eager) <= 1e-4

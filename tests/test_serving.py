@@ -110,6 +110,7 @@ class TestRoutes:
         config = json.loads((model_dir / "config.json").read_text())
         assert meta["method"] == "add_gcn" and meta["classes"] == CLASSES and meta["input_size"] == 96
         assert meta["thresholds"] == [0.5] * len(CLASSES) and meta["maps"] == "class maps"
+        assert meta["runtime"] == "torch"  # no model.onnx in this folder
         assert meta["temperature"] == [1.0] * len(CLASSES) and meta["recall_rule"] is None
         assert meta["preprocessing"]["eval_transform"] == config["eval_transform"] == "resize"
         assert meta["preprocessing"]["image_size"] == config["image_size"] and meta["labelgraph_version"]

@@ -1,5 +1,6 @@
 """Files written whole or not at all: every output goes to a temporary name beside its target and is renamed into
-place, so a crash, a full disk or a signal never leaves a partial CSV, JSON, figure or model file behind.
+place, so a crash, a full disk or a signal never leaves a partial CSV, JSON, figure or model file behind. And where
+what is worth keeping between runs goes (:func:`user_cache_dir`).
 
 At the bottom of the dependency order with :mod:`labelgraph.errors`: it imports nothing of ours.
 """
@@ -29,6 +30,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """``$LABELGRAPH_CACHE`` (else ``$XDG_CACHE_HOME/labelgraph``, else ``~/.cache/labelgraph``) / ``parts``, created:
+    what a later run reuses (the demo's stand-in backbone). Deleting it costs only the time to rebuild."""
+    root = os.environ.get("LABELGRAPH_CACHE")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "labelgraph")
+    folder = Path(root, *parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def write_text(path: str | Path, text: str, errors: str = "strict") -> Path:

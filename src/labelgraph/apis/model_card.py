@@ -18,6 +18,7 @@ from typing import Any
 from labelgraph.evaluation.calibration import scaling_formula
 from labelgraph.files import write_text
 from labelgraph.models import ModelConfig, get_model_builder, get_recipe
+from labelgraph.models.model_config import ONNX_FILE
 from labelgraph.models.weights import read_model_config
 
 INPUTS = {
@@ -93,6 +94,7 @@ def model_card(model_dir: str | Path, repo_id: str | None = None, config: ModelC
         f"- **Decision thresholds**: {describe_thresholds(config.thresholds)}",
         f"- **Probabilities**: {describe_calibration(config)}",
         f"- **Label graph**: {describe_graph(graph)}",
+        f"- **Runtime**: {describe_runtime(Path(model_dir))}",
         f"- **Classes** ({len(classes)}, in output order): " + ", ".join(code_span(c) for c in classes),
         "",
         "## Metrics (percent)",
@@ -156,6 +158,16 @@ def describe_calibration(config: Any) -> str:
             f"{measured['ece_after']:.2f} % on {measured['where']}"
         )
     return "; ".join(parts)
+
+
+def describe_runtime(folder: Path) -> str:
+    """What ``labelgraph predict`` and ``serve`` run the model on: the folder's ONNX graph, or PyTorch."""
+    if (folder / ONNX_FILE).is_file():
+        return (
+            f"`{ONNX_FILE}` (the weights' graph, checked against PyTorch when exported): `labelgraph predict`, "
+            "`serve`, `evaluate` and `calibrate` run it on ONNX Runtime on the CPU (`--runtime torch`: PyTorch)"
+        )
+    return "PyTorch (no `model.onnx`: `labelgraph export FOLDER --onnx` writes one, for ONNX Runtime)"
 
 
 def describe_graph(summary: dict[str, Any] | None) -> str:

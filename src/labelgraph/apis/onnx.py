@@ -210,6 +210,7 @@ def export_folder_onnx(folder: str | Path, check_images: int = 4) -> tuple[Path,
     """Write an exported folder's ``model.onnx`` from its weights and config (scaling, input size) and check it on
     random images: the path and the largest |logit difference| to PyTorch. A graph that differs by more than
     :data:`MAX_DIFFERENCE` is removed and :class:`OnnxMismatchError` raised."""
+    from labelgraph.apis.model_card import write_model_card
     from labelgraph.models import load_model
 
     folder = Path(folder)
@@ -220,6 +221,7 @@ def export_folder_onnx(folder: str | Path, check_images: int = 4) -> tuple[Path,
     if diff > MAX_DIFFERENCE:
         path.unlink()
         raise OnnxMismatchError(f"{path}: the ONNX graph's logits differ from PyTorch's by {diff:.2e}; removed")
+    write_model_card(folder, config=config)  # it says which runtime predict and serve use
     return path, diff
 
 

@@ -15,6 +15,7 @@ import csv
 import glob
 import io
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,7 @@ class Predictor:
         predictions: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
         batches = range(0, len(images), batch_size)
-        if progress and len(images) > batch_size:
+        if progress and len(images) > batch_size and sys.stderr.isatty():  # no carriage returns in a log file
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="predict", unit="batch")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
 from labelgraph.cli._common import Parser, UsageError, non_negative_int, positive_float, positive_int
 
@@ -116,6 +118,7 @@ def demo_methods(value: str) -> list[str] | None:
 
 
 def run(argv: list[str]) -> int:
+    started = time.perf_counter()
     args = demo_parser().parse_args(argv)
     study = label_study_options(args)  # checked before anything loads
     print("labelgraph demo: loading PyTorch and Lightning ...", flush=True)
@@ -132,7 +135,7 @@ def run(argv: list[str]) -> int:
         image_size=args.image_size,
         batch_size=args.batch_size,
         backbone=args.backbone,
-        progress=not args.no_progress,
+        progress=not args.no_progress and sys.stderr.isatty(),  # no carriage returns in a log file
         pretrain_images=args.pretrain_images or preset.pretrain_images,
         model_args=json.loads(args.model_args) if args.model_args else None,
         lr=args.lr,
@@ -146,4 +149,5 @@ def run(argv: list[str]) -> int:
         compare_weights(args.out, **options)
     else:
         run_demo(out=args.out, weights=args.weights, **options)
+    print(f"labelgraph demo: done in {time.perf_counter() - started:.0f} s")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labelgraph.data.image_io import ImageLoadError, load_image
+from labelgraph.data.image_io import ImageLoadError, read_image
 from labelgraph.data.label_table import LabelTable
 
 
@@ -29,12 +29,14 @@ def split_statistics(table: LabelTable) -> dict[str, Any]:
 
 
 def check_images(table: LabelTable) -> list[tuple[str, str]]:
-    """Open and decode every image; return ``(path, problem)`` for each missing, truncated or unreadable one."""
+    """Open and decode every image; return ``(path, problem)`` for each missing, truncated or unreadable one. JPEGs are
+    decoded at 1/8 scale where they are large enough: every byte of the file is still read and checked, in a fraction
+    of the time a camera photo takes in full."""
     problems = []
     for i in range(len(table)):
         path = table.path(i)
         try:
-            load_image(path)
+            read_image(path, (1, 1))
         except ImageLoadError as err:
             problems.append((str(path), str(err).removeprefix(f"{path}: ")))
     return problems

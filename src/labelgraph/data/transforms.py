@@ -226,7 +226,15 @@ def eval_view(img: torch.Tensor, preset: str) -> torch.Tensor:
 
 def decode_size(preset: str, image_size: int) -> int:
     """The side both image sides must keep when decoded for ``preset`` (train or eval) to lose no detail: a JPEG of
-    twice this is decoded at a reduced DCT scale (:func:`~labelgraph.data.read_image`'s ``min_size``)."""
+    twice this is decoded at a reduced DCT scale (:func:`~labelgraph.data.read_image`'s ``min_size``; 1/2, 1/4, 1/8).
+
+    The rule: no view the preset can draw is resized up from fewer pixels than its paper's pipeline, which decodes in
+    full, would give it. A crop taken from the image itself (``ml_gcn``: a side as small as 0.5 x the shorter one)
+    needs the shorter side at S / (smallest crop scale) = 2 S, so that the smallest crop still spans S decoded pixels.
+    A pipeline that squash-resizes to a frame first and crops that (``add_gcn``: S + 64, ``ssgrl`` and the
+    ``center_crop`` evaluation: 10/9 S; ``asl``, ``graphmlc``, ``flip``, ``none``, ``resize``: S) needs the frame: its
+    crops see the frame's pixels in the paper's pipeline too. ``tests/test_decode_scale.py`` reads each preset's
+    frame and crop scales from the transform objects and holds this function to them."""
     s = image_size
     sides = {"ml_gcn": s / min(ML_GCN_SCALES), "add_gcn": s + 64, "ssgrl": s * 640 / 576, "center_crop": s * 640 / 576}
     return round(sides.get(preset, s))

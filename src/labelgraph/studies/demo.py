@@ -9,6 +9,7 @@ are measured with one metric preset, and each trained model is exported as it wo
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
 import logging
@@ -34,12 +35,12 @@ from labelgraph.data import MultiLabelDataModule
 from labelgraph.data.dataset import collate_skipping_bad, eval_dataset
 from labelgraph.data.graph_build import add_extras
 from labelgraph.data.synthetic import generate_dataset
-from labelgraph.engine.callbacks import MetricHistory
+from labelgraph.engine.callbacks import EpochLines, MetricHistory
 from labelgraph.engine.checkpoint_io import SafeCheckpointIO
 from labelgraph.engine.recipes import build_criterion, describe_loss, optimizer_factory, scheduler_factory
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.errors import InvalidInputError
-from labelgraph.files import atomic_path, write_text
+from labelgraph.files import atomic_path, user_cache_dir, write_text
 from labelgraph.graph import LabelGraph
 from labelgraph.models import ImageEmbeddings, Recipe, WarmStart, get_model_builder, get_recipe, list_models
 from labelgraph.visualization.html_report import write_html_report
@@ -136,9 +137,24 @@ def demo_backbone(
     if weights != "standin":
         raise InvalidInputError(f"weights {weights!r}: 'imagenet' or 'standin'")
     backbone = backbone or DEMO_BACKBONE
-    name = f"{backbone}-{kind}-{seed}-{pretrain_images}.safetensors"
-    file = pretrain_backbone(kind, backbone, out / "pretrained" / name, seed, images=pretrain_images)
-    return backbone, str(file), f"single-label, isolated {kind} items, {pretrain_images} images, 48 px, 2 epochs"
+    file = user_cache_dir("standin") / standin_name(backbone, kind, seed, pretrain_images)
+    cached = file.is_file()
+    pretrain_backbone(kind, backbone, file, seed, images=pretrain_images)
+    how = f"single-label, isolated {kind} items, {pretrain_images} images, 48 px, 2 epochs"
+    return backbone, str(file), how + (f" (cached: {file})" if cached else f" (kept for the next run in {file.parent})")
+
+
+def standin_name(backbone: str, kind: str, seed: int, images: int) -> str:
+    """The stand-in's file name: the settings, and a hash of what else its weights depend on (the code of the
+    pretraining and of the data generator, the versions of PyTorch and timm, whether CUDA trained it)."""
+    import timm
+
+    from labelgraph.data import synthetic
+
+    code = inspect.getsource(pretrain_backbone) + inspect.getsource(synthetic)
+    depends = [code, torch.__version__, timm.__version__, str(torch.cuda.is_available())]
+    digest = hashlib.sha256("|".join(depends).encode()).hexdigest()[:12]
+    return f"{backbone}-{kind}-{seed}-{images}-{digest}.safetensors"
 
 
 def demo_embeddings() -> str:
@@ -190,7 +206,8 @@ def train_one(
     )
     task = make_task(method, datamodule, label_graph, settings, scaled, model_args, init_from)
     history = MetricHistory()
-    trainer = demo_trainer(epochs, settings.progress, [history], scaled.gradient_clip_val)
+    lines = EpochLines(method, epochs)  # what a log file keeps: one line an epoch (about ten for sub-second ones)
+    trainer = demo_trainer(epochs, settings.progress, [history, lines], scaled.gradient_clip_val)
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     trainer.test(task, datamodule=datamodule, verbose=False)

@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from labelgraph.apis.calibration import scaling_text  # noqa: E402
+from labelgraph.data.image_io import read_image  # noqa: E402
 from labelgraph.files import literal_text
 
 THUMBNAIL = 160  # pixels, the longer side of an audited image's thumbnail
@@ -132,11 +133,11 @@ def suspects_html(entries: list[dict[str, Any]], count: int | None = None) -> st
         return "<p>(nothing to audit)</p>"
     cards = []
     for e in entries[:count]:
-        try:
-            with Image.open(e["image"]) as img:
-                img = img.convert("RGB")
-                img.thumbnail((THUMBNAIL, THUMBNAIL))
-                picture = png_tag(img)
+        try:  # a camera photo decoded at the DCT scale of its thumbnail, as the data pipeline reads it
+            pixels = read_image(e["image"], (THUMBNAIL, THUMBNAIL)).permute(1, 2, 0).numpy()
+            img = Image.fromarray(pixels)
+            img.thumbnail((THUMBNAIL, THUMBNAIL))
+            picture = png_tag(img)
         except (OSError, ValueError):
             picture = "<p>(image unreadable)</p>"
         where = f" ({html.escape(e['split'])})" if e.get("split") else ""
