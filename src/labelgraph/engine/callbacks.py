@@ -68,8 +68,12 @@ class EpochLines(L.Callback):
     (the validation that ran in the epoch, with the EMA's when there is one). Epochs shorter than a second (a head on
     cached features) are summed up in about ten lines: every k-th epoch and the last."""
 
-    def __init__(self, name: str, epochs: int) -> None:
-        self.name, self.epochs, self.started = name, epochs, 0.0
+    def __init__(self, name: str, epochs: int | None = None) -> None:
+        self.name, self.epochs, self.started = name, epochs, 0.0  # epochs None: the trainer's max_epochs
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.epochs is None:
+            self.epochs = trainer.max_epochs
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()

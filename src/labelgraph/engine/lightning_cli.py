@@ -8,6 +8,7 @@ import warnings
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from labelgraph.data import MultiLabelDataModule
+from labelgraph.engine.callbacks import EpochLines
 from labelgraph.engine.checkpoint_io import SafeCheckpointIO
 from labelgraph.engine.task import MultiLabelTask
 from labelgraph.models import get_recipe
@@ -50,9 +51,18 @@ def make_cli(argv: list[str], run: bool = True) -> LabelGraphCLI:
         args=argv,
         run=run,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"plugins": [SafeCheckpointIO()]},  # atomic checkpoint writes, weights_only reads
+        trainer_defaults=trainer_defaults(),
         parser_kwargs={"prog": "labelgraph", **({"parser_mode": "omegaconf"} if has_omegaconf() else {})},
     )
+
+
+def trainer_defaults() -> dict:
+    """Atomic checkpoint writes and ``weights_only`` reads; when standard error is not a terminal (CI, ``| tee``,
+    ``nohup``), no progress bar -- its carriage returns make a log file unreadable -- but one line an epoch."""
+    defaults: dict = {"plugins": [SafeCheckpointIO()]}
+    if not sys.stderr.isatty():
+        defaults |= {"enable_progress_bar": False, "callbacks": [EpochLines("fit")]}
+    return defaults
 
 
 def has_omegaconf() -> bool:
