@@ -268,3 +268,20 @@ def test_the_format_names_the_parser_offers_are_the_readers():
     from labelgraph.data.formats import FORMATS
 
     assert set(FORMAT_NAMES) == set(FORMATS)
+
+
+def test_fit_into_a_log_file_writes_lines_not_progress_bars(tiny_dataset, tmp_path):
+    """Output that is not a terminal (CI, ``| tee``, ``nohup``) gets one line an epoch and no carriage returns."""
+    import os
+    import subprocess
+    import sys
+
+    args = cli_args(tiny_dataset, 2)
+    del args[args.index("--trainer.enable_progress_bar") : args.index("--trainer.enable_progress_bar") + 2]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "labelgraph.cli", "fit", *args, "--trainer.logger", "false"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "\r" not in log
+    assert "fit epoch 1/2: loss" in log and "fit epoch 2/2: loss" in log and "val mAP" in log
