@@ -3,7 +3,8 @@
     python -m benchmarks.bench_camera_photos [--against OLD_SRC] [--fastai-epochs 10] [--out FILE]
 
 The ten real photos of :mod:`benchmarks.real_photos`, each resized to 4000 x 3000 (3000 x 4000 if upright) and written
-as a quality-90 JPEG (about 3 MB, what a phone writes), with their labels. Measured in one run:
+as a quality-90 JPEG (12 megapixels, as a phone writes them; the mean file size is in the JSON), with their labels.
+Measured in one run:
 
 - **the data path** at 224 px with the ``flip`` preset ``labelgraph train`` trains with: ``MultiLabelDataset`` (decoded
   at the DCT scale the preset needs: :func:`labelgraph.data.transforms.decode_size`), the same dataset decoding every

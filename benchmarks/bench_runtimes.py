@@ -4,7 +4,7 @@
 
 For each method, a model of ``labelgraph train``'s default backbone (``tf_efficientnet_lite0`` at 224 px; random
 weights: speed does not depend on them) is exported with its ``model.onnx`` (as ``labelgraph export`` and ``train``
-write it). On the same files, in interleaved rounds:
+write it; each of torch's two exporters timed writing it). On the same files, in interleaved rounds:
 
 - ``Predictor.predict(paths, batch_size=B)`` (what ``labelgraph predict`` runs: decode, eval transform, scores), B = 1
   and 32, with ``runtime="torch"`` and ``runtime="onnx"``; images/s, and the largest probability difference between
@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from benchmarks.bench_serve import percentile, send_all
 from benchmarks.common import RESULTS, interleaved, machine, write
 from labelgraph import create_model
 from labelgraph.apis import Predictor, save_model
-from labelgraph.apis.onnx import export_folder_onnx
+from labelgraph.apis.onnx import EXPORTERS, export_onnx, weights_digest
 from labelgraph.serving.process import ServerProcess
 
 BACKBONE, SIZE = "tf_efficientnet_lite0", 224
@@ -59,13 +60,19 @@ def photo_sets(folder: Path, images: int) -> dict[str, list[Path]]:
     }
 
 
-def exported(method: str, folder: Path) -> Path:
+def exported(method: str, folder: Path) -> tuple[Path, dict[str, float]]:
+    """The model folder with its ``model.onnx``, and the seconds each of torch's exporters took to write it."""
     graph = label_graph(80)
     torch.manual_seed(0)
     model = create_model(method, num_classes=80, label_graph=graph, backbone=BACKBONE).eval()
     save_model(model, folder / method, class_names=graph.class_names, image_size=SIZE, label_graph=graph)
-    export_folder_onnx(folder / method)
-    return folder / method
+    seconds = {}
+    for exporter in reversed(EXPORTERS):  # the default one last: its file is the one measured
+        start = time.perf_counter()
+        export_onnx(model, SIZE, folder / method / "model.onnx", weights_sha256=weights_digest(folder / method),
+                    exporters=(exporter,))  # fmt: skip
+        seconds[f"export_{exporter}_s"] = round(time.perf_counter() - start, 2)
+    return folder / method, seconds
 
 
 def predict_rates(model_dir: Path, files: list[Path], rounds: int) -> dict[str, Any]:
@@ -117,10 +124,11 @@ def run(methods: tuple[str, ...] = METHODS, images: int = 32, rounds: int = 3) -
         folder = Path(tmp)
         sets = photo_sets(folder, images)
         for method in methods:
-            model_dir = exported(method, folder / "models")
+            model_dir, export_seconds = exported(method, folder / "models")
+            result.setdefault(method, {})["export"] = export_seconds
             for name, files in sets.items():
                 row = predict_rates(model_dir, files, rounds) | serve_rates(model_dir, files, rounds)
-                result.setdefault(method, {})[name] = row
+                result[method][name] = row
                 print(method, name, json.dumps(row), flush=True)
     result["load_average_after"] = os.getloadavg()[0]
     return result

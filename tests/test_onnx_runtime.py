@@ -146,3 +146,25 @@ def test_serve_runs_the_graph_and_answers_what_pytorch_computes(tmp_path):
         answer = httpx.post(server.url + "/predict", files=[("images", ("a.png", buffer.getvalue(), "image/png"))])
     served = answer.json()["predictions"][0]["scores"]
     assert max(abs(served[c] - eager[c]) for c in eager) <= 1e-4
+
+
+def test_the_torch_export_exporter_takes_over_where_torchscript_fails(tmp_path, monkeypatch):
+    import labelgraph.apis.onnx as onnx_module
+
+    folder = exported("query2label", tmp_path / "m")
+    assert OnnxModel(folder / "model.onnx").session.get_modelmeta().custom_metadata_map["labelgraph.exporter"] == (
+        "torchscript"
+    )
+    trace = onnx_module.trace_to_onnx
+
+    def no_torchscript(module, example, path, exporter):
+        if exporter == "torchscript":
+            raise RuntimeError("unsupported operator")  # as the TorchScript exporter fails on a model it cannot trace
+        trace(module, example, path, exporter)
+
+    monkeypatch.setattr(onnx_module, "trace_to_onnx", no_torchscript)
+    assert export_and_check_onnx(folder) == 0
+    meta = OnnxModel(folder / "model.onnx").session.get_modelmeta().custom_metadata_map
+    assert meta["labelgraph.exporter"] == "dynamo"
+    onnx, eager = Predictor.load(folder, runtime="onnx"), Predictor.load(folder, runtime="torch")
+    assert np.abs(onnx.scores(images()) - eager.scores(images())).max() <= 1e-4
