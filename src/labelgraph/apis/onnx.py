@@ -168,6 +168,9 @@ class OnnxModel(torch.nn.Module):
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        # idle threads sleep rather than spin: between two runs this process decodes the next images, and spinning
+        # threads would take the cores it needs (at batch 1, the difference between slower and faster than PyTorch)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -171,7 +171,7 @@ class Predictor:
     def scores(self, images: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities: sigmoid(logits / temperature + bias)."""
         if isinstance(self.scorer, OnnxModel) and self.scorer.scaled_as(self.temperature, self.logit_bias):
-            return 1 / (1 + np.exp(-self.scorer.scaled(images)))  # the graph scales as the config does
+            return torch.sigmoid(torch.from_numpy(self.scorer.scaled(images))).numpy()  # the graph scales as they do
         logits = self.scorer(images.to(self.device)).float()
         t, b = (torch.from_numpy(v).to(logits.device) for v in (self.temperature, self.logit_bias))
         return torch.sigmoid(logits / t + b).cpu().numpy()
