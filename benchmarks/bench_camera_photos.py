@@ -127,13 +127,40 @@ def run(against: Path | None = None, fastai_epochs: int = 10) -> dict[str, Any]:
     return result
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README's two tables of a run: the data path, and training."""
+    d = result["data_path"]
+    lines = [
+        f"| loader workers | data path ({d['preset']} preset, {d['image_size']} px, scaled decode) | the same, "
+        "decoded in full | bare full-size PIL decode (1 process) | data path / bare decode, per worker |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for workers in (0, 2):
+        r = d[f"workers_{workers}"]
+        lines.append(
+            f"| {workers} | {r['pipeline_images_per_s']:.1f} img/s | {r['pipeline_full_decode_images_per_s']:.1f} img/s"
+            f" | {r['bare_full_pil_images_per_s']:.1f} img/s | {r['pipeline_over_bare_full_pil_per_worker']:.2f}x |"
+        )
+    lines += ["", "| run | wall time | held-out mAP | epochs |", "|---|---:|---:|---|"]
+    runs = [
+        ("labelgraph_train", "`labelgraph train` (this commit)"),
+        ("labelgraph_train_against", "`labelgraph train` (--against)"),
+        ("fastai", "fastai `fine_tune(10)`"),
+    ]
+    for key, name in runs:
+        if key in result:
+            r = result[key]
+            lines.append(f"| {name} | {r['seconds']:.1f} s | {r['val_mAP']:.2f} | {r.get('stages', r.get('epochs'))} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, default=None, help="another checkout's src folder, run beside")
     parser.add_argument("--fastai-epochs", type=int, default=10)
     parser.add_argument("--out", default=str(RESULTS / "camera_photos.json"))
     args = parser.parse_args()
-    print(json.dumps(write(run(args.against, args.fastai_epochs), Path(args.out)), indent=1))
+    print(markdown(write(run(args.against, args.fastai_epochs), Path(args.out))))
 
 
 if __name__ == "__main__":

@@ -58,16 +58,29 @@ def run(against: Path | None = None) -> dict[str, Any]:
     return result
 
 
+RUNS = {
+    "against_cold": "--against, first run",
+    "against_warm": "--against, the same command again",
+    "cold": "first run (empty user cache)",
+    "warm": "the same command again",
+    "new_folder": "again, into a new --out",
+}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| run | wall time | first line after |", "|---|---:|---:|"]
+    for key, name in RUNS.items():
+        if key in result:
+            lines.append(f"| {name} | {result[key]['seconds']:.1f} s | {result[key]['first_line_s']:.2f} s |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, default=None, help="another checkout's src folder, run first")
     parser.add_argument("--out", default=str(RESULTS / "demo.json"))
     args = parser.parse_args()
-    result = write(run(args.against), Path(args.out))
-    for name in ("against_cold", "against_warm", "cold", "warm", "new_folder"):
-        if name in result:
-            r = result[name]
-            print(f"{name:13s} {r['seconds']:7.1f} s (first line after {r['first_line_s']:.2f} s)")
+    print(markdown(write(run(args.against), Path(args.out))))
 
 
 if __name__ == "__main__":

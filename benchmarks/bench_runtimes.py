@@ -134,6 +134,40 @@ def run(methods: tuple[str, ...] = METHODS, images: int = 32, rounds: int = 3) -
     return result
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README's table of a run: one row per method and photo set."""
+    lines = [
+        "| method | photos | predict, batch 1: torch / ONNX RT | batch 32: torch / ONNX RT | serve, 16 connections: "
+        "torch / ONNX RT | latency p50 / p99, 1 connection: torch; ONNX RT | 16 connections: torch; ONNX RT | "
+        "max prob. diff. |",
+        "|---|---|---:|---:|---:|---|---|---:|",
+    ]
+    for method in (m for m in METHODS if m in result):
+        for photos in ("camera_4000x3000", "photos_640x480"):
+            r = result[method][photos]
+            cells = [
+                f"{r['predict_torch_batch_1_images_per_s']:.0f} / {r['predict_onnx_batch_1_images_per_s']:.0f} img/s "
+                f"({r['predict_onnx_over_torch_batch_1']:.2f}x)",
+                f"{r['predict_torch_batch_32_images_per_s']:.0f} / {r['predict_onnx_batch_32_images_per_s']:.0f} "
+                f"({r['predict_onnx_over_torch_batch_32']:.2f}x)",
+                f"{r['serve_torch_images_per_s_16_clients']:.0f} / {r['serve_onnx_images_per_s_16_clients']:.0f} "
+                f"({r['serve_onnx_over_torch_16_clients']:.2f}x)",
+            ]
+            for clients in (1, 16):
+                cells.append("; ".join(
+                    f"{r[f'serve_{rt}_latency_ms_p50_{clients}_clients']:.0f} / "
+                    f"{r[f'serve_{rt}_latency_ms_p99_{clients}_clients']:.0f} ms" for rt in ("torch", "onnx")
+                ))  # fmt: skip
+            cells.append(f"{r['max_abs_probability_difference']:.0e}")
+            lines.append(f"| {method} | {photos.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    exports = ", ".join(
+        f"{m} {result[m]['export']['export_torchscript_s']:.1f} s / {result[m]['export']['export_dynamo_s']:.1f} s"
+        for m in METHODS
+        if m in result
+    )
+    return "\n".join(lines) + f"\n\nWriting `model.onnx`, TorchScript exporter / torch.export exporter: {exports}."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -141,7 +175,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS / "runtimes.json"))
     args = parser.parse_args()
-    write(run(tuple(args.methods.split(",")), args.images, args.rounds), Path(args.out))
+    print(markdown(write(run(tuple(args.methods.split(",")), args.images, args.rounds), Path(args.out))))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from benchmarks import bench_data, bench_methods
 from benchmarks.__main__ import table
+from PIL import Image
 
 from labelgraph import list_models
 
@@ -90,3 +91,18 @@ def test_serve_benchmark_measures_the_server_against_offline_prediction():
     assert row["against_images_per_s_16_clients"] > 0 and row["against_4_per_request_over_offline"] > 0
     assert 0 < row["latency_ms_p50_1_clients"] <= row["latency_ms_p99_1_clients"]
     assert "| serve |" in table({"serve": result})
+
+
+@pytest.mark.slow  # a benchmark run, at a toy size
+def test_camera_photo_benchmark_measures_the_scaled_decode_against_the_full_one(tmp_path, monkeypatch):
+    from benchmarks import bench_camera_photos
+
+    from labelgraph.data.formats import load_table
+
+    monkeypatch.setattr(bench_camera_photos, "CAMERA", (256, 192))
+    table = load_table("csv", str(bench_camera_photos.write_camera_photos(tmp_path)))
+    assert len(table) == 10 and {Image.open(table.path(i)).size for i in range(10)} <= {(256, 192), (192, 256)}
+    result = {"data_path": bench_camera_photos.data_path(table, image_size=16, rounds=1)}
+    row = result["data_path"]["workers_0"]
+    assert row["pipeline_over_full_decode"] > 1  # 1/8 of the pixels decoded
+    assert "| 0 |" in bench_camera_photos.markdown(result)
