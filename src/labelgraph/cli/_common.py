@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 #: the dataset formats ``--format`` takes (held equal to :data:`labelgraph.data.formats.FORMATS` by a test; named here
 #: so that parsing the command line imports nothing)
-FORMAT_NAMES = ("csv", "coco2014", "voc2007", "voc2012", "nuswide", "vg500", "mirflickr")
+FORMAT_NAMES = ("csv", "coco2014", "voc2007", "voc2012", "nuswide", "vg500", "mirflickr", "label-studio", "cvat")
 FORMATS_HELP = ", ".join(FORMAT_NAMES)
 
 

@@ -12,6 +12,8 @@ format          ``split``                                         options
 ``nuswide``     ``train`` / ``test``                              ``variant``, ``drop_empty``, ``csv_file``
 ``vg500``       ``train`` / ``test``                              --
 ``mirflickr``   ``train`` / ``test`` / ``all``                    ``relevant``, ``seed``, ``train_fraction``
+``label-studio``  Label Studio's JSON or JSON-MIN export (file)     -- (``root``: the images' folder)
+``cvat``        a "CVAT for images 1.1" XML export (file)         -- (``root``: the images' folder)
 ==============  ================================================  ==========================================
 """
 
@@ -24,6 +26,8 @@ from typing import Any
 
 from labelgraph.data.formats.coco import read_coco
 from labelgraph.data.formats.csv_format import AnnotationError, read_class_list, read_csv, write_csv
+from labelgraph.data.formats.cvat import read_cvat
+from labelgraph.data.formats.label_studio import read_label_studio
 from labelgraph.data.formats.mirflickr import read_mirflickr
 from labelgraph.data.formats.nuswide import read_nuswide
 from labelgraph.data.formats.vg500 import read_vg500
@@ -44,7 +48,11 @@ FORMATS: dict[str, Callable[..., LabelTable]] = {
     "nuswide": read_nuswide,
     "vg500": read_vg500,
     "mirflickr": read_mirflickr,
+    "label-studio": read_label_studio,
+    "cvat": read_cvat,
 }
+#: formats whose ``split`` is an annotation file, needing no ``root`` (the labelling tools': the file's folder)
+FILE_FORMATS = ("csv", "label-studio", "cvat")
 
 
 def load_table(
@@ -68,7 +76,7 @@ def load_table(
     """
     if format not in FORMATS:
         raise ValueError(f"unknown dataset format {format!r}; available: {', '.join(sorted(FORMATS))}")
-    if format != "csv" and root is None:
+    if format not in FILE_FORMATS and root is None:
         raise ValueError(f"format {format!r} needs `root`: the folder its archive unpacks into")
     try:
         table = FORMATS[format](root, split, class_names=class_names, **options)
