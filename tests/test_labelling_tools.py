@@ -83,10 +83,10 @@ def test_label_studio_json_min(images, tmp_path):
     [
         ([{"id": 7, "data": {}, "annotations": []}], "task 7: no image"),
         ([{"id": 8, "data": {"image": "a.jpg"}, "annotations": [annotation([choices("zebra")], "t")]}],
-         "task 8: choice 'zebra' is not a class"),
+         "task 8: label 'zebra' is not a class"),
         ([{"id": 1, "data": {"image": "a.jpg"}, "annotations": [annotation([choices("cat")], "t")]},
           {"id": 9, "data": {"image": "a.jpg"}, "annotations": [annotation([choices("cat")], "t")]}],
-         "task 9: image 'a.jpg' is also task 1's"),
+         r"task 9: image 'a.jpg' is listed twice \(also task 1\)"),
         ({"not": "a list"}, "a list of tasks"),
     ],
 )  # fmt: skip
@@ -135,8 +135,14 @@ def test_cvat_tags_in_the_declared_class_order(images, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda x: x.replace('name="b.jpg"', 'name="a.jpg"'), "image 'a.jpg' is listed twice"),
-        (lambda x: x.replace('label="dog" source="auto"', 'label="zebra" source="auto"'), "tag 'zebra' is not a class"),
+        (
+            lambda x: x.replace('name="b.jpg"', 'name="a.jpg"'),
+            r"<image> 3: image 'a.jpg' is listed twice \(also <image> 1\)",
+        ),
+        (
+            lambda x: x.replace('label="dog" source="auto"', 'label="zebra" source="auto"'),
+            "<image> 3: label 'zebra' is not a class",
+        ),
         (lambda x: x.replace('name="sub/c.jpg" ', ""), "image id='1' has no name"),
         (lambda x: x[: len(x) // 2], "not a CVAT XML export"),
     ],

@@ -16,11 +16,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
-
 from labelgraph.data.formats.csv_format import AnnotationError
+from labelgraph.data.formats.tagged_images import tagged_table
 from labelgraph.data.label_table import LabelTable
-from labelgraph.graph.label_graph import check_class_count
 
 
 def read_cvat(root: str | Path | None, split: str, class_names: list[str] | None = None) -> LabelTable:
@@ -31,19 +29,8 @@ def read_cvat(root: str | Path | None, split: str, class_names: list[str] | None
     image_root = (Path(root) if root is not None else path.parent).absolute()
     declared, images, tags = parse_export(path)
     names = list(class_names) if class_names is not None else declared or sorted({t for ts in tags for t in ts})
-    check_class_count(len(names), path)
-    index = {name: i for i, name in enumerate(names)}
-    targets = np.zeros((len(images), len(names)), dtype=np.int8)
-    seen: dict[str, int] = {}
-    for row, (image, labels) in enumerate(zip(images, tags, strict=True)):
-        if image in seen:
-            raise AnnotationError(f"{path}: image {image!r} is listed twice (images {seen[image] + 1} and {row + 1})")
-        seen[image] = row
-        for label in labels:
-            if label not in index:
-                raise AnnotationError(f"{path}: image {image!r}: tag {label!r} is not a class ({len(index)} classes)")
-            targets[row, index[label]] = 1
-    return LabelTable([str(image_root / i) for i in images], names, targets, root=image_root, source=str(path))
+    entries = [(f"<image> {i + 1}", name, str(image_root / name), tags[i]) for i, name in enumerate(images)]
+    return tagged_table(entries, names, path, image_root)
 
 
 def parse_export(path: Path) -> tuple[list[str], list[str], list[list[str]]]:

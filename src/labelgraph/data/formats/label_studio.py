@@ -19,7 +19,7 @@ choice), or, where no record has several choices, every string field but the ima
 ``root/<prefix>-<name>`` or ``root/<name>``, whichever exists; ``/data/local-files/?d=<path>`` is ``root/<path>``;
 a URL (``http(s)://``, ``s3://``, ``gs://``, ``azure-blob://``) is ``root/<its file name>``; any other path is taken
 as it is, relative to ``root``. A task without an image, a choice outside ``class_names`` and an image listed twice
-are errors naming the task.
+are errors naming the task (:func:`~labelgraph.data.formats.tagged_images.tagged_table`).
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-import numpy as np
-
 from labelgraph.data.formats.csv_format import AnnotationError
+from labelgraph.data.formats.tagged_images import tagged_table
 from labelgraph.data.label_table import LabelTable
-from labelgraph.graph.label_graph import check_class_count
 
 logger = logging.getLogger(__name__)
 MIN_FIELDS = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"}
@@ -53,20 +51,8 @@ def read_label_studio(root: str | Path | None, split: str, class_names: list[str
     skipped = [str(task_id) for task_id, _, labels in tasks if labels is None]
     if class_names is None:
         class_names = sorted({name for _, _, labels in kept for name in labels})
-    check_class_count(len(class_names), path)
-    index = {name: i for i, name in enumerate(class_names)}
-    images, targets, seen = [], np.zeros((len(kept), len(class_names)), dtype=np.int8), {}
-    for row, (task_id, image, labels) in enumerate(kept):
-        resolved = resolve_image(image, image_root)
-        if resolved in seen:
-            raise AnnotationError(f"{path}: task {task_id}: image {image!r} is also task {seen[resolved]}'s")
-        seen[resolved] = task_id
-        for name in labels:
-            if name not in index:
-                raise AnnotationError(f"{path}: task {task_id}: choice {name!r} is not a class ({len(index)} classes)")
-            targets[row, index[name]] = 1
-        images.append(resolved)
-    table = LabelTable(images, list(class_names), targets, root=image_root, source=str(path))
+    entries = [(f"task {task_id}", image, resolve_image(image, image_root), labels) for task_id, image, labels in kept]
+    table = tagged_table(entries, class_names, path, image_root)
     if skipped:
         shown = ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
         logger.warning("%s: %d task(s) without an annotation to keep (skipped or cancelled) left out: %s",
