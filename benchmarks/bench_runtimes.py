@@ -70,7 +70,7 @@ def exported(method: str, folder: Path) -> tuple[Path, dict[str, float]]:
     for exporter in reversed(EXPORTERS):  # the default one last: its file is the one measured
         start = time.perf_counter()
         export_onnx(model, SIZE, folder / method / "model.onnx", weights_sha256=weights_digest(folder / method),
-                    exporters=(exporter,))  # fmt: skip
+                    exporter=exporter)  # fmt: skip
         seconds[f"export_{exporter}_s"] = round(time.perf_counter() - start, 2)
     return folder / method, seconds
 

@@ -97,24 +97,18 @@ def export_onnx(
     temperature: float | list[float] = 1.0,
     bias: float | list[float] = 0.0,
     weights_sha256: str | None = None,
-    exporters: tuple[str, ...] = EXPORTERS,
+    exporter: str = EXPORTERS[0],
 ) -> Path:
     """Write ``out`` (``images`` (B, 3, S, S) in [0, 1] -> ``logits`` (B, C) = ``logit / temperature + bias``) with
-    the first of torch's ``exporters`` that succeeds, atomically, the scaling and ``weights_sha256`` (the weights file
-    it stands for, :func:`weights_digest`) in its metadata."""
+    torch's ``exporter`` (:data:`EXPORTERS`), atomically, the scaling and ``weights_sha256`` (the weights file it
+    stands for, :func:`weights_digest`) in its metadata. The exporter's error, whatever its type, is raised."""
     import onnx
 
     module = ScaledLogits(model.eval(), temperature, bias).eval()
     example = torch.rand(2, 3, image_size, image_size)
     with atomic_path(out) as tmp:
-        for i, exporter in enumerate(exporters):
-            try:
-                with quiet_exporter():
-                    trace_to_onnx(module, example, tmp, exporter)
-                break
-            except Exception:  # the exporters' errors have no common type; the last one is raised
-                if i == len(exporters) - 1:
-                    raise
+        with quiet_exporter():
+            trace_to_onnx(module, example, tmp, exporter)
         graph = onnx.load(str(tmp))
         props = {SCALING_KEY: scaling_record(temperature, bias), EXPORTER_KEY: exporter}
         props |= {DIGEST_KEY: weights_sha256} if weights_sha256 else {}
@@ -238,9 +232,10 @@ def choose_runtime(
 
 def export_folder_onnx(folder: str | Path, check_images: int = 4) -> tuple[Path, float]:
     """Write an exported folder's ``model.onnx`` from its weights and config (scaling, input size) and check it on
-    random images, one and ``check_images`` at a time: the path and the largest |logit difference| to PyTorch. A
-    graph that differs by more than :data:`MAX_DIFFERENCE` is exported again by the next of :data:`EXPORTERS`; when
-    none agrees, it is removed and :class:`OnnxMismatchError` raised."""
+    random images, one and ``check_images`` at a time: the path and the largest |logit difference| to PyTorch. An
+    exporter that fails, or whose graph differs by more than :data:`MAX_DIFFERENCE`, hands over to the next of
+    :data:`EXPORTERS`; when none succeeds, no graph is left and the last failure is raised
+    (:class:`OnnxMismatchError` for a graph that disagrees)."""
     from labelgraph.apis.model_card import write_model_card
     from labelgraph.models import load_model
 
@@ -248,26 +243,31 @@ def export_folder_onnx(folder: str | Path, check_images: int = 4) -> tuple[Path,
     model, config = load_model(folder)
     size, scaling = config.image_size, (config.temperature, config.logit_bias)
     path, digest = folder / ONNX_FILE, weights_digest(folder)
-    for i in range(len(EXPORTERS)):
-        export_onnx(model, size, path, *scaling, weights_sha256=digest, exporters=EXPORTERS[i:])
-        diff = max(check_onnx(model, path, torch.rand(n, 3, size, size), *scaling) for n in (1, check_images))
+    for exporter in EXPORTERS:
+        try:
+            export_onnx(model, size, path, *scaling, weights_sha256=digest, exporter=exporter)
+        except Exception as err:  # the exporters' errors have no common type
+            failure: Exception = err
+            continue
+        diff = check_onnx(model, path, [torch.rand(n, 3, size, size) for n in (1, check_images)], *scaling)
         if diff <= MAX_DIFFERENCE:
             write_model_card(folder, config=config)  # it says which runtime predict and serve use
             return path, diff
-    path.unlink()
-    raise OnnxMismatchError(f"{path}: the ONNX graph's logits differ from PyTorch's by {diff:.2e}; removed")
+        failure = OnnxMismatchError(f"{path}: the ONNX graph's logits differ from PyTorch's by {diff:.2e}; removed")
+    path.unlink(missing_ok=True)
+    raise failure
 
 
 def check_onnx(
     model: torch.nn.Module,
     onnx_path: str | Path,
-    images: torch.Tensor,
+    batches: list[torch.Tensor],
     temperature: float | list[float] = 1.0,
     bias: float | list[float] = 0.0,
 ) -> float:
-    """Run the ONNX file with ONNX Runtime on ``images`` and return the largest |logit difference| to PyTorch (the
-    model's logits scaled the same way)."""
-    onnx_logits = OnnxModel(onnx_path).scaled(images)
+    """Run the ONNX file with ONNX Runtime (one session) on each of ``batches`` and return the largest |logit
+    difference| to PyTorch (the model's logits scaled the same way)."""
+    session = OnnxModel(onnx_path)
+    scaled = ScaledLogits(model.eval(), temperature, bias).eval()
     with torch.no_grad():
-        torch_logits = ScaledLogits(model.eval(), temperature, bias).eval()(images).numpy()
-    return float(np.abs(onnx_logits - torch_logits).max())
+        return max(float(np.abs(session.scaled(x) - scaled(x).numpy()).max()) for x in batches)
