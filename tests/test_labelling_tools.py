@@ -185,3 +185,110 @@ def test_train_from_a_label_studio_export(tiny_dataset, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["class_names"] == sorted(
         {c for i in range(len(table)) for c, v in zip(table.class_names, table.targets[i], strict=True) if v == 1}
     )
+
+
+# --- pre-labels: what labelgraph writes for the tools, read back --------------------------------------------------
+
+
+def accepted(tasks: list) -> list:
+    """What Label Studio exports after a person accepted each task's pre-annotation unchanged."""
+    return [{"id": i + 1, "data": t["data"], "predictions": t["predictions"],
+             "annotations": [{**annotation(t["predictions"][0]["result"], "2024-05-01T10:00:00Z"),
+                              "parent_prediction": i + 1}]}
+            for i, t in enumerate(tasks)]  # fmt: skip
+
+
+def table_as_predictions(table) -> list:
+    """A label table as :meth:`Predictor.predict`'s predictions (labels = its positives; scores 0.9 / 0.1)."""
+    rows = []
+    for image, row in zip(table.images, table.targets, strict=True):
+        labels = [c for c, v in zip(table.class_names, row, strict=True) if v == 1]
+        rows.append({"image": str(table.root / image), "labels": labels,
+                     "scores": {c: 0.9 if c in labels else 0.1 for c in table.class_names}})  # fmt: skip
+    return rows
+
+
+def test_csv_to_label_studio_tasks_and_back(tiny_dataset, tmp_path):
+    """CSV -> Label Studio tasks -> (accepted in the tool) export -> read back: the same images and labels; a task
+    nobody annotated is left out (the reader's rule), not read as 'no labels'."""
+    from labelgraph.data.formats.prelabels import label_studio_tasks
+
+    table = load_table("csv", str(tiny_dataset / "train.csv"))
+    tasks = label_studio_tasks(table_as_predictions(table), table.root, "v1")
+    assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=") and tasks[0]["predictions"][0]["score"] == 0.9
+    export = accepted(tasks)
+    export.append({"id": 999, "data": {"image": "/data/local-files/?d=never.jpg"}, "annotations": [],
+                   "predictions": tasks[0]["predictions"]})  # fmt: skip
+    back = load_table("label-studio", full_export(tmp_path, export), root=table.root, class_names=table.class_names)
+    assert [back.path(i) for i in range(len(back))] == [table.path(i) for i in range(len(table))]
+    assert np.array_equal(back.targets, (table.targets == 1).astype(np.int8))
+    assert back.missing_files() == []
+
+
+def test_csv_to_cvat_and_back(tiny_dataset, tmp_path):
+    """CSV -> a CVAT annotation file -> read back: the same images, labels and class order (declared in <meta>)."""
+    from labelgraph.data.formats.prelabels import cvat_annotations
+
+    table = load_table("csv", str(tiny_dataset / "train.csv"))
+    rows = table_as_predictions(table)
+    xml = cvat_annotations(rows, table.class_names, table.root, [(32, 32)] * len(rows))
+    (tmp_path / "annotations.xml").write_text(xml)
+    back = load_table("cvat", str(tmp_path / "annotations.xml"), root=table.root)
+    assert back.class_names == table.class_names
+    assert [back.path(i) for i in range(len(back))] == [table.path(i) for i in range(len(table))]
+    assert np.array_equal(back.targets, (table.targets == 1).astype(np.int8))
+
+
+def test_predict_writes_label_studio_and_cvat_pre_labels(tiny_model, tiny_dataset, tmp_path, capsys):
+    """``predict --format label-studio|cvat``: the model's tags and scores in the tools' files, the images relative
+    to --image-root, a labelling config beside the tasks; an image outside the root refused before any work."""
+    import xml.etree.ElementTree as ET
+
+    images = sorted((tiny_dataset / "images" / "test").glob("*.png"))[:5]
+    base = ["predict", str(tiny_model), *map(str, images), "--runtime", "torch"]
+    assert cli_main([*base, "--out", str(tmp_path / "p.json")]) == 0
+    expected = {p["image"]: p for p in json.loads((tmp_path / "p.json").read_text())["predictions"]}
+    root = str(tiny_dataset)
+    assert cli_main([*base, "--format", "label-studio", "--out", str(tmp_path / "t.json"), "--image-root", root]) == 0
+    tasks = json.loads((tmp_path / "t.json").read_text())
+    assert len(tasks) == len(images)
+    for task, image in zip(tasks, images, strict=True):
+        rel = image.relative_to(tiny_dataset).as_posix()
+        assert task["data"]["image"] == f"/data/local-files/?d={rel}"
+        (prediction,) = task["predictions"]
+        assert prediction["result"][0]["value"]["choices"] == expected[str(image)]["labels"]
+        assert task["data"]["scores"] == expected[str(image)]["scores"]
+        assert prediction["model_version"].startswith("labelgraph baseline m sha256:")
+        assert prediction["score"] == pytest.approx(min(max(p, 1 - p) for p in expected[str(image)]["scores"].values()))
+    config = ET.fromstring((tmp_path / "t.label_config.xml").read_text())
+    assert [c.get("value") for c in config.iter("Choice")] == json.loads((tmp_path / "p.json").read_text())["classes"]
+    choices_tag, image_tag = config.find("Choices"), config.find("Image")
+    assert choices_tag.get("choice") == "multiple" and choices_tag.get("toName") == image_tag.get("name")
+    for task in tasks:  # the pre-annotation addresses the config's controls, the image its data field
+        result = task["predictions"][0]["result"][0]
+        assert (result["from_name"], result["to_name"]) == (choices_tag.get("name"), image_tag.get("name"))
+        assert image_tag.get("value") == "$image" and "image" in task["data"]
+
+    assert cli_main([*base, "--format", "cvat", "--out", str(tmp_path / "a.xml"), "--image-root", root]) == 0
+    xml = ET.parse(tmp_path / "a.xml").getroot()
+    for element, image in zip(xml.iter("image"), images, strict=True):
+        assert element.get("name") == image.relative_to(tiny_dataset).as_posix()
+        assert (element.get("width"), element.get("height")) == ("32", "32")
+        assert [t.get("label") for t in element.iter("tag")] == expected[str(image)]["labels"]
+
+    capsys.readouterr()
+    assert cli_main([*base, "--format", "cvat", "--out", str(tmp_path / "b.xml"), "--image-root", str(tmp_path)]) == 2
+    assert "not under the image root" in capsys.readouterr().err and not (tmp_path / "b.xml").exists()
+
+
+def test_cvat_image_size_is_the_upright_one(tmp_path):
+    """CVAT shows a photo turned by its EXIF orientation: the size written is the turned one, read from the header."""
+    from PIL import Image
+
+    from labelgraph.data.image_io import upright_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to show
+    Image.new("RGB", (40, 20)).save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    Image.new("RGB", (40, 20)).save(tmp_path / "plain.jpg")
+    assert upright_size(tmp_path / "turned.jpg") == (20, 40) and upright_size(tmp_path / "plain.jpg") == (40, 20)

@@ -245,15 +245,17 @@ def load(model_dir: str | Path, device: str | torch.device = "cpu", runtime: str
     return Predictor.load(model_dir, device, runtime)
 
 
-def write_predictions(result: dict[str, Any], out: str | Path) -> None:
-    """``.json``: the whole result; ``.csv``: one row per image (image, labels, one column per class).
+def write_predictions(result: dict[str, Any], out: str | Path, format: str | None = None) -> None:
+    """``.json``: the whole result; ``.csv``: one row per image (image, labels, one column per class); ``format``
+    (``json`` | ``csv``) instead of the suffix.
 
     Written whole or not at all (a temporary file renamed into place). File names that are not UTF-8 (Python holds
     their bytes as surrogates) are written back as the same bytes in the CSV, and as ``\\udcXX`` escapes in JSON."""
     out = Path(out)
-    if out.suffix.lower() == ".json":
+    format = format or out.suffix.lower().lstrip(".")
+    if format == "json":
         write_text(out, json.dumps(result, indent=1))
-    elif out.suffix.lower() == ".csv":
+    elif format == "csv":
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer)
         writer.writerow(["image", "labels", *result["classes"]])
@@ -261,4 +263,4 @@ def write_predictions(result: dict[str, Any], out: str | Path) -> None:
             writer.writerow([p["image"], "|".join(p["labels"]), *(p["scores"][c] for c in result["classes"])])
         write_text(out, buffer.getvalue(), errors="surrogateescape")
     else:
-        raise InvalidInputError(f"{out}: the output must end in .json or .csv")
+        raise InvalidInputError(f"{out}: the output must end in .json or .csv (or give --format)")

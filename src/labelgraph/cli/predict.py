@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from labelgraph.cli._common import Parser, UsageError, positive_int, runtime_argument, threshold_argument
+
+if TYPE_CHECKING:
+    from labelgraph.apis.predict import Predictor
 
 
 def run(argv: list[str]) -> int:
@@ -13,6 +18,24 @@ def run(argv: list[str]) -> int:
     p.add_argument("model", help="an exported model folder (labelgraph export, or the demo's <method>/model)")
     p.add_argument("paths", nargs="+", help="images, folders (searched recursively) or glob patterns")
     p.add_argument("--out", default=None, help="x.json or x.csv (default: JSON on standard output)")
+    p.add_argument(
+        "--format",
+        choices=("json", "csv", "label-studio", "cvat"),
+        default=None,
+        help="what --out holds (default: from its suffix): label-studio = tasks with the tags as pre-annotations "
+        "(and OUT.label_config.xml beside them), cvat = a 'CVAT for images 1.1' annotation file with tags",
+    )
+    p.add_argument(
+        "--image-root",
+        default=".",
+        help="label-studio/cvat: the folder the images are written relative to (Label Studio's local-files "
+        "document root, the folder uploaded to CVAT; default: the current folder)",
+    )
+    p.add_argument(
+        "--image-prefix",
+        default=None,
+        help="label-studio: put before each relative path (default /data/local-files/?d= ; or a URL prefix)",
+    )
     threshold_argument(p)
     p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
     p.add_argument("--batch-size", type=positive_int, default=16)
@@ -31,6 +54,11 @@ def run(argv: list[str]) -> int:
         help="with --classes: the word vectors the model was trained with (glove50, glove:PATH)",
     )
     args = p.parse_args(argv)
+    tool = args.format in ("label-studio", "cvat")
+    if tool and not args.out:
+        raise UsageError(f"--format {args.format} needs --out (the file to import into the tool)")
+    if args.image_prefix is not None and args.format != "label-studio":
+        raise UsageError("--image-prefix is for --format label-studio")
 
     from labelgraph.apis.predict import Predictor, expand_paths, write_predictions
 
@@ -42,15 +70,43 @@ def run(argv: list[str]) -> int:
 
         predictor.score_classes(read_class_list(args.classes), args.embeddings)
     paths, missing = expand_paths(args.paths)
+    if tool:
+        check_under_root(paths, args.image_root)
     result = predictor.predict(
         paths, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True
     )
     result["errors"] = missing + result["errors"]
-    if args.out:
-        write_predictions(result, args.out)
+    if tool:
+        write_tool_file(args, predictor, result)
+    elif args.out:
+        write_predictions(result, args.out, args.format)
         print(f"{len(result['predictions'])} image(s) predicted, {len(result['errors'])} error(s) -> {args.out}")
     else:
         print(json.dumps(result, indent=1))
     for error in result["errors"]:
         print(f"error: {error['image']}: {error['error']}", file=sys.stderr)
     return 1 if result["errors"] else 0
+
+
+def check_under_root(paths: list, image_root: str) -> None:
+    """Before any work: every image must have a path relative to ``--image-root`` to write into the tool's file."""
+    from labelgraph.data.formats.prelabels import image_reference
+
+    for path in paths:
+        try:
+            image_reference(path, image_root)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+
+def write_tool_file(args: argparse.Namespace, predictor: Predictor, result: dict) -> None:
+    """``--format label-studio|cvat``: the pre-labels for the tool, and what to do with them."""
+    from labelgraph.apis.prelabel import model_version, write_prelabels
+    from labelgraph.data.formats.prelabels import LOCAL_FILES_PREFIX
+    from labelgraph.models.hub_source import model_folder
+
+    version = model_version(model_folder(args.model), predictor.config)
+    prefix = LOCAL_FILES_PREFIX if args.image_prefix is None else args.image_prefix
+    written = write_prelabels(result, args.out, args.format, args.image_root, version, prefix)
+    print(f"{len(result['predictions'])} image(s) pre-labelled by {version}, {len(result['errors'])} error(s) -> "
+          + ", ".join(map(str, written)))  # fmt: skip

@@ -194,6 +194,13 @@ def encoded_size(img: Image.Image) -> int:
     return size
 
 
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of the image as shown (EXIF rotation by a quarter turn swaps them), from its header only."""
+    with _errors_named(path), Image.open(path) as img:
+        width, height = img.size
+        return (height, width) if orientation(img) in (5, 6, 7, 8) else (width, height)
+
+
 def orientation(img: Image.Image) -> int:
     """The EXIF orientation the header declares (1: upright), without decoding: ``Image.getexif`` decodes a whole PNG
     to look for EXIF after its pixels."""
