@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 
@@ -98,3 +99,64 @@ def test_data_module_embeddings_and_graph_file(tiny_dataset, tmp_path):
     other.save(tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="label graph .* do not match the dataset"):
         _ = MultiLabelDataModule(**kw, label_graph_file=str(tmp_path / "other.safetensors")).label_graph
+
+
+# --- all-MiniLM-L6-v2 sentence embeddings ------------------------------------------------------------------------
+
+
+def test_minilm_equals_sentence_transformers_on_the_packaged_weights():
+    """Our mean pooling through transformers equals the reference implementation (sentence-transformers reading the
+    same folder: its modules.json stacks Transformer, mean Pooling and Normalize), names and a long description."""
+    from sentence_transformers import SentenceTransformer
+
+    from labelgraph.graph.sentence_embeddings import minilm_embeddings, minilm_folder
+
+    texts = ["traffic light", "fire hydrant", "rusty bolt", "a small round fruit with a yellow peel " * 40]
+    reference = SentenceTransformer(str(minilm_folder()), device="cpu").encode(texts, convert_to_tensor=True)
+    ours = minilm_embeddings(texts)
+    assert ours.shape == (4, 384) and torch.allclose(ours.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert torch.allclose(ours, reference.cpu(), atol=1e-5), (ours - reference.cpu()).abs().max()
+
+
+def test_minilm_places_related_phrases_closer_than_unrelated_ones():
+    """What word averaging cannot: a phrase is one meaning (a traffic light is close to a stop sign, not to a lamp
+    on its own), and a puppy is a young dog."""
+    emb, source = embeddings_from_source("minilm", ["dog", "puppy", "traffic_light", "stop sign", "banana"])
+    cos = emb @ emb.T
+    assert source == "all-MiniLM-L6-v2" and emb.shape == (5, 384)
+    assert cos[0, 1] > 2 * cos[0, 2] and cos[0, 1] > 2 * cos[0, 4]  # dog~puppy 0.80; dog~traffic light 0.21
+    assert cos[2, 3] > cos[2, 4] and cos[2, 3] > cos[2, 0]  # traffic light~stop sign 0.23; ~banana, ~dog lower
+
+
+def test_minilm_embeds_the_descriptions_a_class_list_gives(tmp_path):
+    """``name: description`` lines: the list's names are the bare names; ``minilm:FILE`` embeds the description of
+    a class that has one and the name of one that has not."""
+    from labelgraph.data.formats import read_class_list
+    from labelgraph.graph.sentence_embeddings import minilm_embeddings
+
+    (tmp_path / "classes.txt").write_text("bolt: a rusty steel bolt with a hex head\nwasher\n")
+    assert read_class_list(tmp_path / "classes.txt") == ["bolt", "washer"]
+    emb, source = embeddings_from_source(f"minilm:{tmp_path / 'classes.txt'}", ["bolt", "washer"])
+    assert source == "all-MiniLM-L6-v2 (1 class descriptions)"
+    assert torch.allclose(emb, minilm_embeddings(["a rusty steel bolt with a hex head", "washer"]), atol=1e-6)
+    assert not torch.allclose(emb[0], minilm_embeddings(["bolt"])[0], atol=1e-3)
+
+
+def test_train_records_the_label_embeddings_it_used(tiny_dataset, tmp_path, capsys):
+    """``labelgraph train --embeddings``: MiniLM of a --classes file's descriptions (said, and recorded in the
+    model with its width), or one-hot with ``none``."""
+    from labelgraph.data.formats import read_class_list
+
+    names = read_class_list(tiny_dataset / "classes.txt")
+    (tmp_path / "classes.txt").write_text("".join(f"{n}: a {n} drawn in one colour\n" for n in names))
+    classes = str(tmp_path / "classes.txt")
+    base = ["train", str(tiny_dataset / "train.csv"), "--weights", "none", "--backbone", TINY_BACKBONE, "--image-size",
+            "32", "--epochs", "1", "--method", "ml_gcn", "--no-progress", "--classes", classes]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert f"all-MiniLM-L6-v2 sentence embeddings of the descriptions in {classes}" in capsys.readouterr().out
+    graph = json.loads((tmp_path / "a" / "model" / "config.json").read_text())["label_graph"]
+    assert graph["embeddings"] == f"all-MiniLM-L6-v2 ({len(names)} class descriptions)"
+    assert graph["embedding_dim"] == 384
+    assert main([*base, "--out", str(tmp_path / "b"), "--embeddings", "none"]) == 0
+    graph = json.loads((tmp_path / "b" / "model" / "config.json").read_text())["label_graph"]
+    assert graph["embeddings"] == "onehot" and graph["embedding_dim"] == len(names)

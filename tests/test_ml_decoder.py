@@ -11,9 +11,7 @@ import torch.nn as nn
 from PIL import Image
 
 from labelgraph import LabelGraph, create_model
-from labelgraph.data.synthetic import shape_mask
 from labelgraph.errors import InvalidInputError
-from labelgraph.evaluation.metrics import average_precision
 from labelgraph.graph.embeddings import word_vector_embeddings
 from labelgraph.layers.group_decoder import GroupFullyConnected
 
@@ -141,72 +139,49 @@ def test_predict_scores_new_class_names_from_the_command_line(tmp_path):
     assert scores["cat"] == pytest.approx(trained["cat"], abs=1e-5) and scores["dog"] == pytest.approx(trained["dog"])
 
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 70, 230), "yellow": (230, 210, 40),
-           "white": (235, 235, 235)}  # fmt: skip
-SHAPES = ["circle", "square", "triangle", "star", "cross"]  # five of the demo's procedural shapes
-PAIRS = [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES]  # 25 classes, named in words
-HELD_OUT = [f"{colour} {shape}" for colour, shape in zip(COLOURS, SHAPES, strict=True)]  # each colour, each shape once
-SEEN = [name for name in PAIRS if name not in HELD_OUT]
-
-
-def colour_shape_scenes(n: int, allowed: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
-    """(n, 3, 64, 64) scenes of 2 x 2 cells, each holding a coloured demo shape with p 0.6; (n, 25) targets."""
-    cell = 32
-    images, targets = np.zeros((n, 3, 2 * cell, 2 * cell), np.float32), np.zeros((n, len(PAIRS)), np.int8)
-    for i in range(n):
-        canvas = np.full((2 * cell, 2 * cell, 3), rng.uniform(0, 40), np.float32)
-        for k in np.flatnonzero(rng.random(4) < 0.6):
-            name = allowed[rng.integers(len(allowed))]
-            colour, shape = name.split()
-            size = int(rng.integers(20, cell + 1))
-            mask = shape_mask(shape, size, rng)[..., None]
-            rgb = np.clip(np.array(COLOURS[colour]) + rng.normal(0, 15, 3), 0, 255)
-            row, col = divmod(k, 2)
-            y0 = row * cell + int(rng.integers(0, cell - size + 1))
-            x0 = col * cell + int(rng.integers(0, cell - size + 1))
-            region = canvas[y0 : y0 + size, x0 : x0 + size]
-            region[:] = region * (1 - mask) + rgb * mask
-            targets[i, PAIRS.index(name)] = 1
-        images[i] = np.clip(canvas + rng.normal(0, 8, canvas.shape), 0, 255).transpose(2, 0, 1) / 255
-    return torch.from_numpy(images), targets
-
-
 @pytest.mark.slow
 def test_zero_shot_held_out_classes_score_above_chance():
-    """The paper's zero-shot setting in small: word-vector queries (GloVe of the class names) and one shared
-    projection, trained on 20 colour-shape classes whose images never show the 5 held-out pairs; then the 5 new
-    names get their GloVe vectors and are ranked on test scenes of all 25. Chance AP is a class's prevalence.
+    """The zero-shot protocol (:mod:`labelgraph.studies.zero_shot`) with GloVe queries: the 5 held-out names rank
+    their own pairs' images well above chance, and each above the other new names' images."""
+    from labelgraph.studies.zero_shot import zero_shot_run
 
-    Why pairs: with the ten demo classes alone, a held-out item's name has to be placed by a 50-d projection learnt
-    from seven word vectors, which a probe found barely above chance; in a pair every word of a held-out name was
-    seen in other pairs (the paper trains on 925 NUS-WIDE tags and tests 81 unseen labels: many neighbours)."""
-    rng = np.random.default_rng(0)
-    train_x, train_t = colour_shape_scenes(2000, SEEN, rng)
-    test_x, test_t = colour_shape_scenes(600, PAIRS, rng)
-    seen = [PAIRS.index(name) for name in SEEN]
-    graph = LabelGraph.from_targets(train_t[:, seen], SEEN)
-    graph.embeddings = word_vector_embeddings(GLOVE_SUBSET, SEEN)
-    model = create_model("ml_decoder", num_classes=len(SEEN), label_graph=graph, backbone=TINY_BACKBONE,
-                         queries="embeddings", embed_dim=128, dim_feedforward=512)  # fmt: skip
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    y = torch.from_numpy(train_t[:, seen]).float()
-    for _ in range(10):
-        for idx in torch.randperm(len(y)).split(32):
-            loss = nn.functional.binary_cross_entropy_with_logits(model(train_x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    model.eval().score_new_classes(word_vector_embeddings(GLOVE_SUBSET, PAIRS))
-    with torch.no_grad():
-        scores = torch.cat([model(x) for x in test_x.split(100)]).numpy()
-    held = [PAIRS.index(name) for name in HELD_OUT]
-    per_class = average_precision(scores, test_t)
-    ap, prevalence = per_class[held], test_t[:, held].mean(axis=0)
+    run = zero_shot_run(lambda names: word_vector_embeddings(GLOVE_SUBSET, names), seed=0, backbone=TINY_BACKBONE)
+    ap, prevalence = run["held_out_ap"], run["prevalence"]
     print(f"held-out AP {np.round(100 * ap, 1)} (mean {100 * ap.mean():.1f}), chance {np.round(100 * prevalence, 1)}")
     assert ap.mean() > 3 * prevalence.mean(), (ap, prevalence)  # 4.8x to 10.5x over six seeds (one thread)
-    assert np.nanmean(per_class[seen]) > 0.8  # the trained classes were learnt: 0.96-0.98
-    # the name decides: a held-out pair's images are ranked by its own name's scores, not by any new name's
-    # cross[i, j]: AP of new name j's scores for pair i's images
-    cross = np.stack([average_precision(scores[:, held], np.repeat(test_t[:, [c]], len(held), 1)) for c in held])
-    own, other = np.diag(cross).mean(), cross[~np.eye(len(held), dtype=bool)].mean()
+    assert np.nanmean(run["seen_ap"]) > 0.8  # the trained classes were learnt: 0.96-0.98
+    cross = run["cross"]  # the name decides: a held-out pair's images are ranked by its own name's scores
+    own, other = np.diag(cross).mean(), cross[~np.eye(len(cross), dtype=bool)].mean()
     assert own > 2 * other, np.round(100 * cross, 1)  # 4.1x to 10.1x over six seeds
+
+
+def test_zero_shot_names_are_embedded_with_what_the_model_records(tmp_path):
+    """A model trained on MiniLM label embeddings scores new names (and a --classes file's descriptions) through
+    MiniLM without --embeddings; the trained names keep their scores."""
+    import json
+
+    from labelgraph.apis import save_model
+    from labelgraph.cli import main as cli_main
+    from labelgraph.graph.embeddings import embeddings_from_source
+
+    graph = graph_with_embeddings(2)
+    graph.class_names = ["cat", "dog"]
+    graph.embeddings, graph.embedding_source = embeddings_from_source("minilm", ["cat", "dog"])
+    model = create_model("ml_decoder", num_classes=2, label_graph=graph, backbone=TINY_BACKBONE, queries="embeddings")
+    folder = save_model(model.eval(), tmp_path / "model", class_names=["cat", "dog"], image_size=32, label_graph=graph)
+    photo = str(tmp_path / "photo.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photo)
+    (tmp_path / "new.txt").write_text("cat\ndog\nhorse: a large animal people ride\n")
+    out_trained, out_new = tmp_path / "trained.json", tmp_path / "new.json"
+    assert cli_main(["predict", str(folder), photo, "--out", str(out_trained), "--runtime", "torch"]) == 0
+    assert cli_main(["predict", str(folder), photo, "--classes", str(tmp_path / "new.txt"), "--out", str(out_new)]) == 0
+    trained = json.loads(out_trained.read_text())["predictions"][0]["scores"]
+    scores = json.loads(out_new.read_text())["predictions"][0]["scores"]
+    assert list(scores) == ["cat", "dog", "horse"]
+    assert scores["cat"] == pytest.approx(trained["cat"], abs=1e-5)
+    assert scores["dog"] == pytest.approx(trained["dog"], abs=1e-5)
+    (tmp_path / "bare.txt").write_text("cat\ndog\nhorse\n")  # the description, not the name, made horse's query
+    bare = ["predict", str(folder), photo, "--classes", str(tmp_path / "bare.txt"), "--out", str(out_new)]
+    assert cli_main(bare) == 0
+    horse = json.loads(out_new.read_text())["predictions"][0]["scores"]["horse"]
+    assert horse != pytest.approx(scores["horse"], abs=1e-4)

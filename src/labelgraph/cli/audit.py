@@ -92,7 +92,7 @@ def fold_plan(args: argparse.Namespace, table: object) -> object:
         backbone,
         weights,
         args.image_size or 224,
-        label_embeddings(table.class_names),
+        label_embeddings(table.class_names, args.embeddings),
         args.seed,
         args.epochs,
         args.batch_size,

@@ -76,7 +76,7 @@ def run(argv: list[str]) -> int:
     if "test" not in splits:
         print("test: the validation split (no --test given)")
     backbone, weights = backbone_and_weights(args.weights, args.backbone)
-    embeddings = label_embeddings(splits["train"].class_names)
+    embeddings = label_embeddings(splits["train"].class_names, args.embeddings, args.classes)
     own = OwnSplits(splits, out, backbone, weights, embeddings, args.image_size or 224)
     progress = not args.no_progress and sys.stderr.isatty()
     if protocol == "train":

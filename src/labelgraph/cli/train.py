@@ -70,7 +70,7 @@ def run(argv: list[str]) -> int:
     from labelgraph.studies.fine_tune import fine_tune, make_plan
 
     calibration = calibration_settings(args)
-    embeddings = label_embeddings(splits["train"].class_names)
+    embeddings = label_embeddings(splits["train"].class_names, args.embeddings, args.classes)
     plan = make_plan(
         len(splits["train"]),
         args.method,

