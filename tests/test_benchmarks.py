@@ -106,3 +106,20 @@ def test_camera_photo_benchmark_measures_the_scaled_decode_against_the_full_one(
     row = result["data_path"]["workers_0"]
     assert row["pipeline_over_full_decode"] > 1  # 1/8 of the pixels decoded
     assert "| 0 |" in bench_camera_photos.markdown(result)
+
+
+def test_labelling_formats_benchmark_reads_every_export_of_the_same_labels(tmp_path):
+    """The four files hold the same labels: each reader gives the CSV's table (the benchmark times like with like)."""
+    import numpy as np
+    from benchmarks.bench_labelling_formats import read_in_child, write_files
+
+    from labelgraph.data.formats import load_table
+
+    files = write_files(tmp_path, 300)
+    csv = load_table("csv", str(files["csv"][1]))
+    for fmt, path in files.values():
+        table = load_table(fmt, str(path), root=tmp_path, class_names=csv.class_names)
+        assert [table.path(i) for i in range(300)] == [csv.path(i) for i in range(300)], fmt
+        assert np.array_equal(table.targets, csv.targets), fmt
+    row = read_in_child("cvat", files["cvat"][1], tmp_path)
+    assert row["rows"] == 300 and row["peak_mb"] > 0

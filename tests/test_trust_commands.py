@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import lightning as L
@@ -127,6 +128,46 @@ def test_add_noise_and_audit_with_a_model_trained_elsewhere(tiny_model, tiny_dat
     assert summary["entries_audited"] == int((table.targets >= 0).sum())
     page = (out / "audit.html").read_text()
     assert page.count("class='card'") == min(60, len(rows)) and "data:image/png;base64" in page
+    # the suspects for review in the labelling tools: each image's labels with its suspect entries flipped
+    suspect = {}
+    for r in rows:
+        if float(r["score"]) >= 0.5:
+            suspect.setdefault(r["image"], set()).add(r["label"])
+    tasks = json.loads((out / "review.label-studio.json").read_text())
+    assert summary["review"]["images"] == len(tasks) == len(suspect)
+    assert len(ET.parse(out / "review.cvat.xml").getroot().findall("image")) == len(tasks)
+
+
+def test_audit_review_files_flip_the_suspect_labels(tiny_dataset, tmp_path):
+    """The review files: one task per image with an entry scored >= 0.5, the most suspect first, its labels the given
+    ones with those entries flipped; read back (accepted as they are) they give the corrected table."""
+    from labelgraph.studies.audit import write_review
+
+    table = load_table("csv", str(tiny_dataset / "train.csv")).subset([0, 1, 2])
+    classes = table.class_names
+    probs = np.full(table.targets.shape, 0.5)
+    given0 = classes[int(np.flatnonzero(table.targets[0] == 1)[0])]
+    absent2 = classes[int(np.flatnonzero(table.targets[2] == 0)[0])]
+    entries = [
+        {"image": str(table.path(2)), "label": absent2, "given": 0, "suspicion": 0.9, "probability": 0.97},
+        {"image": str(table.path(0)), "label": given0, "given": 1, "suspicion": 0.7, "probability": 0.02},
+        {"image": str(table.path(1)), "label": classes[0], "given": 0, "suspicion": 0.3, "probability": 0.6},
+    ]
+    review = write_review(table, probs, entries, tmp_path)
+    assert review == {"images": 2, "written": True, "image_root": str(table.root)}
+    tasks = json.loads((tmp_path / "review.label-studio.json").read_text())
+    assert [t["predictions"][0]["score"] for t in tasks] == [pytest.approx(0.1), pytest.approx(0.3)]
+    assert "not tagged, model 0.97 (score 0.90)" in tasks[0]["data"]["suspects"]
+    accepted = [{"id": k + 1, "data": t["data"], "annotations": [{"result": t["predictions"][0]["result"]}]}
+                for k, t in enumerate(tasks)]  # fmt: skip
+    (tmp_path / "export.json").write_text(json.dumps(accepted))
+    back = load_table("label-studio", str(tmp_path / "export.json"), root=table.root, class_names=classes)
+    expected = (table.targets[[2, 0]] == 1).astype(np.int8)
+    expected[0, classes.index(absent2)], expected[1, classes.index(given0)] = 1, 0
+    assert [back.path(i) for i in range(2)] == [table.path(2), table.path(0)]
+    assert np.array_equal(back.targets, expected)
+    cvat = load_table("cvat", str(tmp_path / "review.cvat.xml"), root=table.root)
+    assert np.array_equal(cvat.targets, expected)
 
 
 def test_early_stopping_waits_for_the_warm_up(tmp_path):

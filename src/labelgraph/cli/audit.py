@@ -72,6 +72,12 @@ def run(argv: list[str]) -> int:
         f"{summary['entries_audited']} entries audited: {likely['missing']} look like missed positives and "
         f"{likely['spurious']} like wrong tags (score >= 0.5)\nwrote {out / 'audit.csv'}, {out / 'audit.html'}"
     )
+    review = summary["review"]
+    if review["written"]:
+        print(f"for review in the labelling tools ({review['images']} images, relative to {review['image_root']}): "
+              f"{out / 'review.label-studio.json'} (+ review.label_config.xml), {out / 'review.cvat.xml'}")  # fmt: skip
+    else:
+        print(f"no files for the labelling tools: {review['why']}")
     return 0
 
 

@@ -22,6 +22,13 @@ import numpy as np
 
 from labelgraph.apis.predict import Predictor
 from labelgraph.data.classes import check_same_classes
+from labelgraph.data.formats.prelabels import (
+    cvat_annotations,
+    label_studio_config,
+    label_studio_json,
+    label_studio_tasks,
+)
+from labelgraph.data.image_io import ImageLoadError, upright_size
 from labelgraph.data.label_table import LabelTable
 from labelgraph.data.splitting import hold_out
 from labelgraph.evaluation.cross_fitting import fold_indices
@@ -92,9 +99,52 @@ def write_audit(table: LabelTable, probs: np.ndarray, out: Path, how: str, top: 
     }
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "audit.csv", audit_csv(entries))
-    write_text(out / "audit.json", json.dumps(summary, indent=1))
     write_text(out / "audit.html", audit_page(summary, entries))
+    summary["review"] = write_review(table, probs, entries, out)
+    write_text(out / "audit.json", json.dumps(summary, indent=1))
     return summary
+
+
+def review_rows(table: LabelTable, probs: np.ndarray, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per image with an entry more likely wrong than right (score >= 0.5), most suspect first: its labels
+    with those entries flipped (what a reviewer accepts or reverts), every class's probability, the given labels and
+    the suspects in words."""
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        if e["suspicion"] >= 0.5:
+            by_image.setdefault(e["image"], []).append(e)
+    index = {str(table.path(i)): i for i in range(len(table))}
+    rows = []
+    for image, suspects in by_image.items():  # entries are ranked: the first image is the most suspect
+        i = index[image]
+        flipped = {e["label"] for e in suspects}
+        given = [table.class_names[j] for j in np.flatnonzero(table.targets[i] == 1)]
+        labels = [c for c in table.class_names if (c in given) != (c in flipped)]
+        said = "; ".join(f"{e['label']}: {'tagged' if e['given'] == 1 else 'not tagged'}, model {e['probability']:.2f}"
+                         f" (score {e['suspicion']:.2f})" for e in suspects)  # fmt: skip
+        scores = {c: round(float(p), 6) for c, p in zip(table.class_names, probs[i], strict=True)}
+        rows.append({"image": image, "labels": labels, "scores": scores, "given": given, "suspects": said,
+                     "suspicion": max(e["suspicion"] for e in suspects)})  # fmt: skip
+    return rows
+
+
+def write_review(table: LabelTable, probs: np.ndarray, entries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """The suspect images as the labelling tools' import files (``review.label-studio.json`` with its labelling
+    config, ``review.cvat.xml``), relative to the table's image root; written only when every image is under it."""
+    rows = review_rows(table, probs, entries)
+    root = table.root or Path.cwd()
+    try:
+        tasks = label_studio_tasks(rows, root, f"labelgraph audit of {Path(table.source).name}")
+        sizes = [upright_size(r["image"]) for r in rows]
+    except (ValueError, ImageLoadError) as err:
+        return {"images": len(rows), "written": False, "why": str(err)}
+    for task, row in zip(tasks, rows, strict=True):
+        task["data"].update(given=row["given"], suspects=row["suspects"])
+        task["predictions"][0]["score"] = round(1.0 - row["suspicion"], 4)  # ascending: the most suspect first
+    write_text(out / "review.label-studio.json", label_studio_json(tasks))
+    write_text(out / "review.label_config.xml", label_studio_config(table.class_names))
+    write_text(out / "review.cvat.xml", cvat_annotations(rows, table.class_names, root, sizes))
+    return {"images": len(rows), "written": True, "image_root": str(root)}
 
 
 def audit_csv(entries: list[dict[str, Any]]) -> str:
