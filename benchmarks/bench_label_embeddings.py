@@ -69,9 +69,10 @@ def demo_ml_gcn(seeds: int, work: Path) -> list[dict[str, Any]]:
                     "--frozen-backbone", "--epochs", "4", "--pretrain-images", "3000", "--seed", str(seed),
                     "--out", str(out), "--no-progress"]  # fmt: skip
             subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
-            result = json.loads((out / "results.json").read_text())["methods"]["ml_gcn"]
+            results = json.loads((out / "results.json").read_text())
+            result, settings = results["methods"]["ml_gcn"], results["settings"]
             rows.append({"seed": seed, "embeddings": source, "mAP": result["mAP"], "CF1": result["CF1"],
-                         "label_embeddings": result.get("label_embeddings")})  # fmt: skip
+                         "label_embeddings": settings["label_embeddings"]})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
