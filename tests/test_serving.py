@@ -152,6 +152,20 @@ class TestRoutes:
         no_rule = post(server.url, [(name, photos[name])], "?threshold=recall")
         assert no_rule.status_code == 422 and "no recall rule" in no_rule.json()["detail"]
 
+    def test_known_labels_are_returned_fixed_by_a_method_that_does_not_condition_on_them(self, server, photos, offline):
+        names = sorted(photos)[:2]
+        query = f"?known={CLASSES[0]}|!{CLASSES[1]}|?*"
+        body = post(server.url, [(n, photos[n]) for n in names], query).json()
+        assert body["known_labels"] == "fixed"
+        for prediction in body["predictions"]:
+            scores, expected = prediction["scores"], offline[prediction["image"]]["scores"]
+            assert (scores[CLASSES[0]], scores[CLASSES[1]]) == (1.0, 0.0)
+            assert prediction["known"] == {CLASSES[0]: 1, CLASSES[1]: 0}
+            assert np.allclose([scores[c] for c in CLASSES[2:]], [expected[c] for c in CLASSES[2:]], atol=1e-5)
+        refused = post(server.url, [(names[0], photos[names[0]])], "?known=zebra|?*")
+        assert refused.status_code == 422 and "unknown class 'zebra'" in refused.json()["detail"]
+        assert "known_labels" not in post(server.url, [(names[0], photos[names[0]])]).json()
+
 
 def truncated_late(data: bytes) -> bytes:
     return data[: len(data) // 2]  # the header parses; decoding fails in the inference worker

@@ -26,6 +26,7 @@ from PIL import Image
 
 from labelgraph.apis.onnx import OnnxModel, choose_runtime
 from labelgraph.data.dataset import stack_images
+from labelgraph.data.formats.csv_format import parse_labels
 from labelgraph.data.image_io import (
     DEFAULT_MAX_DECODED_BYTES,
     ImageLoadError,
@@ -168,13 +169,55 @@ class Predictor:
         return self.scorer(images.to(self.device)).float().cpu().numpy()
 
     @torch.no_grad()
-    def scores(self, images: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities: sigmoid(logits / temperature + bias)."""
-        if isinstance(self.scorer, OnnxModel) and self.scorer.scaled_as(self.temperature, self.logit_bias):
-            return torch.sigmoid(torch.from_numpy(self.scorer.scaled(images))).numpy()  # the graph scales as they do
-        logits = self.scorer(images.to(self.device)).float()
+    def scores(self, images: torch.Tensor, known: np.ndarray | None = None) -> np.ndarray:
+        """(B, 3, H, W) uint8, or float in [0, 1] -> (B, C) probabilities: sigmoid(logits / temperature + bias).
+
+        ``known`` (B, C) in {1, 0, -1}: the labels already known of each image. A method that conditions on them
+        (:attr:`conditions_on_known`: C-Tran) scores the unknown ones given them (in PyTorch: the ONNX graph has every
+        label unknown built in); every method returns the known entries as 1 / 0."""
+        if known is not None and not (known >= 0).any():
+            known = None
+        if known is not None and self.conditions_on_known:
+            logits = self.model.forward_known(images.to(self.device), torch.from_numpy(known).to(self.device)).float()
+        elif isinstance(self.scorer, OnnxModel) and self.scorer.scaled_as(self.temperature, self.logit_bias):
+            probs = torch.sigmoid(torch.from_numpy(self.scorer.scaled(images))).numpy()  # the graph scales as they do
+            return probs if known is None else np.where(known >= 0, known, probs).astype(probs.dtype)
+        else:
+            logits = self.scorer(images.to(self.device)).float()
         t, b = (torch.from_numpy(v).to(logits.device) for v in (self.temperature, self.logit_bias))
-        return torch.sigmoid(logits / t + b).cpu().numpy()
+        probs = torch.sigmoid(logits / t + b).cpu().numpy()
+        return probs if known is None else np.where(known >= 0, known, probs).astype(probs.dtype)
+
+    @property
+    def conditions_on_known(self) -> bool:
+        """Whether the method scores labels given the ones known (C-Tran), rather than only fixing them."""
+        return self.model.head.provides("forward_known")
+
+    def known_rows(self, known: Sequence[Any] | np.ndarray | None, count: int) -> np.ndarray | None:
+        """``predict``'s ``known`` -> (count, C) in {1, 0, -1}: an array, or one item per image -- None (nothing
+        known), a labels field of the CSV format (``"cat|!dog|?*"``: cat present, dog absent, the rest unknown;
+        without ``?*`` an unlisted class is absent) or a mapping ``{class: True/False}`` (unlisted: unknown)."""
+        if known is None:
+            return None
+        if isinstance(known, np.ndarray):
+            if known.shape != (count, len(self.classes)):
+                raise InvalidInputError(f"known: shape {known.shape}, expected ({count}, {len(self.classes)})")
+            return known.astype(np.int8)
+        if len(known) != count:
+            raise InvalidInputError(f"known: {len(known)} entries for {count} images")
+        rows = np.full((count, len(self.classes)), -1, dtype=np.int8)
+        for i, item in enumerate(known):
+            if isinstance(item, str):
+                rows[i] = parse_labels(item, self.classes, f"known labels of image {i}")
+            elif isinstance(item, dict):
+                unknown = sorted(set(item) - set(self.classes))
+                if unknown:
+                    raise InvalidInputError(f"known labels of image {i}: {unknown} are not classes of the model")
+                for name, value in item.items():
+                    rows[i, self.classes.index(name)] = int(bool(value))
+            elif item is not None:
+                raise InvalidInputError(f"known labels of image {i}: a labels string, a mapping or None")
+        return rows
 
     def table_scores(self, table: LabelTable, batch_size: int = 32, logits: bool = False) -> np.ndarray:
         """(N, C) probabilities -- or, ``logits``, the network's logits -- of every image of ``table``, in its order,
@@ -206,15 +249,20 @@ class Predictor:
         top_k: int | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        known: Sequence[Any] | np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Score images (paths, or PIL images) and apply the thresholds.
+        """Score images (paths, or PIL images) and apply the thresholds; ``known``: the labels already known of each
+        image (:meth:`known_rows`), which C-Tran conditions on and every other method returns fixed.
 
         Returns:
             ``{"classes": [...], "predictions": [{"image", "scores": {class: p}, "labels": [...]}],
             "errors": [{"image", "error"}], "runtime": "torch" | "onnxruntime"}``; ``labels`` are the classes at or
-            above their threshold, sorted by probability, at most ``top_k`` of them.
+            above their threshold, sorted by probability, at most ``top_k`` of them. With ``known``: each prediction
+            with known labels has ``"known": {class: 1 | 0}``, and ``"known_labels"`` says ``"conditioned"`` (the
+            method scored the others given them) or ``"fixed"`` (its plain scores, the known entries set).
         """
         thresholds = self.resolve_thresholds(threshold)
+        known_rows = self.known_rows(known, len(images))
         predictions: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
         batches = range(0, len(images), batch_size)
@@ -223,20 +271,31 @@ class Predictor:
 
             batches = tqdm(batches, desc="predict", unit="batch")
         for start in batches:
-            names, tensors = [], []
-            for item in images[start : start + batch_size]:
-                name = str(item) if not isinstance(item, Image.Image) else f"<image {start + len(names)}>"
+            names, tensors, rows = [], [], []
+            for offset, item in enumerate(images[start : start + batch_size]):
+                name = str(item) if not isinstance(item, Image.Image) else f"<image {start + offset}>"
                 try:
                     tensors.append(self.transform(self.read(item)))
                 except ImageLoadError as err:
                     errors.append({"image": name, "error": str(err)})
                     continue
                 names.append(name)
+                rows.append(start + offset)
             if not tensors:
                 continue
-            for name, probs in zip(names, self.scores(stack_images(tensors)), strict=True):
+            batch_known = None if known_rows is None else known_rows[rows]
+            for k, (name, probs) in enumerate(zip(names, self.scores(stack_images(tensors), batch_known), strict=True)):
                 predictions.append({"image": name, **self.tag(probs, thresholds, top_k)})
-        return {"classes": self.classes, "predictions": predictions, "errors": errors, "runtime": self.runtime}
+                if batch_known is not None and (batch_known[k] >= 0).any():
+                    predictions[-1]["known"] = self.known_dict(batch_known[k])
+        result = {"classes": self.classes, "predictions": predictions, "errors": errors, "runtime": self.runtime}
+        if known_rows is not None:
+            result["known_labels"] = "conditioned" if self.conditions_on_known else "fixed"
+        return result
+
+    def known_dict(self, row: np.ndarray) -> dict[str, int]:
+        """(C,) in {1, 0, -1} -> ``{class: 1 or 0}`` of the known entries."""
+        return {c: int(v) for c, v in zip(self.classes, row, strict=True) if v >= 0}
 
 
 def load(model_dir: str | Path, device: str | torch.device = "cpu", runtime: str = "auto") -> Predictor:

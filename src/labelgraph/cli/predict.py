@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labelgraph.cli._common import Parser, UsageError, positive_int, runtime_argument, threshold_argument
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from labelgraph.apis.predict import Predictor
 
 
@@ -30,6 +33,13 @@ def predict_parser() -> Parser:
         metavar="FILE",
         help="zero-shot: score these class names (one per line) instead of the trained ones (ml_decoder "
         "with queries=embeddings)",
+    )
+    p.add_argument(
+        "--known",
+        default=None,
+        metavar="CSV",
+        help="labels already known of some images, in the CSV format (image,labels; 'cat|!dog|?*' = cat present, dog "
+        "absent, the rest unknown): C-Tran scores the rest given them, other methods return them fixed",
     )
     p.add_argument(
         "--embeddings",
@@ -80,8 +90,9 @@ def run(argv: list[str]) -> int:
     paths, missing = expand_paths(args.paths)
     if tool:
         check_under_root(paths, args.image_root)
+    known = known_labels(args.known, paths, predictor.classes) if args.known else None
     result = predictor.predict(
-        paths, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True
+        paths, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size, progress=True, known=known
     )
     result["errors"] = missing + result["errors"]
     if tool:
@@ -94,6 +105,29 @@ def run(argv: list[str]) -> int:
     for error in result["errors"]:
         print(f"error: {error['image']}: {error['error']}", file=sys.stderr)
     return 1 if result["errors"] else 0
+
+
+def known_labels(csv_path: str, paths: list, classes: list[str]) -> np.ndarray:
+    """``--known``: each image's row of the CSV (matched by its resolved path), -1 (unknown) for images not in it."""
+    import numpy as np
+
+    from labelgraph.data.formats import read_csv
+
+    table = read_csv(csv_path, class_names=classes)
+    rows = {table.path(i).resolve(): table.targets[i] for i in range(len(table))}
+    known = np.full((len(paths), len(classes)), -1, dtype=np.int8)
+    matched = 0
+    for i, path in enumerate(paths):
+        row = rows.pop(Path(path).resolve(), None)
+        if row is not None:
+            known[i], matched = row, matched + 1
+    print(f"known labels: {matched} of {len(paths)} image(s) in {csv_path}", file=sys.stderr)
+    if rows:
+        print(f"note: {len(rows)} image(s) of {csv_path} are not among the images to predict", file=sys.stderr)
+    if matched and not (known[(known >= 0).any(1)] == -1).any():
+        print("note: every class of those images is known; write ?* in a row to leave the others unknown",
+              file=sys.stderr)  # fmt: skip
+    return known
 
 
 def zero_shot_source(args: argparse.Namespace, predictor: Predictor) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from labelgraph.data.label_table import LabelTable
 
@@ -98,3 +99,18 @@ def label_setting_of(targets: np.ndarray) -> str:
     if not negatives.any() and positives.max(initial=0) <= 1:
         return "single-positive"
     return f"partial:{1.0 - float(unknown.mean()):.2f}"
+
+
+def reveal_labels(targets: torch.Tensor, max_fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """C-Tran's label-mask training draw (its ``get_unk_mask_indices``): each image reveals k of its C entries, k
+    uniform in 0 .. floor(max_fraction x C), the entries drawn uniformly; a revealed entry is its target (1 or 0),
+    every other one -1 (unknown). An entry the split does not know (-1) stays unknown when drawn.
+
+    Shapes:
+        targets (B, C) -> known (B, C), int8 in {1, 0, -1}.
+    """
+    b, c = targets.shape
+    counts = torch.randint(0, int(max_fraction * c) + 1, (b, 1), generator=generator, device=targets.device)
+    ranks = torch.rand(b, c, generator=generator, device=targets.device).argsort(dim=1).argsort(dim=1)  # a permutation
+    revealed = ranks < counts
+    return torch.where(revealed, targets.to(torch.int8), torch.full_like(targets, -1, dtype=torch.int8))

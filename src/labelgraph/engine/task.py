@@ -19,7 +19,7 @@ from timm.utils import ModelEmaV3
 
 from labelgraph.data import MultiLabelDataModule
 from labelgraph.data.classes import check_same_classes
-from labelgraph.data.hide_labels import label_setting_of
+from labelgraph.data.hide_labels import label_setting_of, reveal_labels
 from labelgraph.engine.recipes import (
     build_aux_losses,
     build_criterion,
@@ -228,8 +228,8 @@ class MultiLabelTask(L.LightningModule):
             return None
         images, targets, *rest = batch  # images: (B, 3, H, W), or a list of feature maps from a feature cache
         index = rest[0] if rest else None  # (B,) row numbers in the train split, when the loss asked for them
-        outputs = self.model.forward_train(images)
-        loss = self.classification_loss(outputs["logits"], targets, index)
+        outputs, loss_targets = self.train_outputs(images, targets)
+        loss = self.classification_loss(outputs["logits"], loss_targets, index)
         self.log("train/cls_loss", loss, on_step=True, on_epoch=True, batch_size=len(targets))
         for aux in self.aux_losses:
             term = aux(outputs, targets)
@@ -244,6 +244,20 @@ class MultiLabelTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(targets))
         self.model.head.after_loss(outputs, targets)  # e.g. SADCL's memory bank takes this batch's confident positives
         return loss
+
+    def train_outputs(self, images: Any, targets: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``forward_train``'s outputs and the targets the loss reads. Under label-mask training (the recipe's
+        ``label_mask_training``, C-Tran) the head is shown a random share of each image's labels and the loss
+        counts only the others: the shown entries become unknown (-1) to a criterion that ignores unknowns
+        (an incomplete-label loss, which gives unknowns a meaning of its own, reads the targets as they are)."""
+        fraction = self.recipe.label_mask_training
+        if fraction is None or not self.model.head.provides("forward_known"):
+            return self.model.forward_train(images), targets
+        known = reveal_labels(targets, fraction)
+        logits = self.model.forward_known(images, known)
+        if isinstance(self.criterion, IncompleteLabelLoss):
+            return {"logits": logits}, targets
+        return {"logits": logits}, targets.masked_fill(known >= 0, -1)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
@@ -313,7 +327,10 @@ class MultiLabelTask(L.LightningModule):
         else:  # outside a Trainer (a caller may plan the steps itself with labelgraph.engine.schedulers.planned_steps)
             scheduler = self.scheduler_factory(optimizer)
         interval = getattr(scheduler, "interval", "epoch")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        config = {"scheduler": scheduler, "interval": interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # C-Tran: on the validation loss
+            config["monitor"] = "val/loss"
+        return {"optimizer": optimizer, "lr_scheduler": config}
 
     def _planned_total_steps(self) -> int:
         """Optimisation steps of the whole run, for schedules that need them (one-cycle).

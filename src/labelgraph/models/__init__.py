@@ -17,6 +17,7 @@ from labelgraph.models import (  # noqa: F401  (each registers its method)
     a_gcn,
     add_gcn,
     baseline,
+    c_tran,
     db_dgcn,
     ggnn,
     iml_gcn,

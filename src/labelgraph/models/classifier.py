@@ -12,6 +12,16 @@ from labelgraph.models._registry import methods_providing
 from labelgraph.models.backbone import Backbone
 from labelgraph.models.head import MultiLabelHead
 
+#: the logit a known label is fixed at (sigmoid: 1 - 1e-13): large enough to read as certain, finite for the metrics
+KNOWN_LOGIT = 30.0
+
+
+def fix_known(logits: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``logits`` (B, C) with the entries ``known`` says (1 / 0) set to +/- :data:`KNOWN_LOGIT`, -1 left as they are."""
+    known = known.to(logits.device)
+    fixed = torch.where(known == 1, KNOWN_LOGIT, -KNOWN_LOGIT).to(logits.dtype)
+    return torch.where(known >= 0, fixed, logits)
+
 
 class MultiLabelClassifier(nn.Module):
     """A backbone that produces feature maps and a head that turns them into per-class logits.
@@ -78,6 +88,21 @@ class MultiLabelClassifier(nn.Module):
         if "logits" not in out:
             raise KeyError(f"{type(self.head).__name__}.forward_train must return a 'logits' entry")
         return out
+
+    def forward_known(self, images: torch.Tensor | list[torch.Tensor], known: torch.Tensor) -> torch.Tensor:
+        """Logits given the labels already known, ``known`` (B, C): 1 present, 0 absent, -1 unknown. A head that
+        conditions on them (``forward_known``: C-Tran) does; any other returns its logits with the known entries
+        fixed (+/- :data:`KNOWN_LOGIT`: probability 1 or 0), the rest unchanged.
+
+        Shapes:
+            images (B, 3, H, W) or feature maps, known (B, C) -> (B, C).
+        """
+        if known.shape != (known.shape[0], self.num_classes):
+            raise InvalidInputError(f"known labels of shape {tuple(known.shape)}, expected (B, {self.num_classes})")
+        features = self._features_of(images)
+        if self.head.provides("forward_known"):
+            return self.head.forward_known(features, known)
+        return fix_known(self.head(features), known)
 
     def class_maps(self, images: torch.Tensor) -> torch.Tensor:
         """The head's own spatial evidence per class: (B, 3, H, W) in [0, 1] -> (B, C, h, w) at feature resolution.

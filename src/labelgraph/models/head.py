@@ -27,6 +27,7 @@ ABILITIES = (
     "label_features",
     "class_prototypes",
     "set_label_embeddings",
+    "forward_known",
     "after_loss",
     "lr_mults",
     "graph_priors",
@@ -109,6 +110,13 @@ class MultiLabelHead(nn.Module):
     def set_label_embeddings(self, embeddings: torch.Tensor) -> None:
         """Score the classes of new label embeddings (C', e) from now on (zero-shot)."""
         raise NotImplementedError(f"{type(self).__name__} cannot score classes it was not trained on")
+
+    def forward_known(self, features: list[torch.Tensor], known: torch.Tensor) -> torch.Tensor:
+        """The logits given the labels already known: ``known`` (B, C) holds 1 (present), 0 (absent) or -1 (unknown)
+        per entry, and the head conditions on it (C-Tran's state embeddings) -> (B, C). Methods without it get their
+        plain scores with the known entries fixed (:meth:`MultiLabelClassifier.forward_known`); heads that have it
+        are trained with label-mask training when their recipe says so (``Recipe.label_mask_training``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot condition on known labels")
 
     def after_loss(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor) -> None:
         """Called once per training batch after the loss with ``forward_train``'s outputs and the (B, C) targets

@@ -121,6 +121,9 @@ class Recipe:
         staged_stage1_epochs: stage 1 of graphMLC's two-stage protocol (``StagedFineTuning`` with
             ``stage1_epochs: auto``): 10 for heads whose classifiers a GCN generates, 3 for the others.
         prerequisite: a model trained before this one that it needs (:class:`WarmStart`, :class:`ImageEmbeddings`).
+        label_mask_training: C-Tran's label-mask training: each training image reveals a random number of its labels,
+            from none to this fraction of the classes, to a head that conditions on known labels (``forward_known``),
+            and the loss counts only the entries not revealed; None: off.
     """
 
     source: str
@@ -144,6 +147,7 @@ class Recipe:
     metrics: str = "ml_gcn"
     staged_stage1_epochs: int = 3
     prerequisite: WarmStart | ImageEmbeddings | None = None
+    label_mask_training: float | None = None
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)

@@ -144,6 +144,7 @@ def add_routes(server: ls.LitServer, meta: dict[str, Any], limits: UploadLimits)
     app.state.upload_limits = limits
     app.state.calibrated = meta["calibrated"]
     app.state.recall_rule = meta["recall_rule"] is not None
+    app.state.classes = meta["classes"]
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/"]  # LitServe's stub
     page = files("labelgraph.serving").joinpath("page", "index.html").read_text(encoding="utf-8")
 

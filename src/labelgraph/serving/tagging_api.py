@@ -82,8 +82,15 @@ class TaggingAPI(ls.LitAPI):
         inputs = [x for request in requests for x in request["inputs"]]
         if self.log_batches:
             print(f"labelgraph serve: batch of {len(requests)} request(s), {len(inputs)} image(s)", flush=True)
+        known = self.known_rows(requests)  # (N, C) in {1, 0, -1}, or None when no request knows a label
         chunks = range(0, len(inputs), self.max_batch_size)
-        probs = [self.predictor.scores(stack_images(inputs[i : i + self.max_batch_size])) for i in chunks]
+        probs = [
+            self.predictor.scores(
+                stack_images(inputs[i : i + self.max_batch_size]),
+                None if known is None else known[i : i + self.max_batch_size],
+            )
+            for i in chunks
+        ]
         probs = np.concatenate(probs) if probs else np.zeros((0, len(self.predictor.classes)))
         results, start = [], 0
         for request in requests:
@@ -91,6 +98,14 @@ class TaggingAPI(ls.LitAPI):
             results.append(self.answer(request, probs[start : start + count]))
             start += count
         return results
+
+    def known_rows(self, requests: list[dict[str, Any]]) -> np.ndarray | None:
+        """Every image's known labels (its request's ``known`` option), or None when no request has one."""
+        if not any("known" in r["options"] for r in requests):
+            return None
+        unknown = [-1] * len(self.predictor.classes)
+        rows = [r["options"].get("known", unknown) for r in requests for _ in r["inputs"]]
+        return np.asarray(rows, dtype=np.int8).reshape(-1, len(self.predictor.classes))
 
     def answer(self, request: dict[str, Any], probs: np.ndarray) -> dict[str, Any]:
         """One request's (n, C) probabilities -> its predictions (with class-map overlays if asked for)."""
@@ -103,6 +118,12 @@ class TaggingAPI(ls.LitAPI):
             if options.get("maps"):
                 prediction.update(self.maps(request["inputs"][i], request["overlays"][i], prediction))
             predictions.append(prediction)
+        if "known" in options:  # what the method did with them
+            row = np.asarray(options["known"], dtype=np.int8)
+            for prediction in predictions:
+                prediction["known"] = self.predictor.known_dict(row)
+            how = "conditioned" if self.predictor.conditions_on_known else "fixed"
+            return {"predictions": predictions, "errors": request["errors"], "known_labels": how}
         return {"predictions": predictions, "errors": request["errors"]}
 
     def maps(self, x: torch.Tensor, picture: np.ndarray, prediction: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Two bodies mean the same thing:
   image too).
 
 and the query string holds the options: ``threshold`` (a probability, ``calibrated`` or ``recall``), ``top_k``,
-``maps``.
+``maps``, ``known`` (the labels already known of the images, in the CSV format's labels field: ``cat|!dog|?*``).
 
 Each image is checked here for what is cheap to see -- empty, over ``max_image_mb``, not an image by its content
 type or its header, more pixels than ``max_pixels`` (the decompression-bomb guard: a few kilobytes of PNG can
@@ -38,13 +38,14 @@ from PIL import Image, UnidentifiedImageError
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from labelgraph.data.formats.csv_format import AnnotationError, parse_labels
 from labelgraph.data.image_io import ImageTooLargeError, check_decode_cost, check_jpeg_scans, decoder_problem
 from labelgraph.errors import InvalidInputError
 from labelgraph.serving.decode_pool import DecodeFailed
 
 log = logging.getLogger("labelgraph.serve")
 
-OPTIONS = ("threshold", "top_k", "maps")
+OPTIONS = ("threshold", "top_k", "maps", "known")
 IMAGE_FIELD = "images"
 NOT_IMAGE_TYPES = ("text/", "application/json", "application/xml", "application/pdf", "audio/", "video/")
 
@@ -102,6 +103,11 @@ async def read_upload(request: Request) -> dict[str, Any]:
     """
     limits: UploadLimits = request.app.state.upload_limits
     options = read_options(dict(request.query_params))
+    if "known" in options:  # -> a (C,) row in {1, 0, -1} over the served classes; 422 on an unknown class
+        try:
+            options["known"] = parse_labels(options["known"], request.app.state.classes, "known").tolist()
+        except AnnotationError as err:
+            raise RequestRefused(422, str(err)) from None
     if options.get("threshold") == "calibrated" and not request.app.state.calibrated:
         raise RequestRefused(422, "this model has no calibrated thresholds: run `labelgraph calibrate` first")
     if options.get("threshold") == "recall" and not request.app.state.recall_rule:
@@ -166,6 +172,8 @@ def read_options(query: dict[str, str]) -> dict[str, Any]:
     except ValueError:
         problem = "threshold must be a probability, 'calibrated' or 'recall'; top_k an integer >= 1"
         raise RequestRefused(422, problem) from None
+    if "known" in query:
+        options["known"] = query["known"]
     if "maps" in query:
         if query["maps"].lower() not in ("true", "false", "1", "0"):
             raise RequestRefused(422, f"maps must be true or false, not {query['maps']!r}")

@@ -178,6 +178,17 @@ def row_targets(names: list[str], index: dict[str, int], path: Path, line_no: in
     return row
 
 
+def parse_labels(text: str, class_names: list[str], where: str = "labels") -> np.ndarray:
+    """One labels field in this format (``cat|!dog|?*``) -> (C,) targets in {1, 0, -1} over ``class_names``; a
+    problem is an :class:`AnnotationError` naming ``where``."""
+    names = [unicodedata.normalize("NFC", n.strip()) for n in text.split("|") if n.strip()]
+    index = {unicodedata.normalize("NFC", name): i for i, name in enumerate(class_names)}
+    try:
+        return row_targets(names, index, Path(where), 1)
+    except AnnotationError as err:
+        raise AnnotationError(str(err).replace(f"{where}: line 1: ", f"{where}: ")) from None
+
+
 def row_labels(class_names: list[str], row: np.ndarray) -> str:
     """(C,) targets -> the ``labels`` field, in the shorter of the two forms: unknown classes listed as ``?name``
     (absent ones unlisted), or ``?*`` with absent classes listed as ``!name``."""
