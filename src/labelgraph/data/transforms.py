@@ -15,6 +15,7 @@ Train presets:
         (ASL, Query2Label; torchvision's RandAugment stands in for the ``randaugment`` pip package they use).
     ``ssgrl``: squash-resize to (10/9 S)^2, a random square crop of side (10/9, 1, 8/9, 2/3, 5/9) x S chosen
         uniformly, resized to S x S; no flip (SSGRL: 640 -> crop of 640/576/512/384/320 -> 576).
+    ``c_tran``: ``ssgrl`` + horizontal flip (C-Tran's load_data.py: the same crops, then a flip).
     ``graphmlc``: graphMLC's augmentation (albumentations there; ``review``, its old name, is still read for one
         release, with a DeprecationWarning): squash-resize, then with p = 0.3 one of
         contrast / gamma / brightness / equalisation (its CLAHE), with p = 0.5 a shift-scale-rotate (shift 6.25 %,
@@ -37,7 +38,7 @@ from torchvision.transforms import v2
 
 from labelgraph.models.model_config import EVAL_TRANSFORMS
 
-TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "graphmlc", "flip", "none")
+TRAIN_PRESETS = ("ml_gcn", "add_gcn", "asl", "ssgrl", "c_tran", "graphmlc", "flip", "none")
 #: old preset names still read for one release: old -> new
 RENAMED_PRESETS = {"review": "graphmlc"}
 EVAL_PRESETS = EVAL_TRANSFORMS  # what a trained model can record (labelgraph.models.model_config)
@@ -231,12 +232,13 @@ def decode_size(preset: str, image_size: int) -> int:
     The rule: no view the preset can draw is resized up from fewer pixels than its paper's pipeline, which decodes in
     full, would give it. A crop taken from the image itself (``ml_gcn``: a side as small as 0.5 x the shorter one)
     needs the shorter side at S / (smallest crop scale) = 2 S, so that the smallest crop still spans S decoded pixels.
-    A pipeline that squash-resizes to a frame first and crops that (``add_gcn``: S + 64, ``ssgrl`` and the
-    ``center_crop`` evaluation: 10/9 S; ``asl``, ``graphmlc``, ``flip``, ``none``, ``resize``: S) needs the frame: its
-    crops see the frame's pixels in the paper's pipeline too. ``tests/test_decode_scale.py`` reads each preset's
-    frame and crop scales from the transform objects and holds this function to them."""
+    A pipeline that squash-resizes to a frame first and crops that (``add_gcn``: S + 64, ``ssgrl``, ``c_tran`` and
+    the ``center_crop`` evaluation: 10/9 S; ``asl``, ``graphmlc``, ``flip``, ``none``, ``resize``: S) needs the
+    frame: its crops see the frame's pixels in the paper's pipeline too. ``tests/test_decode_scale.py`` reads each
+    preset's frame and crop scales from the transform objects and holds this function to them."""
     s = image_size
-    sides = {"ml_gcn": s / min(ML_GCN_SCALES), "add_gcn": s + 64, "ssgrl": s * 640 / 576, "center_crop": s * 640 / 576}
+    frame = s * 640 / 576  # SSGRL's and C-Tran's 640 for 576
+    sides = {"ml_gcn": s / min(ML_GCN_SCALES), "add_gcn": s + 64, "ssgrl": frame, "c_tran": frame, "center_crop": frame}
     return round(sides.get(preset, s))
 
 
@@ -263,6 +265,10 @@ def train_transform(preset: str, image_size: int) -> v2.Compose:
         "add_gcn": [MultiScaleCrop(s, frame=s + 64), v2.RandomHorizontalFlip()],
         "asl": [resize, Cutout(0.5), v2.RandAugment()],
         "ssgrl": [SquareCrop(s, [round(s * c / 576) for c in SSGRL_CROPS], frame=round(s * 640 / 576))],
+        "c_tran": [
+            SquareCrop(s, [round(s * c / 576) for c in SSGRL_CROPS], frame=round(s * 640 / 576)),
+            v2.RandomHorizontalFlip(),
+        ],  # fmt: skip
         "graphmlc": _graphmlc_steps(s),
         "flip": [resize, v2.RandomHorizontalFlip()],
         "none": [resize],
