@@ -45,6 +45,8 @@ METRIC_PRESETS: dict[str, dict[str, Any]] = {
     "asl": {"ap_mode": "noninterp", "cf1": "mean_f1", "threshold": 0.8, "inclusive": False},
     # C-Tran's utils/evaluate.py: sklearn's average_precision_score (macro), macro CP/CR at >= 0.5, CF1 their harmonic
     "c_tran": {"ap_mode": "noninterp", "cf1": "harmonic", "threshold": 0.5, "inclusive": True},
+    # SALGL's evaluate.py: VOCmAP(year="2012"), the all-point interpolated AP (it reports no F1)
+    "salgl": {"ap_mode": "voc_interp", "cf1": "harmonic", "threshold": 0.5, "inclusive": True},
 }
 
 SCALAR_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")

@@ -16,6 +16,7 @@ from labelgraph.losses.incomplete_labels import (
 from labelgraph.losses.incomplete_registry import INCOMPLETE_LABEL_LOSSES, incomplete_label_loss
 from labelgraph.losses.large_loss import LargeLossLoss
 from labelgraph.losses.role import RoleLoss
+from labelgraph.losses.scene_entropy import SceneBalanceLoss, SceneEntropyLoss
 
 __all__ = [
     "ASL_PRESETS",
@@ -25,6 +26,8 @@ __all__ = [
     "AuxiliaryLoss",
     "ExpectedPositiveLoss",
     "GraphSparsityLoss",
+    "SceneBalanceLoss",
+    "SceneEntropyLoss",
     "HillLoss",
     "IgnoreUnknownLoss",
     "IncompleteLabelLoss",

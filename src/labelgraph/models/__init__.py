@@ -26,6 +26,7 @@ from labelgraph.models import (  # noqa: F401  (each registers its method)
     ml_gcn,
     query2label,
     sadcl,
+    salgl,
     ssgrl,
 )
 from labelgraph.models.backbone import Backbone
