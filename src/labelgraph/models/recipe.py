@@ -121,6 +121,9 @@ class Recipe:
         staged_stage1_epochs: stage 1 of graphMLC's two-stage protocol (``StagedFineTuning`` with
             ``stage1_epochs: auto``): 10 for heads whose classifiers a GCN generates, 3 for the others.
         prerequisite: a model trained before this one that it needs (:class:`WarmStart`, :class:`ImageEmbeddings`).
+        short_run_lr: the head's learning rate when the recipe is scaled to a short run (:meth:`scaled`) and does not
+            warm up, where AdamW's usual 1e-3 is too fast for the head (C-Tran's transformer, which its paper trains
+            at a constant 1e-5); None: 1e-3.
         label_mask_training: C-Tran's label-mask training: each training image reveals a random number of its labels,
             from none to this fraction of the classes, to a head that conditions on known labels (``forward_known``),
             and the loss counts only the entries not revealed; None: off.
@@ -147,6 +150,7 @@ class Recipe:
     metrics: str = "ml_gcn"
     staged_stage1_epochs: int = 3
     prerequisite: WarmStart | ImageEmbeddings | None = None
+    short_run_lr: float | None = None
     label_mask_training: float | None = None
 
     def replace(self, **changes: Any) -> Recipe:
@@ -178,7 +182,7 @@ class Recipe:
           statistics of the pretrained weights (the demo's stand-in: 48-px isolated items; ImageNet's photographs) are
           not those of a small dataset's images (frozen, Query2Label loses 3.3 mAP on the demo data).
         - Any other recipe (SGD or Adam with step or no decay, tuned for 40-200 epochs of COCO) trains with AdamW at
-          ``lr`` (default 1e-3), weight decay 1e-4, cosine decay over the run, the backbone at 0.1x (the graph papers'
+          ``lr`` (default ``short_run_lr``, else 1e-3), weight decay 1e-4, cosine decay over the run, the backbone at 0.1x (the graph papers'
           factor) and no EMA.
         - The run: light augmentation (squash resize + flip), squash-resized evaluation, at ``image_size``, gradient
           norms clipped at 10.
@@ -199,7 +203,7 @@ class Recipe:
             return self.replace(
                 **data,
                 source=f"{self.source}; scaled to a short run",
-                optimizer=Component("torch.optim.AdamW", {"lr": lr or SHORT_RUN_LR, "weight_decay": 1e-4}),
+                optimizer=Component("torch.optim.AdamW", {"lr": lr or self.short_run_rate, "weight_decay": 1e-4}),
                 lr_scheduler=Component("torch.optim.lr_scheduler.CosineAnnealingLR", {"T_max": epochs}),
                 backbone_lr_mult=0.1,
                 ema_decay=None,
@@ -213,6 +217,11 @@ class Recipe:
             ema_decay=decay,
             model_args={"frozen_batchnorm": False, "trainable_stages": None},
         )
+
+    @property
+    def short_run_rate(self) -> float:
+        """The head's learning rate in a short run: a warm-up recipe's peak, else ``short_run_lr`` or 1e-3."""
+        return SHORT_RUN_PEAK_LR if self.warms_up else (self.short_run_lr or SHORT_RUN_LR)
 
     def fit_defaults(self) -> dict[str, Any]:
         """The ``labelgraph fit`` options this recipe sets, by their dotted names: the defaults of the method's run

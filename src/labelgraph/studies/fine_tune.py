@@ -63,7 +63,6 @@ from labelgraph.evaluation.metrics import evaluate
 from labelgraph.files import write_text
 from labelgraph.losses.incomplete_registry import recommended_loss
 from labelgraph.models import Recipe, get_recipe
-from labelgraph.models.recipe import SHORT_RUN_LR, SHORT_RUN_PEAK_LR
 from labelgraph.studies.demo import (
     DEMO_METRICS,
     DemoSettings,
@@ -259,7 +258,7 @@ def train_whole(
     dm = demo_datamodule(out / "splits", plan.image_size, plan.batch_size, None, plan.embeddings, plan.num_workers)
     steps = math.ceil(len(dm.train_table) / plan.batch_size)
     recipe = get_recipe(plan.method)
-    head_rate = SHORT_RUN_PEAK_LR if recipe.warms_up else SHORT_RUN_LR  # the rate stage 1 trained the head at
+    head_rate = recipe.short_run_rate  # the rate stage 1 trained the head at
     scaled = recipe.scaled(
         epochs=plan.full_epochs,
         steps_per_epoch=steps,
