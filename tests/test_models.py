@@ -183,11 +183,12 @@ def test_a_head_overriding_an_ability_with_another_signature_fails_when_defined(
 
 
 def test_the_registry_knows_each_method_head_and_what_it_offers(label_graph):
-    assert methods_providing("class_maps") == ["add_gcn", "db_dgcn", "ml_decoder", "ssgrl"]
+    assert methods_providing("class_maps") == ["add_gcn", "db_dgcn", "ml_decoder", "salgl", "ssgrl"]
+    assert methods_providing("forward_known") == ["c_tran"]
     assert methods_providing("label_features") == ["query2label", "sadcl"]
     assert methods_providing("class_prototypes") == ["sadcl"]
     assert methods_providing("class_vectors") == list_models()  # every shipped head has per-class vectors
-    with pytest.raises(NotImplementedError, match="methods with maps: add_gcn, db_dgcn, ml_decoder, ssgrl"):
+    with pytest.raises(NotImplementedError, match="methods with maps: add_gcn, db_dgcn, ml_decoder, salgl, ssgrl"):
         build("baseline", label_graph).class_maps(torch.rand(1, 3, 32, 32))
 
 

@@ -182,8 +182,8 @@ class Recipe:
           statistics of the pretrained weights (the demo's stand-in: 48-px isolated items; ImageNet's photographs) are
           not those of a small dataset's images (frozen, Query2Label loses 3.3 mAP on the demo data).
         - Any other recipe (SGD or Adam with step or no decay, tuned for 40-200 epochs of COCO) trains with AdamW at
-          ``lr`` (default ``short_run_lr``, else 1e-3), weight decay 1e-4, cosine decay over the run, the backbone at 0.1x (the graph papers'
-          factor) and no EMA.
+          ``lr`` (default ``short_run_lr``, else 1e-3), weight decay 1e-4, cosine decay over the run, the backbone at
+          0.1x (the graph papers' factor) and no EMA.
         - The run: light augmentation (squash resize + flip), squash-resized evaluation, at ``image_size``, gradient
           norms clipped at 10.
 
