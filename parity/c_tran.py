@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from labelgraph import create_model
+from parity.common import randomise_batchnorm, relative_difference
 
 NUM_CLASSES, IMAGE_SIZE, WIDTH, LAYERS = 80, 576, 2048, 3
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "c_tran_official_head.safetensors"
@@ -105,18 +106,6 @@ def load_official(checkout: Path):
     from models.CTran import CTranModel
 
     return CTranModel
-
-
-def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
-
-
-def randomise_batchnorm(model: torch.nn.Module, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
 
 
 @torch.no_grad()

@@ -33,6 +33,7 @@ import torch
 
 from labelgraph import LabelGraph, create_model
 from labelgraph.models.salgl import SALGLHead
+from parity.common import randomise_batchnorm, relative_difference
 
 NUM_CLASSES, IMAGE_SIZE, EMBED, SCENES = 80, 448, 768, 6
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "salgl_official_head.safetensors"
@@ -111,36 +112,24 @@ def load_official(checkout: Path):
     return SALGL, create_backbone
 
 
-def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
-
-
 def split_scenes(official: torch.nn.Module, images: torch.Tensor) -> None:
-    """Scene weights that send image 0 to scene 0 and image 1 to scene 1 (random weights put both in one)."""
+    """Scene weights that send image 0 to scene 0 and image 1 to scene 1 (random weights put both in one): rows
+    +-u, u = c0 / |c0| - c1 / |c1| of the two images' contexts, so u . c0 >= 0 >= u . c1 (Cauchy-Schwarz)."""
     contexts = official.tb(official.backbone(images)).mean(1)  # (2, d)
-    weight = torch.zeros_like(official.scene_linear.weight)
-    weight[0], weight[1] = contexts[0] - contexts[1], contexts[1] - contexts[0]
-    official.scene_linear.weight.copy_(
-        weight / (contexts[0] - contexts[1]).norm() * 4 + 0.01 * torch.randn_like(weight)
-    )
+    u = contexts[0] / contexts[0].norm() - contexts[1] / contexts[1].norm()
+    weight = 0.01 * torch.randn_like(official.scene_linear.weight)
+    weight[0], weight[1] = u * 4 / u.norm(), -u * 4 / u.norm()
+    official.scene_linear.weight.copy_(weight)
 
 
 def perturb(official: torch.nn.Module, seed: int) -> None:
     """Random counts per scene, gate biases and BatchNorm statistics."""
     generator = torch.Generator().manual_seed(seed)
     official.comatrix.copy_(random_counts(SCENES, NUM_CLASSES, generator))
+    randomise_batchnorm(official, seed + 1)
     for name, module in official.named_modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-        elif name.startswith("ggnn.") and isinstance(module, torch.nn.Linear):
+        if name.startswith("ggnn.") and isinstance(module, torch.nn.Linear):
             module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
-
-
-def ours_normalise(images: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalisation, as our model applies itself (the official data pipeline does it)."""
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    return (images - mean) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 def our_model() -> torch.nn.Module:
@@ -161,10 +150,10 @@ def full_model_parity(SALGL, create_backbone, work: Path) -> dict[str, float]:
         backbone, width = create_backbone("resnet101", False)
         official = SALGL(backbone, width, config(soft, embed_path)).eval()
         perturb(official, 1)
-        split_scenes(official, ours_normalise(images))
         ours = our_model().eval()
         ours.head.soft = soft
-        normalised = ours.normalise(images)
+        normalised = ours.normalise(images)  # the ImageNet normalisation the official data pipeline applies
+        split_scenes(official, normalised)
         missing, unexpected = ours.load_state_dict(official_to_ours(official.state_dict()), strict=False)
         assert not unexpected and set(missing) <= {"input_mean", "input_std"}, (missing, unexpected)
         theirs = official(normalised)
