@@ -177,21 +177,29 @@ class Predictor:
         label unknown built in); every method returns the known entries as 1 / 0."""
         if known is not None and not (known >= 0).any():
             known = None
+        probs = self.plain_or_conditioned_scores(images, known)
+        return probs if known is None else np.where(known >= 0, known, probs).astype(probs.dtype)
+
+    def plain_or_conditioned_scores(self, images: torch.Tensor, known: np.ndarray | None) -> np.ndarray:
+        """:meth:`scores` before the known entries are set: conditioned on ``known`` where the method can."""
         if known is not None and self.conditions_on_known:
             logits = self.model.forward_known(images.to(self.device), torch.from_numpy(known).to(self.device)).float()
         elif isinstance(self.scorer, OnnxModel) and self.scorer.scaled_as(self.temperature, self.logit_bias):
-            probs = torch.sigmoid(torch.from_numpy(self.scorer.scaled(images))).numpy()  # the graph scales as they do
-            return probs if known is None else np.where(known >= 0, known, probs).astype(probs.dtype)
+            return torch.sigmoid(torch.from_numpy(self.scorer.scaled(images))).numpy()  # the graph scales as they do
         else:
             logits = self.scorer(images.to(self.device)).float()
         t, b = (torch.from_numpy(v).to(logits.device) for v in (self.temperature, self.logit_bias))
-        probs = torch.sigmoid(logits / t + b).cpu().numpy()
-        return probs if known is None else np.where(known >= 0, known, probs).astype(probs.dtype)
+        return torch.sigmoid(logits / t + b).cpu().numpy()
 
     @property
     def conditions_on_known(self) -> bool:
         """Whether the method scores labels given the ones known (C-Tran), rather than only fixing them."""
         return self.model.head.provides("forward_known")
+
+    @property
+    def known_labels_use(self) -> str:
+        """What the answers say was done with known labels: ``"conditioned"`` or ``"fixed"``."""
+        return "conditioned" if self.conditions_on_known else "fixed"
 
     def known_rows(self, known: Sequence[Any] | np.ndarray | None, count: int) -> np.ndarray | None:
         """``predict``'s ``known`` -> (count, C) in {1, 0, -1}: an array, or one item per image -- None (nothing
@@ -290,7 +298,7 @@ class Predictor:
                     predictions[-1]["known"] = self.known_dict(batch_known[k])
         result = {"classes": self.classes, "predictions": predictions, "errors": errors, "runtime": self.runtime}
         if known_rows is not None:
-            result["known_labels"] = "conditioned" if self.conditions_on_known else "fixed"
+            result["known_labels"] = self.known_labels_use
         return result
 
     def known_dict(self, row: np.ndarray) -> dict[str, int]:

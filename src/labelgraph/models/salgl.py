@@ -98,11 +98,15 @@ class SALGLHead(MultiLabelHead):
             graphs = graphs / (graphs.sum(-1, keepdim=True) + 1e-8)
         return graphs
 
-    def forward_train(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        tokens = self.encoder(features[-1].flatten(2).transpose(1, 2))  # (B, HW, d)
-        scene_probs = torch.softmax(self.scene_linear(tokens.mean(1)), dim=-1)  # (B, K)
+    def attend(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The encoded positions (B, HW, d), and each label's feature (B, C, d) and attention (B, C, HW)."""
+        tokens = self.encoder(features[-1].flatten(2).transpose(1, 2))
         labels = self.label_embed[None].expand(tokens.shape[0], -1, -1).to(tokens.dtype)  # (B, C, e)
-        label_feats, attention = self.attention(tokens, labels)  # (B, C, d), (B, C, HW)
+        return tokens, *self.attention(tokens, labels)
+
+    def forward_train(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        tokens, label_feats, attention = self.attend(features)
+        scene_probs = torch.softmax(self.scene_linear(tokens.mean(1)), dim=-1)  # (B, K)
         graphs = self.scene_graphs().to(tokens.dtype)
         if self.soft:
             graph = torch.einsum("bk,kij->bij", scene_probs, graphs)
@@ -129,7 +133,7 @@ class SALGLHead(MultiLabelHead):
 
     def class_maps(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Each label's attention over the positions, (B, C, h, w)."""
-        attention = self.forward_train(features)["attention"]
+        attention = self.attend(features)[2]  # no graph steps: the maps need only the attention
         return attention.view(*attention.shape[:2], *features[-1].shape[-2:])
 
     def class_vectors(self) -> torch.Tensor:

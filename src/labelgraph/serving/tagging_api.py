@@ -122,7 +122,7 @@ class TaggingAPI(ls.LitAPI):
             row = np.asarray(options["known"], dtype=np.int8)
             for prediction in predictions:
                 prediction["known"] = self.predictor.known_dict(row)
-            how = "conditioned" if self.predictor.conditions_on_known else "fixed"
+            how = self.predictor.known_labels_use
             return {"predictions": predictions, "errors": request["errors"], "known_labels": how}
         return {"predictions": predictions, "errors": request["errors"]}
 
